@@ -1,0 +1,70 @@
+"""Rotation conversions in torch, batched over any leading dims.
+
+Thin, documented wrappers over `roma` (well-tested, differentiable) so the rest of the
+code base has one vocabulary:
+
+- axis-angle ``aa``: (..., 3) radians, direction = axis
+- matrix ``mat``: (..., 3, 3), column vectors (v' = R @ v)
+- 6D ``r6d``: (..., 6) the first two *columns* of the matrix, [R[:,0], R[:,1]]
+  (Zhou et al. 2019, as HuMoR uses); mapped back by Gram-Schmidt
+- quaternion ``quat``: (..., 4) **w, x, y, z** (Blender's order; roma uses x, y, z, w)
+
+NumPy code paths (BVH parsing, retargeting) use ``scipy.spatial.transform.Rotation``.
+"""
+from __future__ import annotations
+
+import roma
+import torch
+
+
+def aa_to_mat(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 3, 3) rotation matrix."""
+    return roma.rotvec_to_rotmat(aa)
+
+
+def mat_to_aa(mat: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) rotation matrix -> (..., 3) axis-angle, angle in [0, pi]."""
+    return roma.rotmat_to_rotvec(mat)
+
+
+def mat_to_r6d(mat: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 6): the first two columns, concatenated."""
+    return torch.cat([mat[..., :, 0], mat[..., :, 1]], dim=-1)
+
+
+def r6d_to_mat(r6d: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3, 3) by Gram-Schmidt; any 6-vector maps to a valid rotation."""
+    cols = torch.stack([r6d[..., :3], r6d[..., 3:]], dim=-1)  # (..., 3, 2)
+    return roma.special_gramschmidt(cols)
+
+
+def quat_to_mat(quat: torch.Tensor) -> torch.Tensor:
+    """(..., 4) w, x, y, z (normalised here) -> (..., 3, 3)."""
+    q = roma.quat_wxyz_to_xyzw(quat)
+    return roma.unitquat_to_rotmat(q / q.norm(dim=-1, keepdim=True))
+
+
+def mat_to_quat(mat: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) -> (..., 4) w, x, y, z with w >= 0."""
+    q = roma.quat_xyzw_to_wxyz(roma.rotmat_to_unitquat(mat))
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
+def aa_to_quat(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) axis-angle -> (..., 4) w, x, y, z."""
+    return mat_to_quat(aa_to_mat(aa))
+
+
+def quat_to_aa(quat: torch.Tensor) -> torch.Tensor:
+    """(..., 4) w, x, y, z -> (..., 3) axis-angle."""
+    return mat_to_aa(quat_to_mat(quat))
+
+
+def aa_to_r6d(aa: torch.Tensor) -> torch.Tensor:
+    """(..., 3) -> (..., 6)."""
+    return mat_to_r6d(aa_to_mat(aa))
+
+
+def r6d_to_aa(r6d: torch.Tensor) -> torch.Tensor:
+    """(..., 6) -> (..., 3)."""
+    return mat_to_aa(r6d_to_mat(r6d))
