@@ -1,0 +1,154 @@
+"""`dreamor convert`: BVH -> clip .npz (SMPL-22, 30 Hz, joints + contact labels),
+clip/AMASS .npz -> clip .npz, clip .npz -> SMPL-22 BVH, and whole folders in parallel."""
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+from tqdm import tqdm
+
+from ..errors import DreamorError, InputFileError
+from ..skeleton import JOINT_NAMES, PARENTS, rest_offsets
+from .bvh import read_bvh, write_bvh
+from .clip import Clip, load_clip, save_clip
+from .resample import MODEL_FPS, resample_clip
+from .retarget import Y_UP_TO_Z_UP, retarget_bvh
+
+BVH_SUFFIXES = (".bvh", ".bvh.gz")
+
+
+def is_bvh(path: Path) -> bool:
+    return path.name.lower().endswith(BVH_SUFFIXES)
+
+
+def clip_stem(path: Path) -> str:
+    name = path.name
+    for suf in BVH_SUFFIXES + (".npz",):
+        if name.lower().endswith(suf):
+            return name[: -len(suf)]
+    return path.stem
+
+
+def with_joints_and_contacts(clip: Clip) -> Clip:
+    """Fill ``joints`` (FK) and ground-truth ``contacts`` (HuMoR labels) of a clip."""
+    from ..state import clip_to_state, contact_labels
+
+    _, joints = clip_to_state(clip)
+    joints = joints.double().numpy()
+    return replace(clip, joints=joints, contacts=contact_labels(joints, clip.fps))
+
+
+def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS) -> Clip:
+    """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate)."""
+    path = Path(path)
+    if is_bvh(path):
+        clip = retarget_bvh(read_bvh(path), name=clip_stem(path))
+    elif path.suffix.lower() == ".npz":
+        clip = load_clip(path)
+    else:
+        raise InputFileError(f"{path}: unsupported file type (expected .bvh, .bvh.gz or .npz)")
+    if fps is not None:
+        clip = resample_clip(clip, fps)
+    return clip
+
+
+def convert_to_clip(src: Path, dst: Path) -> Path:
+    """One motion file -> a 30 Hz clip .npz with joints and contact labels."""
+    clip = with_joints_and_contacts(read_motion(src))
+    return save_clip(clip, dst)
+
+
+def clip_to_bvh(src: Path, dst: Path) -> Path:
+    """A clip .npz -> SMPL-22 BVH (Y-up, centimetres, ZYX Euler), at the clip's own rate."""
+    clip = load_clip(src)
+    t = clip.num_frames
+    local = Rotation.from_rotvec(clip.local_aa.reshape(-1, 3)).as_matrix().reshape(t, -1, 3, 3)
+    local[:, 0] = Y_UP_TO_Z_UP.T @ local[:, 0]  # world Z-up -> BVH Y-up
+    euler = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_euler("ZYX", degrees=True).reshape(t, -1, 3)
+    pelvis = (clip.trans + clip.rest_joints[0]) @ Y_UP_TO_Z_UP  # row-vector form of R^T p
+    offsets = rest_offsets(clip.rest_joints) * 100.0
+    offsets[0] = 0.0
+    end_sites = {15: np.array([0, 10.0, 0]), 20: np.array([8.0, 0, 0]), 21: np.array([-8.0, 0, 0]),
+                 10: np.array([0, 0, 5.0]), 11: np.array([0, 0, 5.0])}
+    return write_bvh(dst, list(JOINT_NAMES), list(PARENTS), offsets, pelvis * 100.0, euler, 1.0 / clip.fps,
+                     order="ZYX", end_sites=end_sites)
+
+
+def _convert_one(job: tuple[str, str]) -> tuple[str, str | None]:
+    src, dst = job
+    try:
+        convert_to_clip(Path(src), Path(dst))
+        return src, None
+    except DreamorError as exc:
+        return src, str(exc)
+
+
+def find_motion_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and is_bvh(p))
+
+
+def convert_folders(inputs: list[Path], out_dir: Path, workers: int = 0, quiet: bool = False) -> tuple[int, list[str]]:
+    """Convert every BVH under ``inputs`` into ``out_dir`` (mirroring sub-folders).
+
+    Returns (number converted, list of 'file: error' lines). Files that fail are skipped.
+    """
+    jobs = []
+    for root in inputs:
+        files = find_motion_files(root) if root.is_dir() else [root]
+        for f in files:
+            rel = f.relative_to(root).parent if root.is_dir() else Path()
+            jobs.append((str(f), str(out_dir / root.name / rel / f"{clip_stem(f)}.npz") if len(inputs) > 1 and root.is_dir()
+                         else str(out_dir / rel / f"{clip_stem(f)}.npz")))
+    if not jobs:
+        raise InputFileError(f"no .bvh or .bvh.gz files found in {', '.join(map(str, inputs))}")
+    workers = workers or os.cpu_count() or 1
+    failures: list[str] = []
+    bar = tqdm(total=len(jobs), unit="file", desc="convert", disable=quiet, file=sys.stderr)
+    if workers == 1:
+        results = map(_convert_one, jobs)
+        for src, err in results:
+            bar.update()
+            if err:
+                failures.append(err)
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            for src, err in pool.map(_convert_one, jobs, chunksize=8):
+                bar.update()
+                if err:
+                    failures.append(err)
+    bar.close()
+    return len(jobs) - len(failures), failures
+
+
+def run_convert(inputs: list[str], output: str, workers: int = 0, quiet: bool = False) -> int:
+    """CLI entry. Returns the exit status."""
+    ins = [Path(p) for p in inputs]
+    out = Path(output)
+    for p in ins:
+        if not p.exists():
+            raise InputFileError(f"{p}: no such file or folder")
+    if len(ins) == 1 and ins[0].is_file():
+        src = ins[0]
+        if out.suffix.lower() == ".bvh":
+            if src.suffix.lower() != ".npz":
+                raise DreamorError("writing a BVH needs a clip .npz as input")
+            clip_to_bvh(src, out)
+        elif out.suffix.lower() == ".npz":
+            convert_to_clip(src, out)
+        else:
+            raise DreamorError(f"{out}: output must end in .npz or .bvh (or be a folder for many inputs)")
+        if not quiet:
+            print(f"wrote {out}")
+        return 0
+    if out.suffix.lower() in (".npz", ".bvh"):
+        raise DreamorError(f"{out}: several inputs or a folder need an output folder, not a file")
+    done, failures = convert_folders(ins, out, workers=workers, quiet=quiet)
+    for line in failures:
+        print(f"skipped: {line}", file=sys.stderr)
+    print(f"converted {done} file(s) into {out}" + (f"; {len(failures)} failed" if failures else ""))
+    return 1 if failures else 0

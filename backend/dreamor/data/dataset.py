@@ -1,0 +1,221 @@
+"""Training data: real mocap -> DREAMoR states, a take/style-disjoint split, normalisation
+statistics and windows for training. Built once, cached as one `.npz`.
+
+Split (validation holds out whole takes *and* whole styles; Bandai has no actor ids):
+- Bandai: every take of the styles in ``VAL_STYLES``, plus the last take of each
+  (dataset, content, style) group of dataset-2;
+- CMU / other: every fifth take (by sorted name).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from ..errors import DreamorError, InputFileError
+from .convert import clip_stem, find_motion_files, read_motion
+
+CACHE_VERSION = 1
+#: Bandai styles held out entirely for validation (one per dataset).
+VAL_STYLES = {("dataset-1", "old"), ("dataset-2", "elderly")}
+
+
+@dataclass
+class MotionData:
+    """All clips' states, concatenated along time (N frames in total, C clips)."""
+
+    states: np.ndarray  # (N, 273) float32, see dreamor.state
+    contacts: np.ndarray  # (N, 9) float32 {0, 1} labels
+    clip_starts: np.ndarray  # (C + 1,) int64, clip c = rows clip_starts[c]:clip_starts[c+1]
+    rest_joints: np.ndarray  # (C, 22, 3) float32
+    names: np.ndarray  # (C,) str
+    is_val: np.ndarray  # (C,) bool
+    weights: np.ndarray  # (C,) float32 sampling weight per frame of the clip
+
+    @property
+    def num_clips(self) -> int:
+        return len(self.names)
+
+    def clip(self, c: int) -> tuple[np.ndarray, np.ndarray]:
+        s, e = self.clip_starts[c], self.clip_starts[c + 1]
+        return self.states[s:e], self.contacts[s:e]
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> "MotionData":
+        with np.load(path, allow_pickle=False) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+
+def is_validation(name: str) -> bool:
+    """Whether a take (file stem) belongs to the validation split."""
+    parts = name.split("_")
+    if name.startswith("dataset-") and len(parts) == 4:
+        dataset, _content, style, _take = parts
+        return (dataset, style) in VAL_STYLES
+    return False
+
+
+def _last_takes(names: list[str]) -> set[str]:
+    """Last take of each (dataset-2, content, style) group; every fifth other (CMU) take."""
+    groups: dict[tuple[str, ...], list[str]] = {}
+    others = []
+    for n in names:
+        parts = n.split("_")
+        if n.startswith("dataset-2_") and len(parts) == 4:
+            groups.setdefault(tuple(parts[:3]), []).append(n)
+        elif not n.startswith("dataset-"):
+            others.append(n)
+    held = {sorted(v)[-1] for v in groups.values() if len(v) > 1}
+    held.update(sorted(others)[4::5])
+    return held
+
+
+def _load_one(job: tuple[str, float]) -> dict | str:
+    path, weight = job
+    from ..state import clip_to_state, contact_labels
+
+    try:
+        clip = read_motion(path)
+    except DreamorError as exc:
+        return str(exc)
+    if clip.num_frames < 2:
+        return f"{path}: too short ({clip.num_frames} frame)"
+    x, joints = clip_to_state(clip)
+    return {
+        "name": clip_stem(Path(path)),
+        "states": x.numpy(),
+        "contacts": contact_labels(joints.numpy(), clip.fps),
+        "rest": clip.rest_joints.astype(np.float32),
+        "weight": weight,
+    }
+
+
+def _fingerprint(jobs: list[tuple[str, float]]) -> str:
+    h = hashlib.sha1(f"v{CACHE_VERSION}".encode())
+    for path, w in jobs:
+        st = os.stat(path)
+        h.update(f"{path}|{st.st_size}|{int(st.st_mtime)}|{w}".encode())
+    return h.hexdigest()[:16]
+
+
+def build_motion_data(
+    sources: list[tuple[str | Path, float]], cache_dir: str | Path, workers: int = 0, quiet: bool = False
+) -> MotionData:
+    """Convert every BVH/npz under each (folder or file, sampling weight) into MotionData.
+
+    The result is cached in ``cache_dir`` under a fingerprint of the inputs, so a second
+    call with the same files loads in about a second.
+    """
+    jobs: list[tuple[str, float]] = []
+    for src, weight in sources:
+        src = Path(src)
+        if src.is_dir():
+            files = find_motion_files(src) + sorted(src.rglob("*.npz"))
+        elif src.exists():
+            files = [src]
+        else:
+            raise InputFileError(f"{src}: no such file or folder")
+        jobs += [(str(f), float(weight)) for f in files]
+    if not jobs:
+        raise InputFileError("no motion files found in " + ", ".join(str(s) for s, _ in sources))
+    cache = Path(cache_dir) / f"motion_data_{_fingerprint(jobs)}.npz"
+    if cache.exists():
+        return MotionData.load(cache)
+
+    items, failures = [], []
+    workers = workers or os.cpu_count() or 1
+    with ProcessPoolExecutor(workers) as pool:
+        for res in tqdm(pool.map(_load_one, jobs, chunksize=8), total=len(jobs), desc="load mocap",
+                        unit="take", disable=quiet, file=sys.stderr):
+            (failures.append(res) if isinstance(res, str) else items.append(res))
+    for f in failures:
+        print(f"skipped: {f}", file=sys.stderr)
+    if not items:
+        raise InputFileError("none of the motion files could be read")
+    names = [it["name"] for it in items]
+    held = _last_takes(names)
+    lengths = np.array([len(it["states"]) for it in items])
+    data = MotionData(
+        states=np.concatenate([it["states"] for it in items]).astype(np.float32),
+        contacts=np.concatenate([it["contacts"] for it in items]).astype(np.float32),
+        clip_starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+        rest_joints=np.stack([it["rest"] for it in items]),
+        names=np.array(names),
+        is_val=np.array([is_validation(n) or n in held for n in names]),
+        weights=np.array([it["weight"] for it in items], np.float32),
+    )
+    data.save(cache)
+    return data
+
+
+@dataclass
+class NormStats:
+    """Per-dimension mean/std of states and of one-step deltas x_t - x_{t-1} (train split)."""
+
+    state_mean: np.ndarray  # (273,)
+    state_std: np.ndarray
+    delta_mean: np.ndarray
+    delta_std: np.ndarray
+
+
+def norm_stats(data: MotionData, min_std: float = 1e-3) -> NormStats:
+    xs, ds = [], []
+    for c in np.flatnonzero(~data.is_val):
+        x, _ = data.clip(c)
+        xs.append(x)
+        ds.append(np.diff(x, axis=0))
+    x = np.concatenate(xs)
+    d = np.concatenate(ds)
+    return NormStats(x.mean(0), np.maximum(x.std(0), min_std), d.mean(0), np.maximum(d.std(0), min_std))
+
+
+class WindowSampler:
+    """Random training windows of ``length`` consecutive frames from one split.
+
+    Windows are drawn with probability proportional to each clip's weight (so the rare
+    motions of CMU `extra/` can be weighted up) times its number of windows.
+    """
+
+    def __init__(self, data: MotionData, length: int, validation: bool = False, seed: int = 0):
+        self.data = data
+        self.length = length
+        starts, probs, clips = [], [], []
+        for c in np.flatnonzero(data.is_val == validation):
+            s, e = data.clip_starts[c], data.clip_starts[c + 1]
+            n = e - s - length + 1
+            if n <= 0:
+                continue
+            starts.append(np.arange(s, s + n))
+            clips.append(np.full(n, c))
+            probs.append(np.full(n, data.weights[c]))
+        if not starts:
+            raise DreamorError(f"no clip is long enough for windows of {length} frames")
+        self.starts = np.concatenate(starts)
+        self.clips = np.concatenate(clips)
+        p = np.concatenate(probs).astype(np.float64)
+        self.probs = p / p.sum()
+        self.rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def sample(self, batch: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """-> states (B, L, 273), contacts (B, L, 9), rest_joints (B, 22, 3)."""
+        pick = self.rng.choice(len(self.starts), size=batch, p=self.probs)
+        return self.take(pick)
+
+    def take(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = self.starts[pick][:, None] + np.arange(self.length)
+        return self.data.states[rows], self.data.contacts[rows], self.data.rest_joints[self.clips[pick]]

@@ -1,0 +1,325 @@
+"""Retarget a BVH (any skeleton in SKELETON_MAPS) onto the SMPL-22 skeleton.
+
+Mapping is by joint *position*, not by copying local rotations (the source rest frames
+differ: Bandai and LAFAN1 joint axes run along the bones, CMU rests in a T-pose):
+
+1. FK of the BVH; each SMPL joint's target position is a source joint, the midpoint of
+   two, or a point between two (table below); Y-up file units -> Z-up metres.
+2. The clip's skeleton (``rest_joints``, SMPL's zero pose): bone lengths from the source;
+   directions from SMPL, except the rigid constellations around the pelvis (hips, spine1)
+   and spine3 (neck, collars), which keep the source's own geometry, turned to best match
+   SMPL's (Kabsch).
+3. Global rotations: the pelvis and spine3 by Kabsch fit of their constellations; every
+   other joint with a child by the smallest swing from its parent's frame that points the
+   bone at the target (zero twist), then hips and shoulders are twisted so the knee/elbow
+   bends about its hinge axis. Leaves (head, wrists, toes) take the source joint's
+   rotation relative to its parent, calibrated so the clip's mean relative pose is the
+   SMPL zero pose.
+4. The floor: a low percentile (5 %) of the lowest toe's height over frames where it is
+   still becomes z = 0. Then resampling to the model rate (slerp) happens in ``resample``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from ..errors import InputFileError
+from ..skeleton import CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
+from .bvh import BVH, bvh_fk
+from .clip import Clip
+
+#: Y-up file frame -> Z-up world: +90 degrees about X, (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+# A target is a joint name, ("mid", a, b) or ("lerp", a, b, w) = a + w (b - a).
+Target = str | tuple
+
+
+@dataclass(frozen=True)
+class SkeletonMap:
+    """How one BVH skeleton maps onto SMPL-22."""
+
+    name: str
+    unit_to_m: float
+    targets: tuple[Target, ...]  # 22 targets in SMPL joint order
+    leaf_sources: dict[int, str] = field(default_factory=dict)  # SMPL leaf -> source joint (rotation)
+    drop_first_frame: bool = False  # CMU Daz-friendly files start with an inserted T-pose
+
+    @property
+    def required(self) -> set[str]:
+        names: set[str] = set(self.leaf_sources.values())
+        for t in self.targets:
+            names.update([t] if isinstance(t, str) else [x for x in t[1:] if isinstance(x, str)])
+        return names
+
+
+def _lr(left: str, right: str) -> tuple[str, str]:
+    return left, right
+
+
+def _smpl_order(**by_name: Target) -> tuple[Target, ...]:
+    return tuple(by_name[n] for n in JOINT_NAMES)
+
+
+BANDAI = SkeletonMap(
+    "bandai", 0.01,
+    _smpl_order(
+        pelvis="Hips", left_hip="UpperLeg_L", right_hip="UpperLeg_R", spine1="Spine",
+        left_knee="LowerLeg_L", right_knee="LowerLeg_R", spine2=("mid", "Spine", "Chest"),
+        left_ankle="Foot_L", right_ankle="Foot_R", spine3="Chest", left_foot="Toes_L", right_foot="Toes_R",
+        neck="Neck", left_collar="Shoulder_L", right_collar="Shoulder_R", head="Head",
+        left_shoulder="UpperArm_L", right_shoulder="UpperArm_R", left_elbow="LowerArm_L",
+        right_elbow="LowerArm_R", left_wrist="Hand_L", right_wrist="Hand_R",
+    ),
+    leaf_sources={10: "Toes_L", 11: "Toes_R", 15: "Head", 20: "Hand_L", 21: "Hand_R"},
+)
+
+LAFAN1 = SkeletonMap(
+    "lafan1", 0.01,
+    _smpl_order(
+        pelvis="Hips", left_hip="LeftUpLeg", right_hip="RightUpLeg", spine1="Spine",
+        left_knee="LeftLeg", right_knee="RightLeg", spine2="Spine1", left_ankle="LeftFoot",
+        right_ankle="RightFoot", spine3="Spine2", left_foot="LeftToe", right_foot="RightToe",
+        neck="Neck", left_collar="LeftShoulder", right_collar="RightShoulder", head="Head",
+        left_shoulder="LeftArm", right_shoulder="RightArm", left_elbow="LeftForeArm",
+        right_elbow="RightForeArm", left_wrist="LeftHand", right_wrist="RightHand",
+    ),
+    leaf_sources={10: "LeftToe", 11: "RightToe", 15: "Head", 20: "LeftHand", 21: "RightHand"},
+)
+
+CMU_MOTIONBUILDER = SkeletonMap(
+    "cmu", 0.0254 / 0.45,
+    _smpl_order(
+        pelvis="Hips", left_hip="LeftUpLeg", right_hip="RightUpLeg", spine1="Spine",
+        left_knee="LeftLeg", right_knee="RightLeg", spine2=("mid", "Spine", "Spine1"), left_ankle="LeftFoot",
+        right_ankle="RightFoot", spine3="Spine1", left_foot="LeftToeBase", right_foot="RightToeBase",
+        # Neck and both shoulders sit exactly on Spine1 in this conversion: use Neck1 and
+        # points half-way out to the upper arms, so no SMPL bone has zero length.
+        neck="Neck1", left_collar=("lerp", "LeftShoulder", "LeftArm", 0.5),
+        right_collar=("lerp", "RightShoulder", "RightArm", 0.5),
+        head="Head", left_shoulder="LeftArm", right_shoulder="RightArm", left_elbow="LeftForeArm",
+        right_elbow="RightForeArm", left_wrist="LeftHand", right_wrist="RightHand",
+    ),
+    leaf_sources={10: "LeftToeBase", 11: "RightToeBase", 15: "Head", 20: "LeftHand", 21: "RightHand"},
+)
+
+CMU_DAZ = SkeletonMap(
+    "cmu_daz", 0.01,
+    _smpl_order(
+        pelvis="hip", left_hip="lThigh", right_hip="rThigh", spine1="abdomen",
+        left_knee="lShin", right_knee="rShin", spine2="chest", left_ankle="lFoot", right_ankle="rFoot",
+        spine3=("mid", "chest", "neck"), left_foot=("lerp", "lFoot", "lFoot_end", 2.0 / 3.0),
+        right_foot=("lerp", "rFoot", "rFoot_end", 2.0 / 3.0), neck="neck", left_collar="lCollar",
+        right_collar="rCollar", head="head", left_shoulder="lShldr", right_shoulder="rShldr",
+        left_elbow="lForeArm", right_elbow="rForeArm", left_wrist="lHand", right_wrist="rHand",
+    ),
+    leaf_sources={15: "head", 20: "lHand", 21: "rHand"},
+    drop_first_frame=True,
+)
+
+#: Our own SMPL-22 BVH (what `dreamor convert IN.npz OUT.bvh` writes), so it reads back.
+SMPL22 = SkeletonMap(
+    "smpl22", 0.01, JOINT_NAMES, leaf_sources={j: JOINT_NAMES[j] for j in (10, 11, 15, 20, 21)}
+)
+
+SKELETON_MAPS: tuple[SkeletonMap, ...] = (BANDAI, LAFAN1, CMU_MOTIONBUILDER, CMU_DAZ, SMPL22)
+
+
+def detect_skeleton(bvh: BVH) -> SkeletonMap:
+    """The map whose joints the BVH has; else an error naming what the closest map misses."""
+    names = set(bvh.names)
+    for m in SKELETON_MAPS:
+        if m.required <= names:
+            return m
+    best = max(SKELETON_MAPS, key=lambda m: len(m.required & names))
+    missing = sorted(best.required - names)
+    raise InputFileError(
+        f"{bvh.path}: unknown skeleton: closest is {best.name}, but joint(s) {', '.join(missing)} are missing "
+        f"(supported: Bandai Namco, LAFAN1, CMU (Motionbuilder and Daz-friendly), SMPL-22)"
+    )
+
+
+def _target_positions(m: SkeletonMap, bvh: BVH, pos: np.ndarray) -> np.ndarray:
+    """(T, J, 3) source positions -> (T, 22, 3) SMPL targets, same frame and units."""
+    idx = {n: i for i, n in enumerate(bvh.names)}
+    out = np.empty((pos.shape[0], NUM_JOINTS, 3))
+    for j, t in enumerate(m.targets):
+        if isinstance(t, str):
+            out[:, j] = pos[:, idx[t]]
+        elif t[0] == "mid":
+            out[:, j] = 0.5 * (pos[:, idx[t[1]]] + pos[:, idx[t[2]]])
+        else:  # lerp
+            a, b = pos[:, idx[t[1]]], pos[:, idx[t[2]]]
+            out[:, j] = a + t[3] * (b - a)
+    return out
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotations R (..., 3, 3) minimising sum |R src_k - dst_k|^2; src, dst: (..., K, 3)."""
+    h = np.swapaxes(src, -1, -2) @ dst  # (..., 3, 3) = sum_k src_k dst_k^T
+    u, _, vt = np.linalg.svd(h)
+    d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
+    fix = np.ones(h.shape[:-1])
+    fix[..., 2] = d
+    return np.swapaxes(vt, -1, -2) @ (fix[..., :, None] * np.swapaxes(u, -1, -2))
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotations (..., 3, 3) taking unit vectors a to b (..., 3)."""
+    axis = np.cross(a, b)
+    s = np.linalg.norm(axis, axis=-1, keepdims=True)
+    c = np.sum(a * b, axis=-1, keepdims=True)
+    angle = np.arctan2(s, c)
+    rotvec = np.where(s > 1e-9, axis / np.maximum(s, 1e-12) * angle, 0.0)
+    # Antiparallel vectors: any perpendicular axis.
+    anti = (s[..., 0] <= 1e-9) & (c[..., 0] < 0)
+    if np.any(anti):
+        perp = np.cross(a[anti], [1.0, 0.0, 0.0])
+        bad = np.linalg.norm(perp, axis=-1) < 1e-6
+        perp[bad] = np.cross(a[anti][bad], [0.0, 1.0, 0.0])
+        rotvec[anti] = perp / np.linalg.norm(perp, axis=-1, keepdims=True) * np.pi
+    return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(*a.shape[:-1], 3, 3)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
+
+
+def _project_so3(m: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(m)
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = u @ vt
+    return r
+
+
+# Hinge axes in SMPL's rest frame: knees flex backwards, elbows forwards (+Z).
+_HINGES = {1: (4, 7, np.array([1.0, 0, 0])), 2: (5, 8, np.array([1.0, 0, 0])),
+           16: (18, 20, np.array([0, -1.0, 0])), 17: (19, 21, np.array([0, 1.0, 0]))}
+_CONSTELLATIONS = (0, 9)  # joints whose children form a rigid constellation
+FLOOR_PERCENTILE = 5.0  # of the still lowest-toe heights; see floor_height
+
+
+def _constellation_offsets(targets: np.ndarray, j: int) -> np.ndarray:
+    """Mean child offsets (K, 3) of joint j in a body-fixed frame, turned to best match SMPL."""
+    kids = list(CHILDREN[j])
+    x = targets[:, kids] - targets[:, j : j + 1]  # (T, K, 3)
+    ref = x[0]
+    r = kabsch(np.broadcast_to(ref, x.shape), x)  # per frame ref -> x_t
+    mean = np.mean(np.einsum("tji,tkj->tki", r, x), axis=0)  # r^T x_t, averaged
+    smpl = SMPL_NEUTRAL_REST_JOINTS[kids] - SMPL_NEUTRAL_REST_JOINTS[j]
+    c = kabsch(mean[None], smpl[None])[0]
+    return mean @ c.T
+
+
+def skeleton_from_targets(targets: np.ndarray) -> np.ndarray:
+    """(T, 22, 3) target joints (metres) -> (22, 3) rest joints in SMPL's zero pose."""
+    smpl_off = rest_offsets(SMPL_NEUTRAL_REST_JOINTS)
+    off = smpl_off.copy()
+    for j in range(1, NUM_JOINTS):
+        length = np.mean(np.linalg.norm(targets[:, j] - targets[:, PARENTS[j]], axis=-1))
+        off[j] = _unit(smpl_off[j]) * length
+    for j in _CONSTELLATIONS:
+        off[list(CHILDREN[j])] = _constellation_offsets(targets, j)
+    rest = np.empty_like(off)
+    rest[0] = SMPL_NEUTRAL_REST_JOINTS[0]
+    for j in range(1, NUM_JOINTS):
+        rest[j] = rest[PARENTS[j]] + off[j]
+    return rest
+
+
+def solve_rotations(targets: np.ndarray, rest: np.ndarray, leaf_globals: dict[int, np.ndarray] | None = None) -> np.ndarray:
+    """Global rotations (T, 22, 3, 3) that point the rest skeleton's bones at the targets.
+
+    targets: (T, 22, 3) world joints; rest: (22, 3); leaf_globals: SMPL leaf -> (T, 3, 3)
+    world rotation of the mapped source joint (for head, wrists, toes).
+    """
+    t_count = targets.shape[0]
+    off = rest_offsets(rest)
+    glob = np.empty((t_count, NUM_JOINTS, 3, 3))
+    for j in range(NUM_JOINTS):
+        kids = CHILDREN[j]
+        parent_rot = glob[:, PARENTS[j]] if j > 0 else np.broadcast_to(np.eye(3), (t_count, 3, 3))
+        if j in _CONSTELLATIONS:
+            dst = targets[:, list(kids)] - targets[:, j : j + 1]
+            glob[:, j] = kabsch(np.broadcast_to(off[list(kids)], dst.shape), dst)
+        elif kids:
+            c = kids[0]
+            now = _unit(np.einsum("tij,j->ti", parent_rot, off[c]))
+            want = _unit(targets[:, c] - targets[:, j])
+            glob[:, j] = _swing(now, want) @ parent_rot
+            if j in _HINGES:
+                glob[:, j] = _hinge_twist(glob[:, j], targets, j, *_HINGES[j])
+        elif leaf_globals and j in leaf_globals:
+            rel = np.einsum("tji,tjk->tik", parent_rot, leaf_globals[j])  # parent^T source
+            calib = _project_so3(np.mean(np.swapaxes(rel, -1, -2), axis=0))
+            glob[:, j] = parent_rot @ rel @ calib
+        else:
+            glob[:, j] = parent_rot
+    return glob
+
+
+def _hinge_twist(rot: np.ndarray, targets: np.ndarray, j: int, c: int, g: int, hinge: np.ndarray) -> np.ndarray:
+    """Twist rot (T, 3, 3) about the bone j->c so the child's hinge axis is normal to the limb plane."""
+    d1 = _unit(targets[:, c] - targets[:, j])
+    d2 = _unit(targets[:, g] - targets[:, c])
+    n = np.cross(d1, d2)
+    s = np.linalg.norm(n, axis=-1)
+    n = n / np.maximum(s, 1e-12)[:, None]
+    a = rot @ hinge
+    a = _unit(a - np.sum(a * d1, -1, keepdims=True) * d1)
+    phi = np.arctan2(np.sum(d1 * np.cross(a, n), -1), np.sum(a * n, -1))
+    # Only trust the plane when the limb is clearly bent (15..35 degrees ramp).
+    w = np.clip((s - np.sin(np.radians(15))) / (np.sin(np.radians(35)) - np.sin(np.radians(15))), 0.0, 1.0)
+    twist = Rotation.from_rotvec(d1 * (w * phi)[:, None]).as_matrix()
+    return twist @ rot
+
+
+def floor_height(toe_z: np.ndarray, fps: float) -> float:
+    """Floor estimate (m) from (T, 2) toe heights: a low percentile of the lowest toe while it is still."""
+    low = toe_z.min(axis=1)
+    which = toe_z.argmin(axis=1)
+    speed = np.abs(np.diff(toe_z, axis=0, prepend=toe_z[:1]))[np.arange(len(low)), which] * (fps / 30.0)
+    still = speed < 0.01
+    # A low percentile, not the median: feet may rest on a stool rung or a stair for
+    # most of a take, while the floor is the lowest level a foot stands still on.
+    if still.sum() >= max(3, 0.05 * len(low)):
+        return float(np.percentile(low[still], FLOOR_PERCENTILE))
+    return float(np.percentile(low, 2))
+
+
+def retarget_bvh(bvh: BVH, name: str = "") -> Clip:
+    """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate."""
+    m = detect_skeleton(bvh)
+    pos, rot = bvh_fk(bvh)
+    if m.drop_first_frame:
+        pos, rot = pos[1:], rot[1:]
+    if pos.shape[0] < 1:
+        raise InputFileError(f"{bvh.path}: no motion frames after the T-pose frame")
+    idx = {n: i for i, n in enumerate(bvh.names)}
+    targets = np.einsum("ij,tkj->tki", Y_UP_TO_Z_UP, _target_positions(m, bvh, pos)) * m.unit_to_m
+    fps = bvh.fps
+    if abs(fps - round(fps)) < 0.01:
+        fps = float(round(fps))
+    targets[..., 2] -= floor_height(targets[:, [10, 11], 2], fps)
+
+    rest = skeleton_from_targets(targets)
+    # Leaves: source world rotations in the Z-up frame (the body's native frame is Y-up).
+    leaf_globals = {j: Y_UP_TO_Z_UP @ rot[:, idx[src]] for j, src in m.leaf_sources.items()}
+    glob = solve_rotations(targets, rest, leaf_globals)
+    local = glob.copy()
+    for j in range(1, NUM_JOINTS):
+        local[:, j] = np.swapaxes(glob[:, PARENTS[j]], -1, -2) @ glob[:, j]
+    aa = Rotation.from_matrix(local.reshape(-1, 3, 3)).as_rotvec().reshape(-1, NUM_JOINTS, 3)
+    clip = Clip(
+        trans=targets[:, 0] - rest[0],
+        root_orient=aa[:, 0],
+        pose_body=aa[:, 1:].reshape(-1, 63),
+        fps=fps,
+        rest_joints=rest,
+        name=name or m.name,
+    )
+    return clip
