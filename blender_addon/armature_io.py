@@ -393,14 +393,16 @@ def read_animation(
     else:
         raise ValueError(f"method must be 'auto', 'fcurves' or 'evaluate', not {method!r}")
     trans, rotmats, joints = pose_to_clip(rig, poses, worlds)
-    visible = _sample_props(obj, rig.bone_names, VISIBLE_PROP, 1.0, frames)
+    from .marks import visibility  # marks builds on this module
+
+    visible = visibility(obj, rig.bone_names, frames)
     contacts = _sample_props(obj, rig.contact_bone_names, CONTACT_PROP, 0.0, frames)
     return ArmatureAnimation(
         trans=trans,
         local_rotmats=rotmats,
         rest_joints=rig.rest_joints(worlds[0]),
         joints=joints,
-        visible=(visible > 0.5) if visible is not None else np.ones((len(frames), NUM_JOINTS), bool),
+        visible=visible,
         contacts=np.clip(contacts, 0.0, 1.0) if contacts is not None else None,
         fps=scene_fps(scene),
         frame_start=int(start),

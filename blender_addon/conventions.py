@@ -136,3 +136,41 @@ def canonical_axes(heads: np.ndarray) -> np.ndarray:
             if score > best_score:
                 best, best_score = k, score
     return best
+
+
+#: Named joint groups (indices), as ``dreamor.skeleton.JOINT_GROUPS``.
+JOINT_GROUPS: dict[str, tuple[int, ...]] = {
+    "lower_body": (1, 2, 4, 5, 7, 8, 10, 11),
+    "legs": (4, 5, 7, 8, 10, 11),
+    "left_leg": (1, 4, 7, 10),
+    "right_leg": (2, 5, 8, 11),
+    "left_arm": (13, 16, 18, 20),
+    "right_arm": (14, 17, 19, 21),
+    "spine": (3, 6, 9, 12, 15),
+    "feet": (7, 8, 10, 11),
+}
+
+
+def parse_joints(spec: str, convention: Convention | None = None) -> tuple[int, ...]:
+    """'lower_body' or 'left_knee,m_avg_R_Knee' -> sorted joint indices; ValueError names unknowns.
+
+    Accepts group names, SMPL joint names and (with ``convention``) the armature's bone names.
+    """
+    index = {n: i for i, n in enumerate(JOINT_NAMES)}
+    if convention is not None:
+        index.update({n: i for i, n in enumerate(convention.names)})
+    out: set[int] = set()
+    unknown = []
+    for name in (s.strip() for s in spec.split(",") if s.strip()):
+        if name in JOINT_GROUPS:
+            out.update(JOINT_GROUPS[name])
+        elif name in index:
+            out.add(index[name])
+        else:
+            unknown.append(name)
+    if unknown or not out:
+        raise ValueError(
+            f"unknown joint or group name(s) {unknown or [spec]}; use SMPL joint names "
+            f"(e.g. left_knee) or groups ({', '.join(JOINT_GROUPS)})"
+        )
+    return tuple(sorted(out))

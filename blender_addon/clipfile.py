@@ -1,0 +1,103 @@
+"""The clip ``.npz`` file, read and written with NumPy alone (the add-on never imports ``dreamor``).
+
+Keys as ``dreamor.data.clip`` (DESIGN.md, "Clip file format"): ``trans`` (T,3) m,
+``root_orient`` (T,3) and ``pose_body`` (T,63) axis-angle, ``mocap_framerate``,
+optional ``rest_joints`` (22,3), ``joints`` (T,22,3), ``contacts`` (T,9), ``visible``
+(T,22) bool, ``betas``. Raw AMASS ``poses`` (T,>=66) is accepted in place of the pose keys.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .conventions import NUM_JOINTS
+
+
+class ClipFileError(ValueError):
+    """A clip file that cannot be read or written; the message says what is wrong."""
+
+
+def load_clip_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read and check a clip ``.npz``: {'trans', 'root_orient', 'pose_body', 'fps', optional keys}.
+
+    ``rest_joints`` is None when the file has none (the caller picks a default skeleton).
+    """
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            data = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ClipFileError(f"{path}: not a readable .npz clip ({exc.__class__.__name__}: {exc})") from None
+    if "root_orient" in data and "pose_body" in data:
+        root_orient, pose_body = data["root_orient"], data["pose_body"][..., :63]
+    elif "poses" in data and data["poses"].ndim == 2 and data["poses"].shape[1] >= 66:
+        root_orient, pose_body = data["poses"][:, :3], data["poses"][:, 3:66]
+    else:
+        raise ClipFileError(
+            f"{path}: missing pose keys; a clip needs 'root_orient' and 'pose_body' "
+            f"(or AMASS 'poses' (T, >=66)); found {sorted(data)}"
+        )
+    fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in data), None)
+    missing = [k for k, ok in (("trans", "trans" in data), ("mocap_framerate", fps_key is not None)) if not ok]
+    if missing:
+        raise ClipFileError(f"{path}: missing key(s) {missing}; found {sorted(data)}")
+    out = {
+        "trans": np.asarray(data["trans"], np.float64),
+        "root_orient": np.asarray(root_orient, np.float64),
+        "pose_body": np.asarray(pose_body, np.float64),
+        "fps": float(np.asarray(data[fps_key]).reshape(-1)[0]),
+        "rest_joints": np.asarray(data["rest_joints"], np.float64) if "rest_joints" in data else None,
+        "contacts": np.asarray(data["contacts"], np.float64) if "contacts" in data else None,
+        "visible": np.asarray(data["visible"]).astype(bool) if "visible" in data else None,
+    }
+    t = len(out["trans"])
+    shapes = {
+        "trans": (t, 3), "root_orient": (t, 3), "pose_body": (t, 63),
+        "rest_joints": (NUM_JOINTS, 3), "contacts": (t, 9), "visible": (t, NUM_JOINTS),
+    }  # fmt: skip
+    for key, shape in shapes.items():
+        arr = out[key]
+        if arr is None:
+            continue
+        if arr.shape != shape:
+            raise ClipFileError(f"{path}: key '{key}' has shape {arr.shape}, expected {shape}")
+        if arr.dtype != bool and not np.all(np.isfinite(arr)):
+            raise ClipFileError(f"{path}: key '{key}' holds NaN or infinite values")
+    if t < 1:
+        raise ClipFileError(f"{path}: the clip has no frames")
+    if not (np.isfinite(out["fps"]) and out["fps"] > 0):
+        raise ClipFileError(f"{path}: invalid frame rate {out['fps']}")
+    return out
+
+
+def save_clip_arrays(path: str | os.PathLike, arrays: dict) -> Path:
+    """Write clip arrays to ``path`` atomically (a temp file renamed into place).
+
+    ``arrays`` holds the clip keys; floats are stored as float32 like the backend's files,
+    ``visible`` as bool, ``mocap_framerate`` as float64.
+    """
+    path = Path(path)
+    out = {}
+    for key, val in arrays.items():
+        if val is None:
+            continue
+        if key == "visible":
+            out[key] = np.asarray(val, bool)
+        elif key == "mocap_framerate":
+            out[key] = np.float64(val)
+        else:
+            out[key] = np.asarray(val, np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **out)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,334 @@
+"""Operators, all under ``bpy.ops.dreamor.*`` so scripts and headless Blender can drive them.
+
+Each one runs synchronously (``execute``), makes one undo step, and reports a sentence a
+user can act on when it cannot do its job (from Python that surfaces as a RuntimeError).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy_extras.io_utils import ExportHelper, ImportHelper
+
+from . import armature_io, clipfile, marks, overlay
+from .conventions import descendants, parse_joints
+from .preferences import FRAME_ITEMS
+
+CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
+
+
+def frame_span(scene, mode: str, start: int = 0, end: int = 0) -> tuple[int, int]:
+    """Inclusive frame range for 'PREVIEW' (falls back to the scene range), 'SCENE', 'CURRENT', 'CUSTOM'."""
+    if mode == "CURRENT":
+        return scene.frame_current, scene.frame_current
+    if mode == "CUSTOM":
+        return min(start, end), max(start, end)
+    if mode == "PREVIEW" and scene.use_preview_range:
+        return scene.frame_preview_start, scene.frame_preview_end
+    return scene.frame_start, scene.frame_end
+
+
+def _armature_poll(context) -> bool:
+    obj = context.object
+    return obj is not None and obj.type == "ARMATURE"
+
+
+def _rig_or_report(op, context):
+    try:
+        return armature_io.rig_from_object(context.object)
+    except armature_io.ArmatureError as exc:
+        op.report({"ERROR"}, str(exc))
+        return None
+
+
+class _MarkOptions:
+    frames: EnumProperty(name="Frames", items=FRAME_ITEMS + (CUSTOM_ITEM,), default="PREVIEW")
+    frame_start: IntProperty(name="Start", description="First frame when Frames is Custom", default=1)
+    frame_end: IntProperty(name="End", description="Last frame when Frames is Custom", default=1)
+    include_children: BoolProperty(
+        name="Include Children", description="Also the bones below the chosen ones", default=False
+    )
+    bones: StringProperty(
+        name="Bones",
+        description="Joint names or groups, comma-separated (e.g. 'lower_body' or 'left_knee'); "
+        "empty = the selected bones",
+        default="",
+    )
+
+    def joints(self, context, rig) -> tuple[int, ...]:
+        if self.bones.strip():
+            chosen = parse_joints(self.bones, rig.convention)
+        else:
+            index = {n: j for j, n in enumerate(rig.bone_names)}
+            chosen = tuple(index[pb.name] for pb in context.object.pose.bones if pb.select and pb.name in index)
+        if self.include_children:
+            chosen = tuple(sorted(descendants(chosen)))
+        return chosen
+
+    def run(self, context, visible: bool):
+        rig = _rig_or_report(self, context)
+        if rig is None:
+            return {"CANCELLED"}
+        try:
+            joints = self.joints(context, rig)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if not joints:
+            self.report({"ERROR"}, "no SMPL bones selected; select bones in Pose Mode (or pass bones='lower_body')")
+            return {"CANCELLED"}
+        lo, hi = frame_span(context.scene, self.frames, self.frame_start, self.frame_end)
+        names = [rig.bone_names[j] for j in joints]
+        marks.set_visibility(context.object, names, lo, hi, visible)
+        what = "visible" if visible else "occluded"
+        self.report({"INFO"}, f"marked {len(names)} bone(s) {what} on frames {lo}..{hi}")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_mark_occluded(_MarkOptions, bpy.types.Operator):
+    """Mark the selected bones as occluded (not seen by the capture) over a frame range"""
+
+    bl_idname = "dreamor.mark_occluded"
+    bl_label = "Mark Occluded"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        return self.run(context, visible=False)
+
+
+class DREAMOR_OT_clear_occluded(_MarkOptions, bpy.types.Operator):
+    """Mark the selected bones as visible again over a frame range"""
+
+    bl_idname = "dreamor.clear_occluded"
+    bl_label = "Clear Occluded"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        return self.run(context, visible=True)
+
+
+class DREAMOR_OT_select_occluded(bpy.types.Operator):
+    """Select the bones marked occluded (at the current frame, or anywhere in a range)"""
+
+    bl_idname = "dreamor.select_occluded"
+    bl_label = "Select Occluded"
+    bl_options = {"REGISTER", "UNDO"}
+
+    frames: EnumProperty(name="Frames", items=FRAME_ITEMS, default="CURRENT")
+    extend: BoolProperty(name="Extend", description="Keep the current selection", default=False)
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        rig = _rig_or_report(self, context)
+        if rig is None:
+            return {"CANCELLED"}
+        obj = context.object
+        lo, hi = frame_span(context.scene, self.frames)
+        occluded = ~marks.visibility(obj, rig.bone_names, np.arange(lo, hi + 1)).all(axis=0)
+        if not self.extend:
+            for pb in obj.pose.bones:
+                pb.select = False
+        for name, occ in zip(rig.bone_names, occluded):
+            if occ:
+                obj.pose.bones[name].select = True
+        self.report({"INFO"}, f"{int(occluded.sum())} occluded bone(s) on frames {lo}..{hi}")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_restore_action(bpy.types.Operator):
+    """Switch the armature back to the action a refined action was made from"""
+
+    bl_idname = "dreamor.restore_action"
+    bl_label = "Use Original Action"
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.object
+        ad = obj.animation_data if obj is not None else None
+        return ad is not None and armature_io.source_action(ad.action) is not None
+
+    def execute(self, context):
+        ad = context.object.animation_data
+        source = armature_io.source_action(ad.action)
+        slot_id = ad.action_slot.identifier if ad.action_slot else None
+        ad.action = source
+        if slot_id and source.slots.get(slot_id) is not None:
+            ad.action_slot = source.slots[slot_id]
+        self.report({"INFO"}, f"using action '{source.name}'")
+        return {"FINISHED"}
+
+
+# --------------------------------------------------------------------------- clip files
+
+
+def default_rest_joints() -> np.ndarray:
+    """SMPL neutral rest joints (22, 3) from the asset the build copies beside the add-on."""
+    path = Path(__file__).with_name("assets") / "smpl22_rest_joints.json"
+    try:
+        return np.asarray(json.loads(path.read_text())["rest_joints_m"], np.float64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise clipfile.ClipFileError(
+            f"the clip has no 'rest_joints' and the add-on's default skeleton is missing ({exc}); "
+            "reinstall the add-on from the built zip"
+        ) from None
+
+
+def import_clip(context, filepath: str, frame_start: int = 1, set_scene: bool = True):
+    """Create a new SMPL armature animated by the clip; nothing is left behind on failure."""
+    arrays = clipfile.load_clip_arrays(filepath)
+    rest = arrays["rest_joints"] if arrays["rest_joints"] is not None else default_rest_joints()
+    t = len(arrays["trans"])
+    rotations = np.concatenate([arrays["root_orient"][:, None], arrays["pose_body"].reshape(t, 21, 3)], axis=1)
+    if context.object is not None and context.object.mode != "OBJECT":
+        bpy.ops.object.mode_set(mode="OBJECT")
+    name = Path(filepath).stem or "SMPL"
+    obj = armature_io.create_armature(name, rest, context.collection)
+    try:
+        armature_io.write_animation(
+            obj, arrays["trans"], rotations, frame_start,
+            contacts=arrays["contacts"], visible=arrays["visible"], action_name=name,
+        )  # fmt: skip
+    except BaseException:
+        ad, data = obj.animation_data, obj.data
+        action = ad.action if ad is not None else None
+        bpy.data.objects.remove(obj)
+        bpy.data.armatures.remove(data)
+        if action is not None and action.users == 0:
+            bpy.data.actions.remove(action)
+        raise
+    obj["dreamor_source_file"] = str(filepath)
+    if set_scene:
+        scene = context.scene
+        fps = arrays["fps"]
+        scene.render.fps = max(1, int(round(fps)))
+        scene.render.fps_base = scene.render.fps / fps
+        scene.frame_start, scene.frame_end = frame_start, frame_start + t - 1
+    for other in context.view_layer.objects.selected:
+        other.select_set(False)
+    obj.select_set(True)
+    context.view_layer.objects.active = obj
+    return obj
+
+
+class DREAMOR_OT_import_clip(bpy.types.Operator, ImportHelper):
+    """Import a clip (.npz: trans, root_orient, pose_body, ...) as a new SMPL armature"""
+
+    bl_idname = "dreamor.import_clip"
+    bl_label = "Import Clip (.npz)"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    frame_start: IntProperty(name="Start Frame", description="Frame of the clip's first pose", default=1)
+    set_scene: BoolProperty(
+        name="Set Scene Rate and Range", description="Use the clip's frame rate and length for the scene", default=True
+    )
+
+    def execute(self, context):
+        try:
+            obj = import_clip(context, self.filepath, self.frame_start, self.set_scene)
+        except (clipfile.ClipFileError, armature_io.ArmatureError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        n = obj.animation_data.action and obj.animation_data.action.frame_range
+        self.report({"INFO"}, f"imported '{obj.name}' (frames {int(n[0])}..{int(n[1])})")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_export_clip(bpy.types.Operator, ExportHelper):
+    """Export the selected SMPL armature's animation as a clip (.npz) for the backend"""
+
+    bl_idname = "dreamor.export_clip"
+    bl_label = "Export Clip (.npz)"
+
+    filename_ext = ".npz"
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    frames: EnumProperty(name="Frames", items=FRAME_ITEMS[:2], default="SCENE")
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        try:
+            anim = armature_io.read_animation(context.object, context.scene, frame_span(context.scene, self.frames))
+            clipfile.save_clip_arrays(self.filepath, anim.clip_arrays())
+        except (armature_io.ArmatureError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"exported {anim.num_frames} frames at {anim.fps:g} fps to {self.filepath}")
+        return {"FINISHED"}
+
+
+# --------------------------------------------------------------------------- contact markers
+
+
+class DREAMOR_OT_create_contact_markers(bpy.types.Operator):
+    """Add small spheres at the contact joints, sized by their contact value, that show in renders"""
+
+    bl_idname = "dreamor.create_contact_markers"
+    bl_label = "Create Contact Markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        try:
+            made = overlay.create_contact_markers(context.object, context.scene)
+        except armature_io.ArmatureError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"created {len(made)} contact markers")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_remove_contact_markers(bpy.types.Operator):
+    """Delete the contact markers of the selected armature"""
+
+    bl_idname = "dreamor.remove_contact_markers"
+    bl_label = "Remove Contact Markers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        n = overlay.remove_contact_markers(context.object)
+        self.report({"INFO"}, f"removed {n} contact markers")
+        return {"FINISHED"}
+
+
+# --------------------------------------------------------------------------- refine / backend
+# The Refine operator (``dreamor.refine``: modal, progress in ``wm.dreamor_job``, Cancel;
+# synchronous when ``bpy.app.background``) and the backend start/stop operators
+# (``dreamor.backend_start`` / ``dreamor.backend_stop``) go here once the client lands.
+# The panel already shows them when they are registered. Refine reads the armature with
+# ``armature_io.read_animation`` (visibility from the marks included) and writes the
+# result with ``armature_io.write_animation`` inside one undo step
+# (``bpy.ops.ed.undo_push(message="DREAMoR Refine")`` after a modal run).
+
+
+def selected_frames_mask(anim: armature_io.ArmatureAnimation, scene, refine_frames: str) -> np.ndarray:
+    """(T,) bool: the frames of ``anim`` the options ask to refine ('ALL' or 'PREVIEW')."""
+    frames = np.arange(anim.frame_start, anim.frame_end + 1)
+    if refine_frames == "PREVIEW" and scene.use_preview_range:
+        return (frames >= scene.frame_preview_start) & (frames <= scene.frame_preview_end)
+    return np.ones(len(frames), bool)
+
+
+classes = (
+    DREAMOR_OT_mark_occluded,
+    DREAMOR_OT_clear_occluded,
+    DREAMOR_OT_select_occluded,
+    DREAMOR_OT_restore_action,
+    DREAMOR_OT_import_clip,
+    DREAMOR_OT_export_clip,
+    DREAMOR_OT_create_contact_markers,
+    DREAMOR_OT_remove_contact_markers,
+)

@@ -1,0 +1,123 @@
+"""Settings: add-on preferences (the backend), per-scene options, and the running job's state."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
+
+FRAME_ITEMS = (
+    ("PREVIEW", "Preview Range", "The preview range (the scene range when no preview range is set)"),
+    ("SCENE", "Scene Range", "The whole scene frame range"),
+    ("CURRENT", "Current Frame", "Only the current frame"),
+)
+
+
+class DreamorPreferences(bpy.types.AddonPreferences):
+    """Where the backend lives and what it runs on."""
+
+    bl_idname = __package__
+
+    python_path: StringProperty(
+        name="Backend Python",
+        description="The Python executable that has the 'dreamor' package installed (its virtualenv's python)",
+        subtype="FILE_PATH",
+        default="",
+    )
+    device: EnumProperty(
+        name="Device",
+        description="Where the backend runs the models",
+        items=(
+            ("auto", "Automatic", "A GPU when there is one, otherwise the CPU"),
+            ("cuda", "GPU (CUDA)", "An NVIDIA GPU"),
+            ("cpu", "CPU", "The CPU (slower, always available)"),
+        ),
+        default="auto",
+    )
+    connection_file: StringProperty(
+        name="Connection File",
+        description="Connect to a backend that is already running (its connection file); empty to start one",
+        subtype="FILE_PATH",
+        default="",
+    )
+
+    def draw(self, context):
+        layout = self.layout
+        layout.prop(self, "python_path")
+        layout.prop(self, "device")
+        layout.prop(self, "connection_file")
+
+
+def preferences(context=None) -> DreamorPreferences | None:
+    """The add-on's preferences, or None when the add-on is not enabled under this name."""
+    addon = (context or bpy.context).preferences.addons.get(__package__)
+    return addon.preferences if addon is not None else None
+
+
+class DreamorSceneSettings(bpy.types.PropertyGroup):
+    """Options shown in the sidebar panel; saved with the .blend file."""
+
+    mark_frames: EnumProperty(name="Frames", description="Frames to mark or clear", items=FRAME_ITEMS, default="PREVIEW")
+    include_children: BoolProperty(
+        name="Include Children",
+        description="Marking a bone occluded marks the bones below it too (a hidden knee hides the foot)",
+        default=False,
+    )
+    preset: EnumProperty(
+        name="Quality",
+        description="Refinement preset: more optimisation steps cost time",
+        items=(
+            ("fast", "Fast", "Few steps; a quick look"),
+            ("default", "Default", "The paper's settings"),
+            ("best", "Best", "More steps and re-targeting; slowest"),
+        ),
+        default="default",
+    )
+    keep_visible: BoolProperty(
+        name="Keep Visible Bones",
+        description="Bones that were visible keep their captured motion exactly; only occluded bones change",
+        default=False,
+    )
+    refine_frames: EnumProperty(
+        name="Frames",
+        description="Frames to refine",
+        items=(
+            ("ALL", "All", "The whole scene frame range"),
+            ("PREVIEW", "Preview Range", "Only the preview range"),
+        ),
+        default="ALL",
+    )
+    show_contacts: BoolProperty(
+        name="Contact Preview",
+        description="Draw the contacts in the viewport: discs at joints in contact, a footprint trail",
+        default=True,
+    )
+    show_trail: BoolProperty(
+        name="Footprint Trail",
+        description="Also draw where the feet touch the ground over the whole frame range",
+        default=True,
+    )
+    contact_threshold: FloatProperty(
+        name="Threshold", description="A joint is in contact when its contact value is at least this", default=0.5,
+        min=0.0, max=1.0,
+    )
+
+
+class DreamorJobState(bpy.types.PropertyGroup):
+    """The refine job in flight (runtime only; the Refine operator fills it)."""
+
+    running: BoolProperty(default=False)
+    progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0)
+    stage: StringProperty(default="")
+    backend_status: StringProperty(default="")
+
+
+classes = (DreamorPreferences, DreamorSceneSettings, DreamorJobState)
+
+
+def register_properties():
+    bpy.types.Scene.dreamor = PointerProperty(type=DreamorSceneSettings)
+    bpy.types.WindowManager.dreamor_job = PointerProperty(type=DreamorJobState)
+
+
+def unregister_properties():
+    del bpy.types.WindowManager.dreamor_job
+    del bpy.types.Scene.dreamor
