@@ -365,6 +365,7 @@ def read_animation(
     frame by frame (constraints, NLA, drivers, animated object), 'auto' picks.
     """
     scene = scene or bpy.context.scene
+    bpy.context.view_layer.update()  # object matrices up to date after script edits
     rig = rig_from_object(obj, metres_per_unit)
     ad = obj.animation_data
     if ad is None or (ad.action is None and not any(len(t.strips) for t in ad.nla_tracks)):
@@ -533,6 +534,7 @@ def write_animation(
     transforms replaced. The previous action gets a fake user so it is never lost. One undo
     step when called from an operator with the UNDO option (or followed by an undo push).
     """
+    bpy.context.view_layer.update()
     rig = rig_from_object(obj, metres_per_unit)
     rotmats = _as_rotmats(rotations)
     trans = np.asarray(trans, np.float64)
