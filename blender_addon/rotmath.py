@@ -152,9 +152,17 @@ def eul_continuous(eul: np.ndarray, axis: int = 0) -> np.ndarray:
 
 
 def orthonormalize(mat: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) -> nearest rotation matrices (by SVD); removes scale from bone matrices."""
-    u, _, vt = np.linalg.svd(mat)
-    d = np.sign(np.linalg.det(u @ vt))
-    u = u.copy()
-    u[..., :, 2] *= d[..., None]
-    return u @ vt
+    """(..., 3, 3) -> rotation matrices; removes scale from bone matrices.
+
+    Columns are normalised (exact for a rotation times a per-axis scale, the usual case);
+    matrices that are still not orthonormal (sheared) go to the nearest rotation by SVD.
+    """
+    out = mat / np.linalg.norm(mat, axis=-2, keepdims=True)
+    err = np.abs(np.swapaxes(out, -1, -2) @ out - np.eye(3)).max(axis=(-2, -1))
+    bad = err > 1e-5
+    if np.any(bad):
+        u, _, vt = np.linalg.svd(mat[bad])
+        d = np.sign(np.linalg.det(u @ vt))
+        u[..., :, 2] *= d[..., None]
+        out[bad] = u @ vt
+    return out
