@@ -22,7 +22,7 @@ Per-bone pose scale and location on bones other than the pelvis are not part of 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import bpy
 import numpy as np
@@ -316,7 +316,6 @@ class ArmatureAnimation:
     frame_end: int  # last frame (inclusive)
     metres_per_unit: float = 1.0
     method: str = "fcurves"  # how the pose was read: 'fcurves' or 'evaluate'
-    extra: dict = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -358,14 +357,17 @@ def read_animation(
     frame_range: tuple[int, int] | None = None,
     metres_per_unit: float | None = None,
     method: str = "auto",
+    update: bool = True,
 ) -> ArmatureAnimation:
     """Read the armature's animation over ``frame_range`` (default: the scene range), inclusive.
 
     ``method``: 'fcurves' samples the action directly (fast), 'evaluate' steps the scene
     frame by frame (constraints, NLA, drivers, animated object), 'auto' picks.
+    ``update``: bring object matrices up to date first (never from a draw callback).
     """
     scene = scene or bpy.context.scene
-    bpy.context.view_layer.update()  # object matrices up to date after script edits
+    if update:
+        bpy.context.view_layer.update()  # object matrices up to date after script edits
     rig = rig_from_object(obj, metres_per_unit)
     ad = obj.animation_data
     if ad is None or (ad.action is None and not any(len(t.strips) for t in ad.nla_tracks)):

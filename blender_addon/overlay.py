@@ -92,7 +92,8 @@ def trail_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple]]
         hit = _trail_cache.get(obj.name)
         if hit is None or hit[0] != key:
             try:
-                anim = armature_io.read_animation(obj, scene)
+                # From a draw callback: the action's F-curves only, no depsgraph updates.
+                anim = armature_io.read_animation(obj, scene, method="fcurves", update=False)
             except armature_io.ArmatureError:
                 _trail_cache[obj.name] = (key, [])
                 continue

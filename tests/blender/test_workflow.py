@@ -208,3 +208,36 @@ def test_contact_preview_and_markers(imported, sub):
     assert toe.matrix_world.to_scale()[0] == pytest.approx(0.0, abs=1e-7)
     assert bpy.ops.dreamor.remove_contact_markers() == {"FINISHED"}
     assert not [o for o in bpy.data.objects if o.get(overlay.MARKER_TAG) == obj.name]
+
+
+def test_amass_style_file_without_rest_joints(empty_scene, sub, tmp_path):
+    """Raw AMASS 'poses' at 120 fps, no rest joints: SMPL neutral skeleton, scene at 120 fps."""
+    from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+
+    t = 30
+    rng = np.random.default_rng(3)
+    path = tmp_path / "amass.npz"
+    np.savez(path, poses=rng.normal(scale=0.2, size=(t, 156)), trans=rng.normal(size=(t, 3)), mocap_framerate=120.0, betas=np.zeros(16))
+    assert bpy.ops.dreamor.import_clip(filepath=str(path), frame_start=10) == {"FINISHED"}
+    scene = bpy.context.scene
+    assert scene.render.fps / scene.render.fps_base == 120 and (scene.frame_start, scene.frame_end) == (10, 39)
+    anim = sub("armature_io").read_animation(bpy.context.object)
+    np.testing.assert_allclose(anim.rest_joints, SMPL_NEUTRAL_REST_JOINTS, atol=1e-6)
+    assert anim.contacts is None and anim.visible.all()
+
+
+def test_panels_draw(imported, addon):
+    """Every panel's draw runs against a real context (headless Blender never draws them)."""
+    import importlib
+    from unittest import mock
+
+    panels = importlib.import_module(f"{addon.__name__}.panels")
+    for running in (True, False):
+        bpy.context.window_manager.dreamor_job.running = running
+        for cls in panels.classes:
+            fake = mock.MagicMock()
+            cls.draw(fake, bpy.context)
+            assert fake.layout.method_calls, cls.__name__
+    fake = mock.MagicMock()
+    panels.DREAMOR_PT_refine.draw(fake, bpy.context)
+    assert "Refine (backend client not wired yet)" in str(fake.mock_calls)  # greyed out until then
