@@ -211,6 +211,7 @@ def _rotation_mats(fcurves, pb, frames) -> np.ndarray:
     return rotmath.eul_to_mat(_channel(fcurves, pb, "rotation_euler", pb.rotation_euler, frames), mode)
 
 
+_BONE_TRANSFORMS = ("location", "rotation_quaternion", "rotation_axis_angle", "rotation_euler", "scale")
 _OBJECT_TRANSFORMS = {
     "location", "rotation_euler", "rotation_quaternion", "rotation_axis_angle", "scale",
     "delta_location", "delta_rotation_euler", "delta_rotation_quaternion", "delta_scale",
@@ -379,11 +380,13 @@ def read_animation(
             "set a longer scene or preview range"
         )
     if ad.action is not None and not ad.use_tweak_mode:
-        bone_paths = {obj.pose.bones[n].path_from_id() for n in rig.chain}
-        if not any(path.split("]")[0] + "]" in bone_paths for path, _i in _fcurve_map(active_channelbag(obj))):
+        keyed = {path for path, _i in _fcurve_map(active_channelbag(obj))}
+        transforms = {obj.pose.bones[n].path_from_id(p) for n in rig.chain for p in _BONE_TRANSFORMS}
+        if not (keyed & transforms):
             if not any(len(t.strips) for t in ad.nla_tracks):
                 raise ArmatureError(
-                    f"armature '{obj.name}': action '{ad.action.name}' has no keyframes on the SMPL bones"
+                    f"armature '{obj.name}': action '{ad.action.name}' has no keyframes on the SMPL bones' "
+                    "location or rotation; key or import its motion first"
                 )
     frames = np.arange(start, end + 1)
     if method == "auto":
@@ -579,8 +582,7 @@ def write_animation(
     ad.action_slot = slot
     bag = anim_utils.action_ensure_channelbag_for_slot(action, slot)
 
-    transform_props = ("location", "rotation_quaternion", "rotation_axis_angle", "rotation_euler", "scale")
-    replaced = {obj.pose.bones[n].path_from_id(p) for n in rig.chain for p in transform_props}
+    replaced = {obj.pose.bones[n].path_from_id(p) for n in rig.chain for p in _BONE_TRANSFORMS}
     if contacts is not None:
         replaced |= {obj.pose.bones[n].path_from_id(f'["{CONTACT_PROP}"]') for n in rig.contact_bone_names}
     if visible is not None:

@@ -167,6 +167,9 @@ def test_clear_errors(empty_scene, sub):
     rig = build_rig("smpl_fbx", _rest(), name="Still")
     with pytest.raises(aio.ArmatureError, match="has no animation"):
         aio.read_animation(rig)
+    sub("marks").set_visibility(rig, ["m_avg_L_Knee"], 2, 3, False)  # an action with marks only
+    with pytest.raises(aio.ArmatureError, match="has no keyframes on the SMPL bones"):
+        aio.read_animation(rig)
     key_random_motion(rig, "smpl_fbx", np.arange(1, 5))
     with pytest.raises(aio.ArmatureError, match="single frame"):
         aio.read_animation(rig, frame_range=(3, 3))
