@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
-from tqdm import tqdm
 
 from ..errors import DreamorError, InputFileError
 from ..skeleton import JOINT_NAMES, PARENTS, rest_offsets
 from .bvh import read_bvh, write_bvh
 from .clip import Clip, load_clip, save_clip
+from .parallel import parallel_map
 from .resample import MODEL_FPS, resample_clip
 from .retarget import Y_UP_TO_Z_UP, retarget_bvh
 
@@ -106,22 +105,7 @@ def convert_folders(inputs: list[Path], out_dir: Path, workers: int = 0, quiet: 
                          else str(out_dir / rel / f"{clip_stem(f)}.npz")))
     if not jobs:
         raise InputFileError(f"no .bvh or .bvh.gz files found in {', '.join(map(str, inputs))}")
-    workers = workers or os.cpu_count() or 1
-    failures: list[str] = []
-    bar = tqdm(total=len(jobs), unit="file", desc="convert", disable=quiet, file=sys.stderr)
-    if workers == 1:
-        results = map(_convert_one, jobs)
-        for src, err in results:
-            bar.update()
-            if err:
-                failures.append(err)
-    else:
-        with ProcessPoolExecutor(workers) as pool:
-            for src, err in pool.map(_convert_one, jobs, chunksize=8):
-                bar.update()
-                if err:
-                    failures.append(err)
-    bar.close()
+    failures = [err for _, err in parallel_map(_convert_one, jobs, workers, desc="convert", quiet=quiet) if err]
     return len(jobs) - len(failures), failures
 
 

@@ -11,15 +11,14 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import DreamorError, InputFileError
 from .convert import clip_stem, find_motion_files, read_motion
+from .parallel import parallel_map
 
 CACHE_VERSION = 1
 #: Bandai styles held out entirely for validation (one per dataset).
@@ -135,11 +134,8 @@ def build_motion_data(
         return MotionData.load(cache)
 
     items, failures = [], []
-    workers = workers or os.cpu_count() or 1
-    with ProcessPoolExecutor(workers) as pool:
-        for res in tqdm(pool.map(_load_one, jobs, chunksize=8), total=len(jobs), desc="load mocap",
-                        unit="take", disable=quiet, file=sys.stderr):
-            (failures.append(res) if isinstance(res, str) else items.append(res))
+    for res in parallel_map(_load_one, jobs, workers, desc="load mocap", quiet=quiet, unit="take"):
+        (failures.append(res) if isinstance(res, str) else items.append(res))
     for f in failures:
         print(f"skipped: {f}", file=sys.stderr)
     if not items:

@@ -74,7 +74,7 @@ class Progress:
 
 @dataclass
 class Partial:
-    """Final frames [start, stop) of a long clip: arrays as in Result, (stop - start) frames."""
+    """Final frames [start, stop) of a long clip: arrays as in Result, (stop - start) frames (read-only)."""
 
     job_id: str
     start: int
@@ -85,7 +85,8 @@ class Partial:
 @dataclass
 class Result:
     """The refined clip: trans (T,3) m, root_orient (T,3) and pose_body (T,63) axis-angle,
-    joints (T,22,3) m, contacts (T,9) in [0,1]; metrics by name; elapsed_s on the backend."""
+    joints (T,22,3) m, contacts (T,9) in [0,1]; metrics by name; elapsed_s on the backend.
+    The arrays are read-only views of the received message (``.copy()`` to edit)."""
 
     job_id: str
     trans: np.ndarray
@@ -154,7 +155,11 @@ class Job:
         whole job (ClientTimeout), silence longer than ``client.timeout`` raises BackendGone."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            for event in self.poll():
+            events = self.poll()
+            if not events and self.result is not None:  # its events were taken by an earlier call
+                yield self.result
+                return
+            for event in events:
                 yield event
                 if isinstance(event, Result):
                     return
@@ -220,7 +225,8 @@ class Client:
         self._sock.setsockopt(zmq.MAXMSGSIZE, protocol.MAX_MESSAGE_BYTES)
         self._sock.connect(info.url)
         self._replies: dict[str, Message | None] = {}
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[str, Job] = {}  # unfinished jobs, by id
+        self._new_jobs: dict[str, Job] = {}  # accepted, not yet returned by submit
 
     @classmethod
     def from_connection_file(cls, path: str | os.PathLike, *, timeout: float = DEFAULT_TIMEOUT_S) -> "Client":
@@ -262,7 +268,7 @@ class Client:
         except TypeError as exc:
             raise BackendError(protocol.BAD_INPUT, str(exc)) from None
         accepted = self._request(msg, timeout)
-        return self._jobs[accepted.content["job_id"]]  # registered by _drain on arrival
+        return self._new_jobs.pop(accepted.content["job_id"])  # made by _drain on arrival
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Ask the backend to stop (its running jobs end with BackendGone for their clients)."""
@@ -322,9 +328,11 @@ class Client:
             if msg.reply_to in self._replies:
                 self._replies[msg.reply_to] = msg
                 if msg.type == "accepted":  # register now: the job's next messages may be in this drain
-                    self._jobs[msg.content["job_id"]] = Job(self, msg)
+                    job = self._jobs[msg.content["job_id"]] = self._new_jobs[msg.content["job_id"]] = Job(self, msg)
                     continue
             job = self._jobs.get(msg.job_id) if msg.job_id else None
-            if job is not None and not job.finished:
+            if job is not None:
                 job.last_heard = time.monotonic()
                 job._inbox.append(msg)
+                if msg.type in ("result", "cancelled", "error"):  # its last message: forget the job
+                    del self._jobs[job.id]

@@ -115,17 +115,25 @@ class Job:
 
     id: str
     owner: bytes  # the client's routing id
-    input: JobInput
+    input: JobInput | None  # dropped when the job finishes (records outlive their arrays)
+    device: str
+    frames: int
     state: str = "queued"  # queued | running | done | cancelled | failed
     stop: threading.Event = field(default_factory=threading.Event)
     submitted: float = field(default_factory=time.monotonic)
     started: float | None = None
     last_sent: float = field(default_factory=time.monotonic)
     last_progress: dict[str, Any] = field(default_factory=lambda: {"stage": "queued", "fraction": 0.0, "energies": {}})
+    progress_unsent: bool = False  # the runner reported progress that was coalesced, not yet sent
 
     @property
     def finished(self) -> bool:
         return self.state in ("done", "cancelled", "failed")
+
+    def finish(self, state: str) -> None:
+        """End the job (call with the lock held): tell the runner to stop, free the input."""
+        self.state, self.input = state, None
+        self.stop.set()
 
 
 class _Sink:
@@ -133,7 +141,6 @@ class _Sink:
 
     def __init__(self, job: Job, send: Send, lock: threading.Lock):
         self.job, self._send, self._lock = job, send, lock
-        self._last_wire = 0.0
 
     def progress(self, stage: str, fraction: float, energies: Mapping[str, float] | None = None) -> None:
         fraction = float(fraction) if np.isfinite(fraction) else 0.0
@@ -144,15 +151,16 @@ class _Sink:
                 return
             changed = content["stage"] != self.job.last_progress.get("stage")
             self.job.last_progress = content
-            if not changed and now - self._last_wire < MIN_PROGRESS_INTERVAL_S:
+            if not changed and now - self.job.last_sent < MIN_PROGRESS_INTERVAL_S:
+                self.job.progress_unsent = True  # the socket thread sends it shortly (heartbeats)
                 return
-            self._last_wire = self.job.last_sent = now
+            self.job.last_sent, self.job.progress_unsent = now, False
             self._send(self.job.owner, _progress_message(self.job, now))
 
     def partial(self, start: int, window: JobOutput) -> None:
         start, n = int(start), window.num_frames
-        if start < 0 or start + n > self.job.input.num_frames:
-            raise ValueError(f"partial window [{start}, {start + n}) lies outside the clip's {self.job.input.num_frames} frames")
+        if start < 0 or start + n > self.job.frames:
+            raise ValueError(f"partial window [{start}, {start + n}) lies outside the clip's {self.job.frames} frames")
         arrays = window.arrays()
         protocol.check_output_arrays(arrays, n)
         msg = Message("partial", {"start": start, "stop": start + n}, arrays, job_id=self.job.id)
@@ -193,11 +201,14 @@ class DeviceQueue:
         self._announce_positions()
 
     def heartbeats(self, now: float) -> None:
-        """Re-send progress to jobs silent for HEARTBEAT_S. Call with the lock held."""
+        """Send coalesced progress, and re-send progress to jobs silent for HEARTBEAT_S.
+        Call with the lock held."""
         jobs = ([self.running] if self.running else []) + list(self.waiting)
-        for position, job in enumerate(jobs, start=0 if self.running else 1):
-            if job.state in ("running", "queued") and now - job.last_sent >= HEARTBEAT_S:
-                job.last_sent = now
+        for position, job in enumerate(jobs):  # the running job is 0, the next waiting one 1 (or 0 if none runs)
+            silent = now - job.last_sent
+            due = silent >= HEARTBEAT_S or (job.progress_unsent and silent >= MIN_PROGRESS_INTERVAL_S)
+            if job.state in ("running", "queued") and due:
+                job.last_sent, job.progress_unsent = now, False
                 self._send(job.owner, _progress_message(job, now, position if job.state == "queued" else 0))
 
     def close(self, timeout: float = 2.0) -> None:
@@ -220,26 +231,28 @@ class DeviceQueue:
                 if self._closed:
                     return
                 job = self.running = self.waiting.popleft()
+                job_input = job.input
                 job.state, job.started = "running", time.monotonic()
                 job.last_progress = {"stage": "started", "fraction": 0.0, "energies": {}}
                 job.last_sent = job.started
                 self._send(job.owner, _progress_message(job, job.started))
                 self._announce_positions()
             try:
-                self._run(job)
+                self._run(job, job_input)
             finally:
                 with self._lock:
                     self.running = None
+            job = job_input = None  # hold nothing while waiting for the next job
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, job_input: JobInput) -> None:
         sink = _Sink(job, self._send, self._lock)
         reply: Message | None = None
         try:
-            out = self.runner(job.input, sink, job.stop.is_set)
+            out = self.runner(job_input, sink, job.stop.is_set)
             if not job.stop.is_set():
                 arrays = out.arrays()
-                protocol.check_output_arrays(arrays, job.input.num_frames)
-                content = {"frames": job.input.num_frames, "metrics": protocol.json_safe(out.metrics)}
+                protocol.check_output_arrays(arrays, job.frames)
+                content = {"frames": job.frames, "metrics": protocol.json_safe(out.metrics)}
                 content["elapsed_s"] = round(time.monotonic() - (job.started or job.submitted), 3)
                 reply = Message("result", content, arrays, job_id=job.id)
         except JobCancelled:
@@ -259,5 +272,5 @@ class DeviceQueue:
                 return
             if reply is None:  # the runner stopped without a cancel from the client
                 reply = protocol.error_message(protocol.SERVER_STOPPED, "the backend stopped this job before it finished; submit it again", job_id=job.id)
-            job.state = "done" if reply.type == "result" else "failed"
+            job.finish("done" if reply.type == "result" else "failed")
             self._send(job.owner, reply)

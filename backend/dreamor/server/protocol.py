@@ -9,6 +9,21 @@ A message is the frames ``[signature, header, buffer...]``:
 - ``signature``: hex HMAC-SHA256, with the connection file's key, of the header bytes
   followed by every buffer's bytes. Never pickle.
 
+Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job messages ``job_id``):
+
+-> hello {protocol, client}                 <- welcome {protocol, version, pid, devices, default_device, models, limits}
+-> ping {}                                  <- pong {busy, running: [job ids], queued}
+-> submit {fps, options: {preset, keep_visible, device}}
+   buffers trans (T,3), root_orient (T,3), pose_body (T,63), rest_joints (22,3), visible (T,22) optional
+                                            <- accepted {job_id, position (0: runs now), device, frames}
+                                            <- progress {stage, fraction 0..1, energies, position, elapsed_s}
+                                               at least once a second until the job ends
+                                            <- partial {start, stop} + OUTPUT_ARRAYS for frames [start, stop)
+                                            <- result {frames, metrics, elapsed_s} + OUTPUT_ARRAYS
+-> cancel {job_id} (job_id in the header)   <- cancelled {job_id}
+-> shutdown {}                              <- goodbye {}
+any request                                 <- error {code, message}
+
 Every way a message can be wrong raises :class:`ProtocolError` with a code and a sentence
 a user can act on; the server turns it into an ``error`` reply. :func:`check_submit`
 validates a ``submit`` (clip arrays, fps, options) the same way on both sides.
@@ -120,7 +135,7 @@ def _wire_array(arr: np.ndarray) -> np.ndarray:
             arr = arr.astype(arr.dtype.newbyteorder("<"))
         else:
             raise TypeError(f"cannot send an array of dtype {arr.dtype}; use float32/float64, bool, uint8 or int32/64")
-    return np.ascontiguousarray(arr)
+    return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
 
 
 def sign(key: bytes, header: bytes, buffers: Iterable) -> str:

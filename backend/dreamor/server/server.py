@@ -176,11 +176,11 @@ class Server:
             self._shutdown()
 
     def _shutdown(self) -> None:
+        remove_connection_file(self.connection_file, self.key)  # first: no new client should come
         with self._lock:
             for job in self.jobs.values():
                 if not job.finished:
-                    job.stop.set()
-                    job.state = "failed"
+                    job.finish("failed")
                     msg = protocol.error_message(
                         protocol.SERVER_STOPPED, "the backend was stopped before this job finished; start it again and resubmit", job_id=job.id
                     )
@@ -194,15 +194,7 @@ class Server:
         self._pull.close(linger=0)
         self._router.close()  # lingers LINGER_MS so the last replies go out
         self._ctx.term()
-        remove_connection_file(self.connection_file, self.key)
         log.info("stopped")
-
-    def __enter__(self) -> "Server":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
     # -- sending
     def _send(self, identity: bytes, frames: list) -> None:
@@ -238,34 +230,39 @@ class Server:
 
     # -- receiving
     def _receive_one(self) -> None:
-        frames, sizes, dropped = [], 0, False
-        limit_frames = protocol.MAX_BUFFERS + 4  # identity, optional delimiter, signature, header
-        while True:
+        frames, count, size = [], 0, 0
+        max_frames = protocol.MAX_BUFFERS + 4  # identity, optional delimiter, signature, header
+        while True:  # take every part; keep them only while within the limits
             frame = self._router.recv(copy=False)
-            sizes += len(frame.buffer)
-            if len(frames) < limit_frames and sizes <= self.max_message_bytes + 4096:
+            count, size = count + 1, size + len(frame.buffer)
+            if count <= max_frames and size <= self.max_message_bytes + 4096:
                 frames.append(frame)
-            else:
-                dropped = True  # keep draining the parts of this message, but keep none of them
             if not frame.more:
                 break
         identity = frames[0].bytes
         parts = [f.buffer for f in frames[1:]]
-        if parts and len(parts[0]) == 0 and len(parts) > 1:  # REQ-style empty delimiter
+        if parts and len(parts[0]) == 0 and len(parts) > 1:  # REQ-style empty delimiter: answer in kind
             parts = parts[1:]
             self._delimited.add(identity)
+        else:
+            self._delimited.discard(identity)
         try:
-            if dropped:
+            if count > max_frames:
+                raise ProtocolError(protocol.TOO_LARGE, f"a message may carry at most {protocol.MAX_BUFFERS} buffers, got {count - 3}")
+            if len(frames) < count:
                 raise ProtocolError(
                     protocol.TOO_LARGE,
-                    f"the message has more than {protocol.MAX_BUFFERS} buffers or more than "
-                    f"{self.max_message_bytes / 2**20:.1f} MiB; refine a shorter range",
+                    f"the message is {size / 2**20:.1f} MiB; this backend accepts at most {self.max_message_bytes / 2**20:.1f} MiB (refine a shorter range)",
                 )
             msg = protocol.decode(parts, self.key, max_bytes=self.max_message_bytes)
             self._handle(identity, msg)
         except ProtocolError as exc:
             log.info("rejected a message (%s): %s", exc.code, exc.message)
             self._reply(identity, protocol.error_message(exc.code, exc.message, exc.reply_to))
+        except Exception as exc:  # a bug in handling one request must not stop the server
+            log.exception("error while handling a request")
+            text = f"the backend failed on this request ({type(exc).__name__}: {exc}); its log has the details — please report it"
+            self._reply(identity, protocol.error_message(protocol.INTERNAL, text))
 
     def _handle(self, identity: bytes, msg: Message) -> None:
         handler = {
@@ -322,14 +319,13 @@ class Server:
             if sum(len(q.waiting) for q in self._queues.values()) >= self.max_queued:
                 raise ProtocolError(protocol.BUSY, f"the backend already has {self.max_queued} jobs waiting; wait for some to finish or cancel them", msg.msg_id)
             self._prune_jobs()
-            job = Job(id=protocol.new_id(), owner=identity, input=JobInput(**arrays, fps=fps, options=options))
+            job_input = JobInput(**arrays, fps=fps, options=options)
+            job = Job(id=protocol.new_id(), owner=identity, input=job_input, device=device, frames=job_input.num_frames)
             self.jobs[job.id] = job
-            queue = self._queues[device]
-            position = len(queue.waiting) + (queue.running is not None)
-            content = {"job_id": job.id, "position": position, "device": device, "frames": job.input.num_frames}
+            position = self._queues[device].put(job)  # its worker waits for the lock: 'accepted' goes out first
+            content = {"job_id": job.id, "position": position, "device": device, "frames": job.frames}
             self._outbox.send(identity, Message("accepted", content, job_id=job.id, reply_to=msg.msg_id))
-            queue.put(job)
-        log.info("job %s accepted: %d frames on %s, position %d", job.id, job.input.num_frames, device, position)
+        log.info("job %s accepted: %d frames on %s, position %d", job.id, job.frames, device, position)
 
     def _on_cancel(self, identity: bytes, msg: Message) -> None:
         job_id = msg.job_id or msg.content.get("job_id")
@@ -349,10 +345,9 @@ class Server:
 
     def _cancel_locked(self, job: Job) -> None:
         was_queued = job.state == "queued"
-        job.stop.set()
-        job.state = "cancelled"
+        job.finish("cancelled")
         if was_queued:
-            self._queues[job.input.options["device"]].remove(job)
+            self._queues[job.device].remove(job)
 
     def _on_shutdown(self, identity: bytes, msg: Message) -> None:
         log.info("shutdown requested by a client")
@@ -387,16 +382,16 @@ def default_runner(device: str) -> Runner:
     """The refinement engine's runner for ``device``: ``dreamor.refine.api.load_runner(device)``,
     imported lazily (it needs torch and loads the models once)."""
     try:
-        from ..refine import api
+        from ..refine.api import load_runner
     except ModuleNotFoundError as exc:
         if exc.name in ("dreamor.refine.api", "dreamor.refine"):
-            raise DreamorError(
-                "no refinement engine is installed yet (dreamor.refine.api is missing); update the dreamor package"
-            ) from None
-        raise DreamorError(f"the refinement engine cannot be imported: {exc}; reinstall the dreamor package") from None
-    if not hasattr(api, "load_runner"):
-        raise DreamorError("dreamor.refine.api has no load_runner(device); the installed engine is incomplete")
-    return api.load_runner(device)
+            raise DreamorError("no refinement engine is installed yet (dreamor.refine.api is missing); update the dreamor package") from None
+        raise DreamorError(f"the refinement engine cannot be imported ({exc}); reinstall the dreamor package") from None
+    except ImportError as exc:
+        if exc.name == "dreamor.refine.api":
+            raise DreamorError("dreamor.refine.api has no load_runner(device); the installed engine is incomplete") from None
+        raise DreamorError(f"the refinement engine cannot be imported ({exc}); reinstall the dreamor package") from None
+    return load_runner(device)
 
 
 def run_serve(args) -> int:

@@ -1,0 +1,123 @@
+"""`dreamor convert`: real files convert; bad input gets one clear line, exit 2, no output."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dreamor.cli import main
+from dreamor.data.clip import load_clip
+from dreamor.skeleton import NUM_JOINTS
+
+
+def _run(capsys, *args):
+    code = main([str(a) for a in args])
+    return code, capsys.readouterr()
+
+
+def test_bvh_to_npz_has_the_design_keys_at_30hz(tmp_path, mocap_dir, capsys):
+    out = tmp_path / "walk.npz"
+    code, _ = _run(capsys, "convert", mocap_dir / "cmu_02_01.bvh", out, "--quiet")
+    assert code == 0
+    with np.load(out) as f:
+        keys = set(f.files)
+        t = f["trans"].shape[0]
+        assert {"trans", "root_orient", "pose_body", "mocap_framerate", "rest_joints", "joints", "contacts"} <= keys
+        assert float(f["mocap_framerate"]) == 30.0
+        assert f["pose_body"].shape == (t, 63) and f["joints"].shape == (t, NUM_JOINTS, 3) and f["contacts"].shape == (t, 9)
+    assert t == 86  # 343 frames at 120 fps = 2.85 s -> 86 frames at 30 Hz
+
+
+def test_npz_to_bvh_and_back(tmp_path, mocap_dir, capsys):
+    a, b, bvh = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "a.bvh"
+    assert _run(capsys, "convert", mocap_dir / "dataset-2_run_normal_001.bvh", a)[0] == 0
+    assert _run(capsys, "convert", a, bvh)[0] == 0
+    assert bvh.read_text().startswith("HIERARCHY\nROOT pelvis")
+    assert _run(capsys, "convert", bvh, b)[0] == 0
+    ca, cb = load_clip(a), load_clip(b)
+    assert np.abs(ca.joints - cb.joints).max() < 0.005  # metres
+    assert np.allclose(ca.rest_joints, cb.rest_joints, atol=1e-4)
+
+
+def test_amass_style_npz_loads(tmp_path, mocap_dir, capsys):
+    a = tmp_path / "a.npz"
+    _run(capsys, "convert", mocap_dir / "dataset-2_run_normal_001.bvh", a)
+    c = load_clip(a)
+    amass = tmp_path / "amass.npz"
+    poses = np.concatenate([c.root_orient, c.pose_body, np.zeros((c.num_frames, 90))], axis=1)
+    np.savez(amass, poses=poses, trans=c.trans, mocap_framerate=60.0, betas=np.zeros(16), gender="neutral")
+    out = tmp_path / "from_amass.npz"
+    assert _run(capsys, "convert", amass, out)[0] == 0
+    r = load_clip(out)
+    assert r.fps == 30.0 and r.num_frames == (c.num_frames - 1) // 2 + 1
+    assert np.allclose(r.pose_body, c.pose_body[::2], atol=1e-5)
+
+
+def test_folder_conversion_mirrors_and_reports(tmp_path, mocap_dir, capsys):
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("cmu_02_01.bvh", "dataset-2_run_normal_001.bvh"):
+        (src / name).write_bytes((mocap_dir / name).read_bytes())
+    (src / "broken.bvh").write_text("HIERARCHY\nROOT Hips\n{\n")
+    code, cap = _run(capsys, "convert", src, tmp_path / "out", "--workers", "1", "--quiet")
+    assert code == 1  # one file failed
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cmu_02_01.npz", "dataset-2_run_normal_001.npz"]
+    assert "broken.bvh" in cap.err and "Traceback" not in cap.err
+
+
+BAD_INPUTS = {
+    "empty.bvh": (b"", "empty"),
+    "not_bvh.bvh": (b"\x89PNG\r\n\x1a\n binary junk", "not a BVH"),
+    "notes.bvh": (b"just some text\n", "not a BVH"),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_files(tmp_path, capsys, name):
+    data, msg = BAD_INPUTS[name]
+    src = tmp_path / name
+    src.write_bytes(data)
+    out = tmp_path / "out.npz"
+    code, cap = _run(capsys, "convert", src, out)
+    assert code == 2
+    assert cap.err.startswith("error: ") and msg in cap.err and cap.err.count("\n") == 1
+    assert not out.exists() and not list(tmp_path.glob(".out*"))
+
+
+def test_truncated_bvh(tmp_path, mocap_dir, capsys):
+    text = (mocap_dir / "cmu_02_01.bvh").read_text()
+    for cut, msg in ((len(text) // 2, "truncated BVH"), (1500, "truncated")):
+        src = tmp_path / "t.bvh"
+        src.write_text(text[:cut])
+        code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+        assert code == 2 and msg in cap.err, cap.err
+        assert not (tmp_path / "o.npz").exists()
+
+
+def test_unknown_skeleton_names_missing_joints(tmp_path, mocap_dir, capsys):
+    text = (mocap_dir / "dataset-2_run_normal_001.bvh").read_text().replace("LowerLeg_L", "Knee_Left")
+    src = tmp_path / "odd.bvh"
+    src.write_text(text)
+    code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+    assert code == 2
+    assert "unknown skeleton" in cap.err and "LowerLeg_L" in cap.err and "bandai" in cap.err
+
+
+def test_npz_missing_keys(tmp_path, capsys):
+    src = tmp_path / "bad.npz"
+    np.savez(src, trans=np.zeros((5, 3)))
+    code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+    assert code == 2 and "root_orient" in cap.err and "pose_body" in cap.err
+    src2 = tmp_path / "corrupt.npz"
+    src2.write_bytes(b"PK\x03\x04 nope")
+    code, cap = _run(capsys, "convert", src2, tmp_path / "o.npz")
+    assert code == 2 and "not a readable .npz" in cap.err
+
+
+def test_console_script_prints_no_traceback(tmp_path):
+    src = tmp_path / "empty.bvh"
+    src.write_text("")
+    proc = subprocess.run([sys.executable, "-m", "dreamor.cli", "convert", str(src), str(tmp_path / "o.npz")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
