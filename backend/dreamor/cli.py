@@ -16,6 +16,14 @@ def _cmd_convert(args: argparse.Namespace) -> int:
     return run_convert(args.inputs, args.output, workers=args.workers, quiet=args.quiet)
 
 
+def _cmd_info(args: argparse.Namespace) -> int:
+    from .info import summarize
+
+    for path in args.files:
+        print(summarize(path))
+    return 0
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import run_serve
 
@@ -36,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="processes for folders (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_convert)
+
+    p = sub.add_parser("info", help="summarise motion files (.bvh, .bvh.gz, .npz) as SMPL-22 clips")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=_cmd_info)
 
     p = sub.add_parser("serve", help="run the refinement backend (ZeroMQ) for the Blender add-on")
     p.add_argument("--connection-file", default=None, help="where to write the connection file")
