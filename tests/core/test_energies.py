@@ -1,0 +1,77 @@
+"""Energies are zero (or minimal) at the ground truth and grow with perturbation."""
+import pytest
+import torch
+
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.refine import energies as E
+from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+
+
+@pytest.fixture(scope="module")
+def walk(mocap_dir):
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
+    j = torch.tensor(clip.joints, dtype=torch.float64)[None]
+    c = torch.tensor(clip.contacts, dtype=torch.float64)[None]
+    rest = torch.tensor(clip.rest_joints, dtype=torch.float64)[None]
+    return j, c, rest
+
+
+def _flat_ground():
+    return torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+
+
+def test_observation_ignores_occluded_joints(walk):
+    j, _, _ = walk
+    vis = torch.ones(j.shape[:-1], dtype=torch.bool)
+    assert float(E.observation(j, j, vis)[0]) == 0.0
+    noisy = j + 0.05
+    assert float(E.observation(j, noisy, vis)[0]) > 0
+    vis[..., 4] = False
+    garbage = j.clone()
+    garbage[..., 4, :] = float("nan")  # occluded input may be garbage: it must not leak
+    e, _ = E.observation(j, garbage, vis)
+    assert torch.isfinite(e) and float(e) == 0.0
+
+
+def test_observation_is_robust(walk):
+    j, _, _ = walk
+    vis = torch.ones(j.shape[:-1], dtype=torch.bool)
+    small = float(E.observation(j, j + 0.01, vis, sigma=0.1)[0])
+    huge = float(E.observation(j, j + 10.0, vis, sigma=0.1)[0])
+    assert small < huge <= 0.1**2 + 1e-12  # bounded by sigma^2
+
+
+def test_regularisers_grow_with_perturbation(walk):
+    j, c, rest = walk
+    g = torch.Generator().manual_seed(0)
+    shaky = j + 0.02 * torch.randn(j.shape, generator=g, dtype=torch.float64)
+    assert float(E.smoothness(shaky)[0]) > 10 * float(E.smoothness(j)[0])
+    assert float(E.bone_length(j, rest)[0]) < 1e-6
+    assert float(E.bone_length(shaky, rest)[0]) > 1e-5
+    assert float(E.contact_velocity(shaky, c)[0]) > 5 * float(E.contact_velocity(j, c)[0])
+    ground = _flat_ground()
+    assert float(E.contact_height(j, c, ground)[0]) == 0.0  # labels hold at the ground truth
+    sunk = j.clone()
+    sunk[..., 2] -= 0.1
+    assert float(E.penetration(sunk, ground)[0]) > 100 * float(E.penetration(j, ground)[0]) + 1e-6
+    lifted = j.clone()
+    lifted[..., 2] += 0.1
+    assert float(E.contact_height(lifted, c, ground)[0]) > 1e-3
+
+
+def test_sds_and_consistency():
+    z = torch.randn(2, 5, 8, requires_grad=True)
+    target = z.detach() + 1.0
+    e, terms = E.sds(z, target)
+    assert terms["sds"] == pytest.approx(8.0)
+    e.backward()
+    assert torch.allclose(z.grad, -2.0 * torch.ones_like(z) / 10)
+    j = torch.randn(1, 3, 22, 3)
+    assert float(E.skeleton_consistency(j, j)[0]) == 0.0
+    assert float(E.skeleton_consistency(j, j + 0.1)[0]) == pytest.approx(0.03)
+
+
+def test_tilted_ground_heights():
+    n = torch.tensor([[0.0, 0.6, 0.8]])
+    p = torch.tensor([[[[0.0, 1.0, 1.0]]]])
+    assert float(E.heights(p, (n, torch.tensor([0.4])))) == pytest.approx(1.0)
