@@ -30,6 +30,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return run_serve(args)
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.run import EvalSettings, run_eval
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    return run_eval(EvalSettings(
+        paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
+        max_clips=args.max_clips, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
+        noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet,
+    ))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamor", description="DREAMoR motion refinement backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -54,6 +65,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.set_defaults(func=_cmd_serve)
+
+    p = sub.add_parser(
+        "eval", help="evaluate refinement methods on clean clips under an occlusion protocol (the paper's metrics)",
+        description="Read PATHs (.bvh/.bvh.gz/.npz files or folders), cut them into clips, hide joints by the protocol, "
+                    "run each method and write DIR/report.json, DIR/report.md (a table like the paper's Table 1), "
+                    "DIR/per_clip.csv and PNG plots. Unreadable files are reported and skipped.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="motion files or folders (searched recursively)")
+    p.add_argument("--protocol", default="lower_body", choices=["lower_body", "limb_gaps", "noisy"])
+    p.add_argument("--methods", default="input,interp",
+                   help="comma-separated: input, interp, vae_only, no_opt, dreamor (default: input,interp)")
+    p.add_argument("--preset", default="default", choices=["fast", "default", "best"], help="refinement preset")
+    p.add_argument("--max-clips", type=int, default=None, help="stop after N clips")
+    p.add_argument("--clip-frames", type=int, default=300, help="clip length in frames at 30 Hz (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the occlusion masks and noise")
+    p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 
