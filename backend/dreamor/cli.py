@@ -24,6 +24,12 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_vae(args: argparse.Namespace) -> int:
+    from .train.train_vae import run_train
+
+    return run_train(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import run_serve
 
@@ -59,6 +65,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summarise motion files (.bvh, .bvh.gz, .npz) as SMPL-22 clips")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("train", help="train a model (the MotionVAE: `dreamor train vae`)")
+    train_sub = p.add_subparsers(dest="model", required=True)
+    t = train_sub.add_parser(
+        "vae", help="train the MotionVAE and its Gaussian conditional prior",
+        description="Train the MotionVAE on mocap (default: ../shared/data/mocap/train and extra/ x4), then fit "
+                    "its conditional prior. Data parallel: torchrun --nproc_per_node N -m dreamor.cli train vae ...",
+    )
+    t.add_argument("--preset", default="small", help="small (2-core CPU, ~1 h), gpu, or tiny (tests)")
+    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
+                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
+    t.add_argument("--out", default=None, help="checkpoint path (default: models/vae-PRESET.pt)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    t.add_argument("--steps", type=int, default=None, help="total VAE steps (overrides the preset)")
+    t.add_argument("--prior-steps", type=int, default=None, help="steps fitting the conditional prior")
+    t.add_argument("--batch-size", type=int, default=None, help="windows per step and process")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--cache", default=None, help="data cache folder (default: cache/ in the repository)")
+    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train_vae)
 
     p = sub.add_parser("serve", help="run the refinement backend (ZeroMQ) for the Blender add-on")
     p.add_argument("--connection-file", default=None, help="where to write the connection file")

@@ -1,0 +1,1 @@
+"""Training loops (`dreamor train ...`). ``train_vae``: the MotionVAE and its Gaussian prior."""
