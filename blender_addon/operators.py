@@ -1,7 +1,9 @@
 """Operators, all under ``bpy.ops.dreamor.*`` so scripts and headless Blender can drive them.
 
-Each one runs synchronously (``execute``), makes one undo step, and reports a sentence a
-user can act on when it cannot do its job (from Python that surfaces as a RuntimeError).
+Each one runs synchronously (``execute``), makes one undo step when it changes the scene, and
+reports a sentence a user can act on when it cannot do its job (from Python that surfaces as a
+RuntimeError). Refine and Start Backend are modal when started from the UI (``invoke``), so
+Blender stays responsive while they wait.
 """
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import armature_io, clipfile, marks, overlay
+from . import armature_io, backend, clipfile, marks, overlay, refine
 from .conventions import descendants, parse_joints
-from .preferences import FRAME_ITEMS
+from .preferences import FRAME_ITEMS, preferences
 
 CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
 
@@ -305,21 +307,239 @@ class DREAMOR_OT_remove_contact_markers(bpy.types.Operator):
 
 
 # --------------------------------------------------------------------------- refine / backend
-# The Refine operator (``dreamor.refine``: modal, progress in ``wm.dreamor_job``, Cancel;
-# synchronous when ``bpy.app.background``) and the backend start/stop operators
-# (``dreamor.backend_start`` / ``dreamor.backend_stop``) go here once the client lands.
-# The panel already shows them when they are registered. Refine reads the armature with
-# ``armature_io.read_animation`` (visibility from the marks included) and writes the
-# result with ``armature_io.write_animation`` inside one undo step
-# (``bpy.ops.ed.undo_push(message="DREAMoR Refine")`` after a modal run).
+# Refine is modal in the UI (progress in ``wm.dreamor_job``, the panel and the status bar;
+# Esc or the Cancel button cancel) and synchronous from scripts and in background mode.
+# The logic lives in refine.py (one job) and backend.py (the process and connection).
 
 
-def selected_frames_mask(anim: armature_io.ArmatureAnimation, scene, refine_frames: str) -> np.ndarray:
-    """(T,) bool: the frames of ``anim`` the options ask to refine ('ALL' or 'PREVIEW')."""
-    frames = np.arange(anim.frame_start, anim.frame_end + 1)
-    if refine_frames == "PREVIEW" and scene.use_preview_range:
-        return (frames >= scene.frame_preview_start) & (frames <= scene.frame_preview_end)
-    return np.ones(len(frames), bool)
+def _sync_job_ui(context, run: refine.RefineRun | None) -> None:
+    job = context.window_manager.dreamor_job
+    job.running = run is not None and not run.finished
+    job.progress = run.fraction if run is not None else 0.0
+    job.stage = run.label if run is not None else ""
+    if job.running and not bpy.app.background:
+        context.window_manager.progress_update(int(1000 * job.progress))
+    backend.tag_redraw()
+
+
+def _draw_status_bar(header, context):
+    """The status bar while a refine runs: a progress bar and how to cancel."""
+    run = refine.active
+    layout = header.layout
+    if run is None:
+        return
+    layout.progress(factor=run.fraction, type="BAR", text=f"DREAMoR: {run.label}")
+    layout.label(text="Cancel", icon="EVENT_ESC")
+
+
+class DREAMOR_OT_refine(bpy.types.Operator):
+    """Refine the selected SMPL armature's motion with the DREAMoR backend: occluded bones are filled in,
+    contacts keyed; the result is a new action (the original is kept)"""
+
+    bl_idname = "dreamor.refine"
+    bl_label = "Refine"
+    # UNDO: one undo step, pushed when it finishes. No REGISTER: "Adjust Last Operation"
+    # would run the whole job again.
+    bl_options = {"UNDO"}
+
+    @classmethod
+    def poll(cls, context):
+        return _armature_poll(context) and (refine.active is None or refine.active.finished)
+
+    def _start(self, context) -> refine.RefineRun | None:
+        settings = context.scene.dreamor
+        try:
+            run = refine.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames)
+        except (refine.RefineError, backend.BackendUnavailable) as exc:
+            self.report({"ERROR"}, str(exc))
+            backend.tag_redraw()
+            return None
+        refine.active = run
+        _sync_job_ui(context, run)
+        return run
+
+    def execute(self, context):
+        """Synchronous: scripts and background mode (no timers there)."""
+        run = self._start(context)
+        if run is None:
+            return {"CANCELLED"}
+        try:
+            run.wait()
+        except BaseException:  # e.g. KeyboardInterrupt: do not leave the job running
+            run.cancel()
+            self._end(context)
+            raise
+        return self._finish(context, run)
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        run = self._start(context)
+        if run is None:
+            return {"CANCELLED"}
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.1, window=context.window)
+        wm.modal_handler_add(self)
+        wm.progress_begin(0, 1000)
+        if context.workspace is not None:
+            context.workspace.status_text_set(_draw_status_bar)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        run = refine.active
+        if run is None:  # cleared by a file load
+            self._end(context)
+            return {"CANCELLED"}
+        if event.type == "ESC" and event.value == "PRESS":
+            run.cancel()
+        elif event.type == "TIMER":
+            run.step()
+        else:
+            return {"PASS_THROUGH"}
+        _sync_job_ui(context, run)
+        if run.finished:
+            self._end(context)
+            return self._finish(context, run)
+        return {"RUNNING_MODAL"} if event.type == "ESC" else {"PASS_THROUGH"}
+
+    def cancel(self, context):
+        """Blender ends the modal (file load, quit): cancel the job, write nothing."""
+        if refine.active is not None:
+            refine.active.cancel()
+        self._end(context)
+
+    def _end(self, context) -> None:
+        wm = context.window_manager
+        timer = getattr(self, "_timer", None)
+        if timer is not None:
+            wm.event_timer_remove(timer)
+            self._timer = None
+            wm.progress_end()
+            if context.workspace is not None:
+                context.workspace.status_text_set(None)
+        refine.active = None
+        _sync_job_ui(context, None)
+
+    def _finish(self, context, run: refine.RefineRun):
+        refine.active = None
+        _sync_job_ui(context, None)
+        if run.state == "cancelled":
+            self.report({"WARNING"}, run.error)
+            return {"CANCELLED"}
+        if run.state != "done":
+            self.report({"ERROR"}, run.error)
+            return {"CANCELLED"}
+        try:
+            text = run.apply(context)
+        except refine.RefineError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_refine_cancel(bpy.types.Operator):
+    """Cancel the running Refine (nothing is written)"""
+
+    bl_idname = "dreamor.refine_cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context):
+        return refine.active is not None and not refine.active.finished
+
+    def execute(self, context):
+        refine.active.request_cancel()
+        self.report({"INFO"}, "cancelling the refine...")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_backend_start(bpy.types.Operator):
+    """Start the DREAMoR backend with the Python set in the add-on preferences
+    (or connect to a running one when a connection file is set there)"""
+
+    bl_idname = "dreamor.backend_start"
+    bl_label = "Start Backend"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return backend.get().state == "stopped"
+
+    def _begin(self, context) -> bool:
+        """Start or attach; True when there is something to wait for."""
+        prefs = preferences(context)
+        b = backend.get()
+        try:
+            if prefs is not None and prefs.connection_file.strip():
+                b.attach(prefs.connection_file.strip())
+                return False
+            b.start(prefs.python_path if prefs else "", prefs.device if prefs else "auto", prefs.start_timeout if prefs else 120.0)
+        except backend.BackendUnavailable as exc:
+            b.message = str(exc)
+            return False
+        return True
+
+    def _report_end(self):
+        b = backend.get()
+        backend.tag_redraw()
+        if b.ready:
+            backend.watch()  # pings now and then while it runs (UI only)
+            how = "started" if b.owned else "connected to"
+            self.report({"INFO"}, f"{how} the DREAMoR backend: ready on {b.device_name}")
+            return {"FINISHED"}
+        self.report({"ERROR"}, f"{b.message or 'the backend did not start'}")
+        return {"CANCELLED"}
+
+    def execute(self, context):
+        if self._begin(context):
+            backend.get().wait_started()
+        return self._report_end()
+
+    def invoke(self, context, event):
+        if bpy.app.background:
+            return self.execute(context)
+        if not self._begin(context):
+            return self._report_end()
+        backend.watch()
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(0.2, window=context.window)
+        wm.modal_handler_add(self)
+        backend.tag_redraw()
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context, event):
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        if backend.get().poll_start() == "starting":
+            backend.tag_redraw()
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        return self._report_end()
+
+    def cancel(self, context):
+        context.window_manager.event_timer_remove(self._timer)  # the watcher timer finishes the start
+
+
+class DREAMOR_OT_backend_stop(bpy.types.Operator):
+    """Stop the DREAMoR backend started from Blender (shutdown request, then terminate),
+    or disconnect from one started elsewhere"""
+
+    bl_idname = "dreamor.backend_stop"
+    bl_label = "Stop Backend"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context):
+        return backend.get().state != "stopped"
+
+    def execute(self, context):
+        if refine.active is not None:
+            refine.active.cancel()
+        text = backend.get().stop()
+        backend.tag_redraw()
+        self.report({"INFO"}, text)
+        return {"FINISHED"}
 
 
 classes = (
@@ -331,4 +551,8 @@ classes = (
     DREAMOR_OT_export_clip,
     DREAMOR_OT_create_contact_markers,
     DREAMOR_OT_remove_contact_markers,
+    DREAMOR_OT_refine,
+    DREAMOR_OT_refine_cancel,
+    DREAMOR_OT_backend_start,
+    DREAMOR_OT_backend_stop,
 )

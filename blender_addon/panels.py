@@ -3,18 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import armature_io, backend
-
-
-def _op_if_registered(layout, idname: str, missing_text: str, **kwargs):
-    """Draw an operator button, or a greyed-out label while that operator is not wired yet."""
-    module, name = idname.split(".")
-    if hasattr(bpy.types, f"{module.upper()}_OT_{name}"):
-        return layout.operator(idname, **kwargs)
-    row = layout.row()
-    row.enabled = False
-    row.label(text=missing_text, icon=kwargs.get("icon", "NONE"))
-    return None
+from . import armature_io, backend, preferences
 
 
 class _Sidebar:
@@ -48,18 +37,31 @@ class DREAMOR_PT_main(_Sidebar, bpy.types.Panel):
                 row.operator("dreamor.restore_action", text="", icon="LOOP_BACK")
 
 
+def draw_backend_status(layout, context) -> None:
+    """The status light, why it is off, and Start/Stop (also drawn in the add-on preferences)."""
+    state, text, detail = backend.status(context)
+    layout.label(text=text, icon=backend.light_icon(state))
+    if detail:
+        col = layout.column(align=True)
+        col.scale_y = 0.8
+        for line in _wrap(detail, 42):
+            col.label(text=line)
+    prefs = preferences.preferences(context)
+    attach = prefs is not None and bool(prefs.connection_file.strip())
+    row = layout.row(align=True)
+    if state in ("stopped", "missing"):
+        row.operator("dreamor.backend_start", text="Connect" if attach else "Start", icon="LINKED" if attach else "PLAY")
+    else:
+        b = backend.get()
+        row.operator("dreamor.backend_stop", text="Stop" if b.owned else "Disconnect", icon="PAUSE" if b.owned else "UNLINKED")
+
+
 class DREAMOR_PT_backend(_Sidebar, bpy.types.Panel):
     bl_label = "Backend"
     bl_parent_id = "DREAMOR_PT_main"
-    bl_options = {"DEFAULT_CLOSED"}
 
     def draw(self, context):
-        layout = self.layout
-        text, icon = backend.status_line(context)
-        layout.label(text=text, icon=icon)
-        row = layout.row(align=True)
-        _op_if_registered(row, "dreamor.backend_start", "Start", icon="PLAY")
-        _op_if_registered(row, "dreamor.backend_stop", "Stop", icon="PAUSE")
+        draw_backend_status(self.layout, context)
 
 
 class DREAMOR_PT_occlusion(_Sidebar, bpy.types.Panel):
@@ -94,11 +96,13 @@ class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):
         col.prop(settings, "keep_visible")
         if job.running:
             layout.progress(factor=job.progress, type="BAR", text=job.stage or "Refining...")
-            _op_if_registered(layout, "dreamor.refine_cancel", "Cancel", icon="CANCEL")
+            layout.operator("dreamor.refine_cancel", icon="CANCEL")
         else:
             big = layout.row()
             big.scale_y = 1.4
-            _op_if_registered(big, "dreamor.refine", "Refine (backend client not wired yet)", icon="PLAY")
+            big.operator("dreamor.refine", icon="PLAY")
+            if not backend.get().ready:
+                layout.label(text="Start the backend first (Backend above)", icon="INFO")
 
 
 class DREAMOR_PT_contacts(_Sidebar, bpy.types.Panel):

@@ -34,16 +34,30 @@ class DreamorPreferences(bpy.types.AddonPreferences):
     )
     connection_file: StringProperty(
         name="Connection File",
-        description="Connect to a backend that is already running (its connection file); empty to start one",
+        description="Connect to a backend that is already running (the file its 'dreamor serve --connection-file' "
+        "wrote); empty to start one with the Python above",
         subtype="FILE_PATH",
         default="",
     )
+    start_timeout: FloatProperty(
+        name="Start Timeout (s)",
+        description="Seconds to wait for a starting backend to load its models and answer",
+        default=120.0,
+        min=5.0,
+        max=3600.0,
+    )
 
     def draw(self, context):
+        from . import panels
+
         layout = self.layout
-        layout.prop(self, "python_path")
-        layout.prop(self, "device")
+        col = layout.column()
+        col.prop(self, "python_path")
+        col.prop(self, "device")
+        col.prop(self, "start_timeout")
         layout.prop(self, "connection_file")
+        box = layout.box()
+        panels.draw_backend_status(box, context)
 
 
 def preferences(context=None) -> DreamorPreferences | None:
@@ -102,12 +116,11 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
 
 
 class DreamorJobState(bpy.types.PropertyGroup):
-    """The refine job in flight (runtime only; the Refine operator fills it)."""
+    """The refine job in flight, for the panel (the Refine operator fills it; reset on file load)."""
 
     running: BoolProperty(default=False)
     progress: FloatProperty(name="Progress", subtype="FACTOR", min=0.0, max=1.0, default=0.0)
     stage: StringProperty(default="")
-    backend_status: StringProperty(default="")
 
 
 classes = (DreamorPreferences, DreamorSceneSettings, DreamorJobState)

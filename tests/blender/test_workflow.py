@@ -240,4 +240,4 @@ def test_panels_draw(imported, addon):
             assert fake.layout.method_calls, cls.__name__
     fake = mock.MagicMock()
     panels.DREAMOR_PT_refine.draw(fake, bpy.context)
-    assert "Refine (backend client not wired yet)" in str(fake.mock_calls)  # greyed out until then
+    assert "dreamor.refine" in str(fake.mock_calls)

@@ -1,0 +1,263 @@
+"""One Refine, from the armature to the backend and back (the operators in operators.py drive it).
+
+:class:`RefineRun` reads the armature (``armature_io.read_animation``: the occlusion marks
+become ``visible``), submits the frames to refine, follows the job with :meth:`RefineRun.step`
+(never blocks: a modal timer or the background loop calls it) and, when the result is in,
+:meth:`RefineRun.apply` writes a new action with ``armature_io.write_animation``. Nothing
+touches the scene before ``apply``, and ``apply`` checks everything before its first write,
+so an error or a cancel leaves the scene as it was.
+
+Frames: the motion is read over the scene range widened to every key of the SMPL bones, so
+the new action keeps frames that are not refined; ``refine_frames`` 'PREVIEW' sends only the
+preview range. Keep visible: the backend is asked (``keep_visible``) and the result is
+checked: on visible frames, visible bones get their captured local rotations back (and the
+pelvis its captured position) whatever the backend returned; ``kept_deg`` says by how much
+the backend's answer had differed.
+
+``partial`` windows are not previewed (the scene stays untouched until the result).
+"""
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import armature_io, backend, rotmath
+
+_TRANSFORM_SUFFIXES = (".location", ".rotation_quaternion", ".rotation_axis_angle", ".rotation_euler", ".scale")
+#: A visible bone the backend moved by more than this (radians / metres) counts as changed.
+KEEP_TOL_RAD, KEEP_TOL_M = 1e-4, 1e-4
+
+
+class RefineError(RuntimeError):
+    """A refine that cannot start or did not finish; the message is the report."""
+
+
+def read_range(obj, scene) -> tuple[int, int]:
+    """The scene range widened to the keys of the armature's bone transforms (nothing is dropped)."""
+    lo, hi = scene.frame_start, scene.frame_end
+    bag = armature_io.active_channelbag(obj)
+    if bag is not None:
+        for fc in bag.fcurves:
+            if fc.data_path.startswith("pose.bones[") and fc.data_path.endswith(_TRANSFORM_SUFFIXES) and len(fc.keyframe_points):
+                a, b = fc.range()
+                lo, hi = min(lo, math.floor(a)), max(hi, math.ceil(b))
+    return int(lo), int(hi)
+
+
+def frames_mask(frame_start: int, frame_end: int, scene, refine_frames: str) -> np.ndarray:
+    """(T,) bool over frames ``frame_start..frame_end``: those to refine ('ALL': the scene range,
+    'PREVIEW': the preview range, or the scene range when none is set)."""
+    frames = np.arange(frame_start, frame_end + 1)
+    lo, hi = scene.frame_start, scene.frame_end
+    if refine_frames == "PREVIEW" and scene.use_preview_range:
+        lo, hi = scene.frame_preview_start, scene.frame_preview_end
+    return (frames >= lo) & (frames <= hi)
+
+
+def rotation_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) x 2 -> (...) radians between the rotations."""
+    cos = (np.einsum("...ji,...ji->...", a, b) - 1.0) / 2.0
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+@dataclass
+class Merged:
+    """What ``apply`` writes: the full read range with the refined frames in place."""
+
+    trans: np.ndarray  # (T, 3) m
+    rotmats: np.ndarray  # (T, 22, 3, 3) local rotations
+    contacts: np.ndarray  # (T, 9)
+    kept_deg: float  # largest change (degrees) the backend made to a visible bone, undone
+    kept_cm: float  # largest change (cm) the backend made to a visible pelvis position, undone
+
+
+def merge_result(anim: armature_io.ArmatureAnimation, mask: np.ndarray, result, keep_visible: bool) -> Merged:
+    """Put the result (``mask.sum()`` frames: trans, root_orient, pose_body, contacts) into the
+    captured motion; with ``keep_visible``, visible bones keep their captured rotations."""
+    n = int(mask.sum())
+    local = np.concatenate([np.asarray(result.root_orient)[:, None], np.asarray(result.pose_body).reshape(n, 21, 3)], axis=1)
+    trans, rotmats = anim.trans.copy(), anim.local_rotmats.copy()
+    trans[mask] = np.asarray(result.trans, np.float64)
+    rotmats[mask] = rotmath.aa_to_mat(local)
+    contacts = anim.contacts.copy() if anim.contacts is not None else np.zeros((anim.num_frames, 9))
+    contacts[mask] = np.clip(np.asarray(result.contacts, np.float64), 0.0, 1.0)
+    kept_deg = kept_cm = 0.0
+    if keep_visible:
+        vis = anim.visible & mask[:, None]  # (T, 22)
+        if vis.any():
+            kept_deg = float(np.degrees(rotation_angle(rotmats[vis], anim.local_rotmats[vis]).max()))
+            rotmats[vis] = anim.local_rotmats[vis]
+        root = vis[:, 0]
+        if root.any():
+            kept_cm = float(100.0 * np.linalg.norm(trans[root] - anim.trans[root], axis=-1).max())
+            trans[root] = anim.trans[root]
+    return Merged(trans, rotmats, contacts, kept_deg, kept_cm)
+
+
+class RefineRun:
+    """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
+
+    def __init__(self, obj, scene, preset: str = "default", keep_visible: bool = False, refine_frames: str = "ALL"):
+        try:
+            lo, hi = read_range(obj, scene) if obj is not None and obj.type == "ARMATURE" else (scene.frame_start, scene.frame_end)
+            self.anim = armature_io.read_animation(obj, scene, (lo, hi))
+        except armature_io.ArmatureError as exc:
+            raise RefineError(str(exc)) from None
+        self.mask = frames_mask(self.anim.frame_start, self.anim.frame_end, scene, refine_frames)
+        if self.mask.sum() < 2:
+            raise RefineError(
+                f"the frames to refine (the {'preview' if refine_frames == 'PREVIEW' else 'scene'} range) hold {int(self.mask.sum())} frame(s) of the "
+                f"motion on frames {lo}..{hi}; set a longer range"
+            )
+        self.obj_name, self.preset, self.keep_visible = obj.name, preset, keep_visible
+        self.action_name = obj.animation_data.action.name if obj.animation_data.action else None
+        self.frames = (int(self.anim.frame_start + np.argmax(self.mask)), int(self.anim.frame_end - np.argmax(self.mask[::-1])))
+        self.state, self.error, self.stage, self.fraction = "running", "", "submitting", 0.0
+        self.result = None
+        self.started = time.monotonic()
+        self._cancel_requested = False
+        self.backend = b = backend.get()
+        if not b.ready or not b.check_alive():
+            why = f" ({b.message})" if b.message else ""
+            raise RefineError(
+                f"the DREAMoR backend is not running{why}; start it in the sidebar (DREAMoR > Backend > Start) "
+                "or set its connection file in the add-on preferences, then press Refine again"
+            )
+        client_mod = backend.wire().client
+        a, m = self.anim, self.mask
+        try:
+            self.job = b.client.submit(
+                a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m],
+                preset=preset, keep_visible=bool(keep_visible),
+            )  # fmt: skip
+        except client_mod.BackendError as exc:
+            raise RefineError(f"the backend refused the clip: {exc.message}") from None
+        except client_mod.ClientError as exc:
+            b.ping(timeout=1.0)  # marks it stopped when it is gone
+            raise RefineError(f"cannot reach the DREAMoR backend ({exc}); start it again and press Refine") from None
+        b.our_job = True
+        self.stage = "queued" if self.job.position else "started"
+
+    # -- following the job
+    @property
+    def finished(self) -> bool:
+        return self.state != "running"
+
+    @property
+    def label(self) -> str:
+        """A short line for the progress bar."""
+        if self.stage == "queued":
+            return f"Queued (position {self.job.position})"
+        return f"{self.stage.replace('_', ' ').capitalize()} {self.fraction:.0%}"
+
+    def request_cancel(self) -> None:
+        """Ask for a cancel (from the Cancel button); the next ``step`` sends it."""
+        self._cancel_requested = True
+
+    def step(self) -> bool:
+        """Take what the backend sent (never blocks); True when the job has ended."""
+        try:
+            return self._step()
+        except Exception as exc:  # a bug must not leave a modal refine running forever
+            traceback.print_exc()
+            self.cancel()
+            return self._fail(f"the refine failed unexpectedly ({type(exc).__name__}: {exc}); nothing was changed. Please report this")
+
+    def _step(self) -> bool:
+        if self.finished:
+            return True
+        if self._cancel_requested:
+            self.cancel()
+            return True
+        client_mod = backend.wire().client
+        if not self.backend.check_alive():
+            return self._fail(f"the DREAMoR backend stopped while refining ({self.backend.message}); nothing was changed. Start it again and press Refine")
+        try:
+            events = self.job.poll()
+        except client_mod.JobCancelled:
+            return self._end("cancelled", "the job was cancelled on the backend; nothing was changed")
+        except client_mod.JobFailed as exc:
+            return self._fail(f"the backend could not refine this clip: {exc.message}")
+        except client_mod.BackendGone as exc:
+            self.backend.ping(timeout=0.5)
+            return self._fail(f"the DREAMoR backend stopped answering ({exc}); nothing was changed. Start it again and press Refine")
+        for event in events:
+            if isinstance(event, client_mod.Progress):
+                self.stage, self.fraction = event.stage, min(max(event.fraction, 0.0), 1.0)
+            elif isinstance(event, client_mod.Result):
+                self.result, self.stage, self.fraction = event, "done", 1.0
+                return self._end("done", "")
+        return False
+
+    def cancel(self) -> None:
+        """Cancel the job (the backend confirms within a couple of seconds, or we stop waiting)."""
+        if self.finished:
+            return
+        try:
+            self.job.cancel(timeout=2.0)
+        except backend.wire().client.ClientError:
+            pass  # gone or already over: either way nothing will be written
+        self._end("cancelled", "refine cancelled; nothing was changed")
+
+    def wait(self, poll_s: float = 0.02) -> None:
+        """Block until the job ends (background mode, where no timer runs)."""
+        while not self.step():
+            time.sleep(poll_s)
+
+    def _fail(self, message: str) -> bool:
+        return self._end("failed", message)
+
+    def _end(self, state: str, message: str) -> bool:
+        self.state, self.error = state, message
+        self.backend.our_job = False
+        return True
+
+    # -- writing
+    def apply(self, context) -> str:
+        """Write the result as a new action on the armature; returns the report sentence.
+
+        Raises RefineError (scene untouched) when the armature is gone or the result does not fit.
+        """
+        import bpy
+
+        if self.state != "done" or self.result is None:
+            raise RefineError(self.error or "the refine has not finished")
+        obj = bpy.data.objects.get(self.obj_name)
+        if obj is None or obj.type != "ARMATURE":
+            raise RefineError(f"the armature '{self.obj_name}' was deleted or renamed while refining; nothing was written")
+        ad = obj.animation_data
+        now = ad.action.name if ad is not None and ad.action is not None else None
+        if now != self.action_name:
+            raise RefineError(
+                f"the action of '{obj.name}' changed while refining ('{self.action_name}' -> '{now}'); "
+                "nothing was written: press Refine again"
+            )
+        r, n = self.result, int(self.mask.sum())
+        if r.trans.shape[0] != n:
+            raise RefineError(f"the backend returned {r.trans.shape[0]} frames for the {n} sent; nothing was written (please report this)")
+        merged = merge_result(self.anim, self.mask, r, self.keep_visible)
+        if obj.mode != "OBJECT" and obj.mode != "POSE":
+            raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
+        try:
+            action = armature_io.write_animation(
+                obj, merged.trans, merged.rotmats, self.anim.frame_start, contacts=merged.contacts,
+                metres_per_unit=self.anim.metres_per_unit,
+            )  # fmt: skip
+        except (armature_io.ArmatureError, ValueError) as exc:
+            raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
+        lo, hi = self.frames
+        text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
+        if self.keep_visible and (merged.kept_deg > math.degrees(KEEP_TOL_RAD) or merged.kept_cm > 100 * KEEP_TOL_M):
+            text += (
+                f"; visible bones kept as captured (the backend had moved them by up to {merged.kept_deg:.2f}\u00b0"
+                f" / {merged.kept_cm:.2f} cm)"
+            )
+        return text
+
+
+#: The refine in flight (one at a time), for the Cancel button and file loads.
+active: RefineRun | None = None

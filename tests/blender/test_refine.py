@@ -1,0 +1,417 @@
+"""Refine from Blender against a real backend process (tests/server/serve_tiny.py: the real
+server with the tiny honest runner, which smooths the clip with [1, 2, 1] / 4 over time and
+returns contacts 0.5 where a contact joint is visible).
+
+Headless Blender has no timers, so ``dreamor.refine`` and ``dreamor.backend_start`` run
+synchronously here (their ``execute``); the modal UI path shares every step with it.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+SERVER_TESTS = Path(__file__).resolve().parents[1] / "server"
+sys.path.insert(0, str(SERVER_TESTS))
+
+from blender_rigs import fcurve_snapshot  # noqa: E402
+from server_helpers import spawn_backend  # noqa: E402
+from tiny_runner import expected_for  # noqa: E402
+
+from dreamor.data.clip import save_clip  # noqa: E402
+from dreamor.data.convert import read_motion  # noqa: E402
+from dreamor.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES  # noqa: E402
+
+pytestmark = pytest.mark.blender
+
+ROOT = Path(__file__).resolve().parents[2]
+WALK_BVH = ROOT / "tests" / "data" / "mocap" / "dataset-2_walk-turn-left_normal_001.bvh"
+LOWER = list(JOINT_GROUPS["lower_body"])
+OCCLUDED = (30, 70)  # frames where the lower body is marked occluded
+
+
+@pytest.fixture(scope="session")
+def walk_npz(tmp_path_factory) -> Path:
+    """The real walk, converted by the backend (BVH -> SMPL-22 clip at 30 Hz)."""
+    return save_clip(read_motion(WALK_BVH), tmp_path_factory.mktemp("clips") / "walk.npz")
+
+
+@pytest.fixture()
+def prefs(addon):
+    p = bpy.context.preferences.addons[addon.__name__].preferences
+    yield p
+    p.python_path, p.connection_file, p.device, p.start_timeout = "", "", "auto", 120.0
+
+
+@pytest.fixture()
+def backend_mod(sub):
+    """The add-on's backend module; whatever a test starts or attaches is stopped after it."""
+    mod = sub("backend")
+    yield mod
+    mod.get().stop(timeout=5.0)
+    mod.get().message = ""
+
+
+@pytest.fixture()
+def walk(empty_scene, walk_npz):
+    """The walk imported as an SMPL armature, lower body marked occluded on OCCLUDED frames."""
+    assert bpy.ops.dreamor.import_clip(filepath=str(walk_npz)) == {"FINISHED"}
+    lo, hi = OCCLUDED
+    assert bpy.ops.dreamor.mark_occluded(frames="CUSTOM", frame_start=lo, frame_end=hi, bones="lower_body") == {"FINISHED"}
+    return bpy.context.object
+
+
+@pytest.fixture()
+def tiny(tmp_path, prefs, backend_mod):
+    """start(*serve_tiny args) -> the process; the add-on connects through its connection file."""
+    procs = []
+
+    def start(*extra: str, connect: bool = True):
+        conn = tmp_path / f"backend-{len(procs)}.json"
+        procs.append(spawn_backend(conn, *extra))
+        prefs.connection_file = str(conn)
+        if connect:
+            assert bpy.ops.dreamor.backend_start() == {"FINISHED"}
+        return procs[-1]
+
+    yield start
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate(timeout=10)
+
+
+def fake_python(tmp_path: Path, body: str) -> Path:
+    """An executable standing in for the backend's python: ``<it> -m dreamor.cli serve ...`` runs ``body``."""
+    path = tmp_path / "fake-python"
+    path.write_text(f"#!{sys.executable}\nimport os, sys\nargs = sys.argv[1:]\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def serve_tiny_body(*extra: str) -> str:
+    """A fake python body that checks the add-on's command line and runs the tiny server instead."""
+    return (
+        "assert args[:3] == ['-m', 'dreamor.cli', 'serve'] and '--device' in args, args\n"
+        "conn = args[args.index('--connection-file') + 1]\n"
+        f"os.execv(sys.executable, [sys.executable, {str(SERVER_TESTS / 'serve_tiny.py')!r}, '--connection-file', conn, *{list(extra)!r}])"
+    )
+
+
+def scene_state(obj) -> tuple:
+    """What must not change when a refine fails: actions, the armature's action and its keys."""
+    action = obj.animation_data.action
+    return sorted(a.name for a in bpy.data.actions), action.name, fcurve_snapshot(action)
+
+
+def assert_same_state(a: tuple, b: tuple) -> None:
+    assert a[:2] == b[:2]
+    assert a[2].keys() == b[2].keys() and all(np.array_equal(a[2][k], b[2][k]) for k in a[2])
+
+
+def test_refine_keep_visible_is_one_undo_step_and_survives_save(walk, tiny, sub, backend_mod, tmp_path):
+    aio = sub("armature_io")
+    obj, scene = walk, bpy.context.scene
+    tiny()
+    assert backend_mod.status_line(bpy.context)[0] == "Ready on cpu (attached)"
+    scene.dreamor.keep_visible = True
+    before = aio.read_animation(obj)
+    t = before.num_frames
+    assert (before.frame_start, before.frame_end) == (1, t) and not before.visible[OCCLUDED[0] - 1 : OCCLUDED[1], LOWER].any()
+    original = obj.animation_data.action
+    snapshot = fcurve_snapshot(original)
+
+    bpy.ops.ed.undo_push(message="before refine")
+    assert bpy.ops.dreamor.refine("EXEC_DEFAULT", True) == {"FINISHED"}
+
+    new = obj.animation_data.action
+    assert new.name == "walk_refined" and aio.source_action(new) == original
+    after_snap = fcurve_snapshot(original)  # the original action is untouched
+    assert after_snap.keys() == snapshot.keys() and all(np.array_equal(after_snap[k], snapshot[k]) for k in snapshot)
+    bag = aio.active_channelbag(obj)
+    for name in JOINT_NAMES:  # a key on every frame of the range
+        fc = bag.fcurves.find(f'pose.bones["{name}"].rotation_quaternion', index=0)
+        np.testing.assert_array_equal([k.co[0] for k in fc.keyframe_points], np.arange(1, t + 1))
+    for j in CONTACT_JOINTS:  # contacts keyed on the 9 contact bones
+        fc = bag.fcurves.find(f'pose.bones["{JOINT_NAMES[j]}"]["contact"]', index=0)
+        assert fc is not None and len(fc.keyframe_points) == t
+
+    after = aio.read_animation(obj)
+    expect = expected_for(before.trans, before.root_orient, before.pose_body, before.rest_joints, before.fps, before.visible)
+    occ = ~before.visible
+    moved = np.linalg.norm(after.joints - before.joints, axis=-1)
+    assert moved[before.visible].max() < 0.01  # visible bones stay (< 1 cm; in fact exactly)
+    assert moved[occ].max() > 1e-3  # the occluded legs were refined
+    exp_rot = sub("rotmath").aa_to_mat(np.concatenate([expect.root_orient[:, None], expect.pose_body.reshape(t, 21, 3)], 1))
+    np.testing.assert_allclose(after.local_rotmats[occ], exp_rot[occ], atol=1e-5)  # exactly the backend's answer
+    np.testing.assert_allclose(after.local_rotmats[before.visible], before.local_rotmats[before.visible], atol=1e-5)
+    np.testing.assert_allclose(after.trans, before.trans, atol=1e-5)  # the pelvis is visible everywhere
+    np.testing.assert_allclose(after.contacts, expect.contacts, atol=1e-6)
+    np.testing.assert_array_equal(after.visible, before.visible)  # marks carried over
+
+    # One undo restores the previous state; redo brings the refined action back.
+    assert bpy.ops.ed.undo() == {"FINISHED"}
+    obj = bpy.data.objects["walk"]
+    assert obj.animation_data.action.name == "walk" and bpy.data.actions.get("walk_refined") is None
+    np.testing.assert_allclose(aio.read_animation(obj).local_rotmats, before.local_rotmats, atol=1e-6)
+    assert bpy.ops.ed.redo() == {"FINISHED"}
+    obj = bpy.data.objects["walk"]
+    assert obj.animation_data.action.name == "walk_refined"
+
+    # Save and reload: marks and contacts survive.
+    blend = tmp_path / "refined.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.read_homefile(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    obj = bpy.data.objects["walk"]
+    again = aio.read_animation(obj)
+    assert obj.animation_data.action.name == "walk_refined" and bpy.data.actions["walk"].use_fake_user
+    np.testing.assert_array_equal(again.visible, before.visible)
+    np.testing.assert_allclose(again.contacts, expect.contacts, atol=1e-6)
+    assert not bpy.context.window_manager.dreamor_job.running
+
+
+def test_refine_preview_range_without_keep_visible(walk, tiny, sub):
+    aio = sub("armature_io")
+    obj, scene = walk, bpy.context.scene
+    tiny("--window", "16")  # partial windows on the wire too
+    scene.use_preview_range = True
+    scene.frame_preview_start, scene.frame_preview_end = 20, 80
+    scene.dreamor.refine_frames, scene.dreamor.keep_visible, scene.dreamor.preset = "PREVIEW", False, "fast"
+    before = aio.read_animation(obj)
+    assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    after = aio.read_animation(obj)
+    inside = np.zeros(before.num_frames, bool)
+    inside[19:80] = True
+    m = inside
+    expect = expected_for(before.trans[m], before.root_orient[m], before.pose_body[m], before.rest_joints, before.fps, before.visible[m])
+    np.testing.assert_allclose(after.trans[m], expect.trans, atol=1e-5)
+    np.testing.assert_allclose(after.root_orient[m], expect.root_orient, atol=1e-4)
+    np.testing.assert_allclose(after.local_rotmats[~m], before.local_rotmats[~m], atol=1e-5)  # outside: as captured
+    np.testing.assert_allclose(after.trans[~m], before.trans[~m], atol=1e-5)
+    moved = np.linalg.norm(after.joints - before.joints, axis=-1)
+    assert moved[m][before.visible[m]].max() > 1e-3  # keep visible off: visible bones are smoothed too
+    np.testing.assert_allclose(after.contacts[m], expect.contacts, atol=1e-6)
+    assert not after.contacts[~m].any()  # the clip had no contacts before
+
+
+def test_keep_visible_is_enforced_on_write(walk, sub):
+    """The backend is asked to keep visible bones; if its answer differs, the write keeps them anyway."""
+    refine, aio = sub("refine"), sub("armature_io")
+    anim = aio.read_animation(walk)
+    t = anim.num_frames
+    mask = np.ones(t, bool)
+    rng = np.random.default_rng(0)
+    result = mock.Mock(
+        trans=anim.trans + 0.02, root_orient=anim.root_orient + 0.01, pose_body=anim.pose_body + rng.normal(scale=0.05, size=(t, 63)),
+        contacts=np.full((t, 9), 0.7),
+    )  # fmt: skip
+    merged = refine.merge_result(anim, mask, result, keep_visible=True)
+    np.testing.assert_allclose(merged.rotmats[anim.visible], anim.local_rotmats[anim.visible])
+    np.testing.assert_allclose(merged.trans, anim.trans)
+    assert merged.kept_deg > 0.5 and merged.kept_cm == pytest.approx(100 * np.sqrt(3) * 0.02)
+    assert not np.allclose(merged.rotmats[~anim.visible], anim.local_rotmats[~anim.visible])
+    loose = refine.merge_result(anim, mask, result, keep_visible=False)
+    assert loose.kept_deg == 0.0 and not np.allclose(loose.rotmats[anim.visible], anim.local_rotmats[anim.visible])
+
+
+def test_refine_errors_leave_the_scene_unchanged(walk, tiny, prefs, backend_mod, tmp_path):
+    obj = walk
+    state = scene_state(obj)
+
+    # Backend not running.
+    with pytest.raises(RuntimeError, match="the DREAMoR backend is not running.*Backend > Start"):
+        bpy.ops.dreamor.refine()
+    assert_same_state(scene_state(obj), state)
+
+    # Backend killed mid-job, one Blender started and one it attached to: reported within a
+    # second (not after the client's 10 s of silence).
+    prefs.python_path, prefs.device = str(fake_python(tmp_path, serve_tiny_body("--window", "8", "--step-s", "0.3"))), "cpu"
+    assert bpy.ops.dreamor.backend_start() == {"FINISHED"}
+    proc = backend_mod.get().proc
+    for kill, why in ((proc.kill, "the backend exited with code -9"), (None, "the backend process \\d+ is no longer running")):
+        if kill is None:
+            proc = tiny("--window", "8", "--step-s", "0.3")
+            kill = lambda: (proc.kill(), proc.wait())  # noqa: E731 (reaped: it is this test's child)
+        threading.Timer(0.5, kill).start()
+        t0 = time.monotonic()
+        with pytest.raises(RuntimeError, match=f"backend stopped while refining \\({why}\\); nothing was changed"):
+            bpy.ops.dreamor.refine()
+        assert time.monotonic() - t0 < 3.0
+        assert_same_state(scene_state(obj), state)
+        assert backend_mod.status(bpy.context)[:2] == ("stopped", "Not running")
+        assert not bpy.context.window_manager.dreamor_job.running
+
+    # Not an SMPL armature: the message names the missing bones.
+    data = bpy.data.armatures.new("Rig")
+    other = bpy.data.objects.new("Rig", data)
+    bpy.context.scene.collection.objects.link(other)
+    bpy.context.view_layer.objects.active = other
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = data.edit_bones.new("Bone")
+    bone.tail = (0.0, 0.0, 1.0)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    tiny()
+    with pytest.raises(RuntimeError, match="armature 'Rig' has no bone.*is this an SMPL armature"):
+        bpy.ops.dreamor.refine()
+    assert_same_state(scene_state(obj), state)
+    assert other.animation_data is None
+
+
+def test_cancel_writes_nothing_and_frees_the_backend(walk, tiny, sub, backend_mod):
+    refine = sub("refine")
+    obj = walk
+    state = scene_state(obj)
+    tiny("--window", "8", "--step-s", "0.3")
+    assert not bpy.ops.dreamor.refine_cancel.poll()
+
+    # The Cancel button, between two steps of a running job (as the modal timer calls them).
+    run = refine.RefineRun(obj, bpy.context.scene)
+    refine.active = run
+    try:
+        run.step()
+        assert not run.finished and bpy.ops.dreamor.refine_cancel.poll()
+        assert bpy.ops.dreamor.refine_cancel() == {"FINISHED"}
+        assert run.step() and run.state == "cancelled"
+    finally:
+        refine.active = None
+    with pytest.raises(refine.RefineError, match="cancelled"):
+        run.apply(bpy.context)
+
+    # Cancelling the synchronous operator (as the Cancel button would, from another thread here).
+    threading.Timer(0.5, lambda: refine.active.request_cancel()).start()
+    assert bpy.ops.dreamor.refine() == {"CANCELLED"}
+    assert_same_state(scene_state(obj), state)
+    b = backend_mod.get()
+    deadline = time.monotonic() + 5
+    while b.ping() and b.busy and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b.ready and not b.busy  # the backend stopped the job and is free
+
+
+def test_backend_start_and_stop_from_blender(walk, prefs, backend_mod, tmp_path, addon):
+    """dreamor.backend_start runs '<python> -m dreamor.cli serve ...' (here a stand-in that runs the tiny server)."""
+    import importlib
+
+    prefs.python_path, prefs.device = str(fake_python(tmp_path, serve_tiny_body())), "cpu"
+    assert bpy.ops.dreamor.backend_start() == {"FINISHED"}
+    b = backend_mod.get()
+    assert b.owned and b.proc.poll() is None and b.connection_file.exists()
+    assert backend_mod.status_line(bpy.context)[0] == "Ready on cpu"
+    assert bpy.ops.dreamor.refine() == {"FINISHED"}  # it does refine
+    panels = importlib.import_module(f"{addon.__name__}.panels")
+    fake = mock.MagicMock()
+    panels.DREAMOR_PT_backend.draw(fake, bpy.context)
+    assert "Ready on cpu" in str(fake.mock_calls) and "dreamor.backend_stop" in str(fake.mock_calls)
+    fake = mock.MagicMock()
+    type(prefs).draw(fake, bpy.context)  # the preferences show the same status and buttons
+    assert "Ready on cpu" in str(fake.mock_calls) and "dreamor.backend_stop" in str(fake.mock_calls)
+
+    proc, conn = b.proc, b.connection_file
+    assert bpy.ops.dreamor.backend_stop() == {"FINISHED"}
+    assert proc.wait(timeout=5) == 0  # it shut down cleanly on request
+    assert not conn.exists() and b.state == "stopped"
+    assert backend_mod.status_line(bpy.context)[0] == "Not running"
+
+
+def test_backend_start_reports_why_it_cannot_start(prefs, backend_mod, tmp_path):
+    prefs.device = "cpu"
+    with pytest.raises(RuntimeError, match="no backend Python is set.*Preferences"):
+        bpy.ops.dreamor.backend_start()
+    prefs.python_path = str(tmp_path / "missing" / "python")
+    with pytest.raises(RuntimeError, match="does not exist"):
+        bpy.ops.dreamor.backend_start()
+    prefs.python_path = str(fake_python(tmp_path, "sys.stderr.write('loading...\\nerror: cannot load models/vae.pt (no such file)\\n'); sys.exit(2)"))
+    with pytest.raises(RuntimeError, match=r"the backend did not start: cannot load models/vae\.pt \(no such file\)"):
+        bpy.ops.dreamor.backend_start()
+    state, text, detail = backend_mod.status(bpy.context)
+    assert (state, text) == ("stopped", "Not running") and "cannot load models/vae.pt" in detail
+    prefs.python_path, prefs.connection_file = "", str(tmp_path / "nobody.json")
+    with pytest.raises(RuntimeError, match="no connection file at .*nobody.json; is the DREAMoR backend running"):
+        bpy.ops.dreamor.backend_start()
+
+
+def test_real_dreamor_serve_reports_a_missing_engine(prefs, backend_mod):
+    """The real `dreamor serve`: a clean message while the engine is missing; a ready backend once it exists."""
+    prefs.python_path, prefs.device, prefs.start_timeout = sys.executable, "cpu", 40.0
+    try:
+        result = bpy.ops.dreamor.backend_start()
+    except RuntimeError as exc:
+        text = str(exc)
+        assert "\n" not in text.strip() and "Traceback" not in text
+        if importlib.util.find_spec("dreamor.refine.api") is None:
+            assert "no refinement engine is installed yet" in text
+        else:  # the engine exists but cannot run here (e.g. no trained models yet)
+            assert "the backend did not start: " in text or "did not become ready" in text
+        assert backend_mod.get().proc is None
+    else:
+        assert result == {"FINISHED"} and backend_mod.get().ready
+        assert bpy.ops.dreamor.backend_stop() == {"FINISHED"}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="fake python is a shebang script")
+def test_auto_device_falls_back_to_the_cpu(prefs, backend_mod, tmp_path, monkeypatch):
+    """'auto' picks CUDA when a driver is there; a backend that cannot use it is restarted on the CPU."""
+    body = "if args[args.index('--device') + 1] == 'cuda':\n    sys.exit('error: CUDA is not available')\n" + serve_tiny_body()
+    prefs.python_path, prefs.device = str(fake_python(tmp_path, body)), "auto"
+    monkeypatch.setattr(backend_mod, "resolve_device", lambda device: "cuda")
+    assert bpy.ops.dreamor.backend_start() == {"FINISHED"}
+    b = backend_mod.get()
+    assert b.device == "cpu" and "CUDA is not available" in b.message
+
+
+def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, addon):
+    """The modal path, driven by fake TIMER/ESC events (headless Blender has no event loop)."""
+    from types import SimpleNamespace
+
+    operators, refine = sub("operators"), sub("refine")
+    op_cls = operators.DREAMOR_OT_refine
+
+    class FakeOp:  # the operator's methods on a plain object (bpy cannot make operator instances)
+        _timer = None
+        modal, _start, _end, _finish = op_cls.modal, op_cls._start, op_cls._end, op_cls._finish
+
+        def __init__(self):
+            self.reports = []
+
+        def report(self, kind, text):
+            self.reports.append((set(kind), text))
+
+    timer, esc = SimpleNamespace(type="TIMER", value="NOTHING"), SimpleNamespace(type="ESC", value="PRESS")
+    mouse = SimpleNamespace(type="MOUSEMOVE", value="NOTHING")
+    tiny("--window", "16", "--step-s", "0.05")
+    obj, job = walk, bpy.context.window_manager.dreamor_job
+
+    op = FakeOp()
+    assert op._start(bpy.context) is refine.active and job.running
+    header = mock.MagicMock()
+    operators._draw_status_bar(header, bpy.context)  # the status bar's progress while it runs
+    assert "DREAMoR:" in str(header.mock_calls) and "EVENT_ESC" in str(header.mock_calls)
+    assert op.modal(bpy.context, mouse) == {"PASS_THROUGH"}  # the UI stays usable
+    fractions = []
+    deadline = time.monotonic() + 10
+    while (ret := op.modal(bpy.context, timer)) == {"PASS_THROUGH"} and time.monotonic() < deadline:
+        fractions.append(job.progress)
+        time.sleep(0.05)
+    assert ret == {"FINISHED"} and obj.animation_data.action.name == "walk_refined"
+    assert op.reports[-1][0] == {"INFO"} and "refined frames 1..102" in op.reports[-1][1]
+    assert 0 < max(fractions) <= 1 and not job.running and refine.active is None
+
+    before = scene_state(obj)
+    op = FakeOp()
+    op._start(bpy.context)
+    assert op.modal(bpy.context, timer) == {"PASS_THROUGH"}
+    assert op.modal(bpy.context, esc) == {"CANCELLED"}
+    assert op.reports[-1] == ({"WARNING"}, "refine cancelled; nothing was changed")
+    assert_same_state(scene_state(obj), before)
+    assert refine.active is None and not job.running
