@@ -1,0 +1,298 @@
+"""The refinement engine as a library call: ``refine(clip, visible, config) -> Refined``.
+
+The caller's skeleton (``clip.rest_joints``, from the clip or the armature) is the body.
+Observations are the clip's joints (``clip.joints``; computed by FK from the clip's
+rotations when absent); joints where ``visible`` is False never enter the result (they may
+be garbage or NaN). Any frame rate in, the same frames and rate out (the model runs at 30 Hz).
+Long clips are cut into overlapping windows, optimised in batches and cross-faded.
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.clip import Clip
+from ..data.resample import MODEL_FPS, resample_clip
+from ..data.retarget import solve_rotations
+from ..errors import DreamorError
+from ..rotations import aa_to_mat, mat_to_aa
+from ..skeleton import NUM_JOINTS, PARENTS, forward_kinematics
+from ..state import motion_to_state, state_rotmats
+from .config import RefineConfig, refine_preset
+from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
+
+MIN_FRAMES = 8  # at 30 Hz
+MODELS_DIR_ENV = "DREAMOR_MODELS_DIR"
+PartialFn = Callable[[int, "Refined"], None]
+
+
+@dataclass
+class Refined:
+    """A refined motion at the input's frame rate. trans (T, 3) m; root_orient (T, 3) and
+    pose_body (T, 63) axis-angle; joints (T, 22, 3) m; contacts (T, 9) probabilities."""
+
+    trans: np.ndarray
+    root_orient: np.ndarray
+    pose_body: np.ndarray
+    joints: np.ndarray
+    contacts: np.ndarray
+    fps: float
+    energies: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_clip(self, like: Clip) -> Clip:
+        return replace(like, trans=self.trans, root_orient=self.root_orient, pose_body=self.pose_body,
+                       joints=self.joints, contacts=self.contacts, fps=self.fps, visible=None)
+
+
+@dataclass
+class Models:
+    """The loaded networks: the MotionVAE (with its Gaussian prior) and the latent diffusion prior."""
+
+    vae: torch.nn.Module
+    diffusion: torch.nn.Module | None
+    ids: dict[str, str] = field(default_factory=dict)
+
+
+def models_dir() -> Path:
+    env = os.environ.get(MODELS_DIR_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[3] / "models"
+
+
+def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,
+                device: str = "cpu") -> Models:
+    """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``) or given ones."""
+    from ..models.diffusion import load_diffusion
+    from ..models.vae import load_vae
+
+    root = models_dir()
+    vae_path = Path(vae_path) if vae_path else root / "vae-small.pt"
+    diffusion_path = Path(diffusion_path) if diffusion_path else root / "diffusion-small.pt"
+    if not vae_path.exists():
+        raise DreamorError(f"no MotionVAE checkpoint at {vae_path}; train one with `dreamor train vae` "
+                           f"or set {MODELS_DIR_ENV}")
+    vae = load_vae(vae_path, device)
+    vae.eval().requires_grad_(False)
+    diffusion = None
+    if diffusion_path.exists():
+        diffusion, _ = load_diffusion(diffusion_path, device)
+        diffusion.eval().requires_grad_(False)
+    return Models(vae, diffusion, {"vae": vae_path.name, "diffusion": diffusion_path.name if diffusion else ""})
+
+
+# ----------------------------------------------------------------------------- input checks
+def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """-> observed joints (T, 22, 3) and visible (T, 22) bool; raises DreamorError on bad input."""
+    t = clip.num_frames
+    if t == 0:
+        raise DreamorError("the clip has no frames")
+    vis = clip.visible if visible is None else visible
+    vis = np.ones((t, NUM_JOINTS), bool) if vis is None else np.asarray(vis)
+    if vis.shape != (t, NUM_JOINTS):
+        raise DreamorError(f"the visibility mask has shape {vis.shape}; expected ({t}, {NUM_JOINTS}) (frames x joints)")
+    vis = vis.astype(bool)
+    if not vis.any():
+        raise DreamorError("every joint is marked occluded in every frame: nothing to refine from")
+    for key in ("trans", "root_orient", "pose_body", "rest_joints"):
+        if not np.all(np.isfinite(getattr(clip, key))):
+            raise DreamorError(f"the clip's '{key}' holds NaN or infinite values")
+    if clip.joints is not None:
+        joints = np.asarray(clip.joints, np.float64)
+        if joints.shape != (t, NUM_JOINTS, 3):
+            raise DreamorError(f"the clip's joints have shape {joints.shape}; expected ({t}, {NUM_JOINTS}, 3)")
+        if not np.all(np.isfinite(joints[vis])):
+            raise DreamorError("visible joints hold NaN or infinite values")
+    else:
+        aa = torch.as_tensor(clip.local_aa, dtype=torch.float64)
+        joints = forward_kinematics(aa_to_mat(aa), torch.as_tensor(clip.rest_joints), torch.as_tensor(clip.trans)).joints.numpy()
+    if t / clip.fps * MODEL_FPS < MIN_FRAMES:
+        raise DreamorError(f"the clip is too short: {t} frames at {clip.fps:g} fps; refinement needs at least "
+                           f"{MIN_FRAMES / MODEL_FPS:.2f} s")
+    return joints, vis
+
+
+def _initial_states(filled: np.ndarray, rest: np.ndarray) -> torch.Tensor:
+    """Filled-in joints (T, 22, 3) -> states (T, 273) posed to reach them (see retarget.solve_rotations)."""
+    glob = solve_rotations(filled, rest)
+    local = glob.copy()
+    for j in range(1, NUM_JOINTS):
+        local[:, j] = np.swapaxes(glob[:, PARENTS[j]], -1, -2) @ glob[:, j]
+    x, _ = motion_to_state(torch.from_numpy(local), torch.from_numpy(filled[:, 0] - rest[0]),
+                           torch.from_numpy(rest), MODEL_FPS)
+    return x.float()
+
+
+def split_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
+    """[(start, end)] of equal-length windows covering the frames (one shorter window if the clip is)."""
+    if num_frames <= window:
+        return [(0, num_frames)]
+    step = window - overlap
+    starts = list(range(0, num_frames - window + 1, step))
+    if starts[-1] + window < num_frames:
+        starts.append(num_frames - window)
+    return [(s, s + window) for s in starts]
+
+
+def blend_weights(windows: list[tuple[int, int]], num_frames: int) -> np.ndarray:
+    """(W, T) cross-fade weights: linear ramps over each overlap, summing to 1 per frame."""
+    w = np.zeros((len(windows), num_frames))
+    for k, (s, e) in enumerate(windows):
+        ramp = np.ones(e - s)
+        if k > 0:
+            ov = windows[k - 1][1] - s
+            if ov > 0:
+                ramp[:ov] = np.minimum(ramp[:ov], (np.arange(ov) + 1) / (ov + 1))
+        if k + 1 < len(windows):
+            ov = e - windows[k + 1][0]
+            if ov > 0:
+                ramp[-ov:] = np.minimum(ramp[-ov:], (ov - np.arange(ov)) / (ov + 1))
+        w[k, s:e] = ramp
+    return w / w.sum(0, keepdims=True)
+
+
+def _project_rotations(m: np.ndarray) -> np.ndarray:
+    u, _, vt = np.linalg.svd(m)
+    d = np.sign(np.linalg.det(u @ vt))
+    u[..., -1] *= d[..., None]
+    return u @ vt
+
+
+# ----------------------------------------------------------------------------- the call
+def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig | None = None,
+           progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+           models: Models | None = None, partial: PartialFn | None = None) -> Refined:
+    """Refine ``clip`` given a (T, 22) visibility mask; see the module docstring.
+
+    progress(stage, fraction, energies) is called while working; should_stop() is polled
+    every iteration and raises RefineCancelled (nothing is returned half-done).
+    """
+    cfg = config or refine_preset("default")
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    joints, vis = _observations(clip, visible)
+    models = models or load_models(device=cfg.device)
+    dev = torch.device(cfg.device)
+    models.vae.to(dev)
+    if models.diffusion is not None:
+        models.diffusion.to(dev)
+
+    from ..evaluate.baselines import run_input  # the simple guess for occluded joints
+
+    observed = replace(clip, joints=np.where(vis[..., None], joints, np.nan), visible=vis, contacts=None)
+    filled = run_input(observed).joints
+    at30 = resample_clip(replace(observed, joints=filled), MODEL_FPS)
+    obs30, vis30, rest = at30.joints, at30.visible, clip.rest_joints
+    n = len(obs30)
+    x_init = _initial_states(obs30, rest)
+    timings["prepare_s"] = time.perf_counter() - t0
+
+    windows = split_windows(n, cfg.window, cfg.overlap)
+    t1 = time.perf_counter()
+    states, contacts, energies = [], [], {}
+    chunks = [windows[i : i + cfg.max_batch_windows] for i in range(0, len(windows), cfg.max_batch_windows)]
+    for ci, chunk in enumerate(chunks):
+        def chunk_progress(stage, fraction, terms, ci=ci):
+            if progress is not None:
+                progress(stage, (ci + fraction) / len(chunks), terms)
+
+        batch = WindowBatch(
+            observed=torch.stack([torch.from_numpy(obs30[s:e]) for s, e in chunk]).float().to(dev),
+            visible=torch.stack([torch.from_numpy(vis30[s:e]) for s, e in chunk]).to(dev),
+            rest_joints=torch.from_numpy(rest).float().expand(len(chunk), NUM_JOINTS, 3).to(dev),
+            x_init=torch.stack([x_init[s:e] for s, e in chunk]).to(dev),
+        )
+        res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop)
+        states += list(res.states.cpu().double())
+        contacts += list(res.contacts.cpu().double())
+        energies = res.energies
+        if partial is not None and ci + 1 < len(chunks):
+            done = windows[: (ci + 1) * cfg.max_batch_windows]
+            end = chunks[ci + 1][0][0]  # frames before the next chunk's first window are final
+            out = _assemble(done, states, contacts, rest, end, clip.fps, MODEL_FPS)
+            partial(0, out)
+    timings["optimise_s"] = time.perf_counter() - t1
+    out = _assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames)
+    out.energies = energies
+    timings["total_s"] = time.perf_counter() - t0
+    out.timings = timings
+    return out
+
+
+def _assemble(windows, states, contacts, rest: np.ndarray, n: int, fps_out: float, fps_in: float,
+              num_out: int | None = None) -> Refined:
+    """Cross-fade window results over frames [0, n) and resample to ``fps_out``."""
+    w = blend_weights(windows, max(e for _, e in windows))[:, :n]
+    w = w / np.maximum(w.sum(0, keepdims=True), 1e-12)
+    rot = np.zeros((n, NUM_JOINTS, 3, 3))
+    trans = np.zeros((n, 3))
+    cont = np.zeros((n, 9))
+    for k, (s, e) in enumerate(windows):
+        e2 = min(e, n)
+        if e2 <= s:
+            continue
+        wk = w[k, s:e2]
+        x = states[k][: e2 - s]
+        rot[s:e2] += wk[:, None, None, None] * state_rotmats(x).numpy()
+        trans[s:e2] += wk[:, None] * x[:, :3].numpy()
+        cont[s:e2] += wk[:, None] * contacts[k][: e2 - s].numpy()
+    aa = mat_to_aa(torch.from_numpy(_project_rotations(rot))).numpy()
+    clip = Clip(trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(n, 63), fps=fps_in,
+                rest_joints=rest, contacts=cont)
+    if abs(fps_out - fps_in) > 1e-6:
+        clip = resample_clip(clip, fps_out)
+    if num_out is not None and clip.num_frames != num_out:  # same frames as the input
+        idx = np.minimum(np.arange(num_out), clip.num_frames - 1)
+        clip = replace(clip, trans=clip.trans[idx], root_orient=clip.root_orient[idx],
+                       pose_body=clip.pose_body[idx], contacts=clip.contacts[idx])
+    local = aa_to_mat(torch.from_numpy(clip.local_aa))
+    joints = forward_kinematics(local, torch.from_numpy(rest), torch.from_numpy(clip.trans)).joints.numpy()
+    return Refined(clip.trans, clip.root_orient, clip.pose_body, joints, np.clip(clip.contacts, 0, 1), fps_out)
+
+
+# ----------------------------------------------------------------------------- the server's runner
+def load_runner(device: str = "cpu"):
+    """The backend's job runner (``server.jobs.Runner``): models load once, here.
+
+    Raises DreamorError when the checkpoints are missing, so `dreamor serve` says so in one line.
+    """
+    from ..server.jobs import JobCancelled, JobOutput
+
+    models = load_models(device=device)
+
+    def to_output(r: Refined) -> JobOutput:
+        return JobOutput(trans=r.trans, root_orient=r.root_orient, pose_body=r.pose_body, joints=r.joints,
+                         contacts=r.contacts, metrics={k: float(v) for k, v in {**r.energies, **r.timings}.items()})
+
+    def run(job, sink, should_stop) -> JobOutput:
+        cfg = refine_preset(job.options.get("preset", "default"), device=device)
+        clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
+                    rest_joints=job.rest_joints)
+        try:
+            out = refine(clip, job.visible, cfg, progress=sink.progress, should_stop=should_stop, models=models,
+                         partial=lambda start, r: sink.partial(start, to_output(r)))
+        except RefineCancelled:
+            raise JobCancelled() from None
+        if job.options.get("keep_visible", True):
+            out = keep_visible_rotations(out, clip, job.visible)
+        return to_output(out)
+
+    run.info = {"models": models.ids, "device": device}
+    return run
+
+
+def keep_visible_rotations(out: Refined, clip: Clip, visible: np.ndarray) -> Refined:
+    """Put back the captured rotation of every joint in every frame where it is visible
+    (and the captured root translation where the pelvis is); joints are recomputed by FK."""
+    vis = np.asarray(visible, bool)
+    aa = np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], axis=1)
+    aa = np.where(vis[..., None], clip.local_aa, aa)
+    trans = np.where(vis[:, :1], clip.trans, out.trans)
+    joints = forward_kinematics(aa_to_mat(torch.from_numpy(aa)), torch.from_numpy(clip.rest_joints),
+                                torch.from_numpy(trans)).joints.numpy()
+    return replace(out, trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=joints)

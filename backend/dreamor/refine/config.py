@@ -1,0 +1,73 @@
+"""Refinement configs: energy weights, stages and the named presets (fast, default, best).
+
+Methods in the same code path (for the evaluation's baselines):
+- ``dreamor``: SDS towards the latent diffusion prior's denoised targets (the paper);
+- ``vae_only``: HuMoR-style, the MotionVAE's Gaussian conditional prior -log p(z_t | x_{t-1})
+  in place of the diffusion target;
+- ``no_opt``: the diffusion-denoised latents of the initial encoding, decoded without optimisation.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, replace
+
+METHODS = ("dreamor", "vae_only", "no_opt")
+
+
+@dataclass
+class EnergyWeights:
+    """Weights of the energy terms (see ``refine.energies``); units there."""
+
+    sds: float = 0.05  # sum_z ||z - sg(z_hat)||^2 per latent (dreamor)
+    prior: float = 0.002  # -log p(z_t | x_{t-1}) per latent (vae_only)
+    obs: float = 400.0  # robust joint distance (m^2, saturates at obs_sigma^2)
+    consistency: float = 100.0  # regressed joints vs FK joints (m^2)
+    contact_vel: float = 300.0  # (m/frame)^2 of joints in contact
+    contact_height: float = 100.0  # m^2 above the contact threshold
+    penetration: float = 1000.0  # m^2 below the ground
+    smooth: float = 300.0  # (m/frame^2)^2 joint acceleration
+
+
+@dataclass
+class RefineConfig:
+    """One refinement run. Frames are at the model rate (30 Hz)."""
+
+    preset: str = "default"
+    method: str = "dreamor"
+    weights: EnergyWeights = field(default_factory=EnergyWeights)
+    iters: int = 120
+    lr: float = 0.03
+    #: windows of ``window`` frames overlapping by ``overlap``, optimised as one batch.
+    window: int = 60
+    overlap: int = 12
+    #: windows per optimisation batch (bounds memory for long clips; each batch can be previewed).
+    max_batch_windows: int = 24
+    #: DDIM steps K per denoised target, the t' range (fractions of T) and CFG guidance.
+    denoise_steps: int = 10
+    t_range: tuple[float, float] = (0.2, 0.5)
+    guidance: float = 2.0
+    #: recompute the denoised targets every this many iterations.
+    refresh_every: int = 20
+    #: contact terms only after this fraction of the iterations (first fit the observations).
+    contacts_from: float = 0.3
+    optimize_ground: bool = True
+    obs_sigma: float = 0.1  # metres, Geman-McClure scale
+    seed: int = 0
+    device: str = "cpu"
+
+
+PRESETS: dict[str, RefineConfig] = {
+    "fast": RefineConfig(preset="fast", iters=40, refresh_every=10, denoise_steps=5),
+    "default": RefineConfig(preset="default"),
+    "best": RefineConfig(preset="best", iters=300, lr=0.02, refresh_every=25, window=90, overlap=15),
+}
+
+
+def refine_preset(name: str = "default", **overrides) -> RefineConfig:
+    """A copy of a named preset with fields replaced; ValueError names the choices."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
+    cfg = replace(copy.deepcopy(PRESETS[name]), **overrides)
+    if cfg.method not in METHODS:
+        raise ValueError(f"unknown method '{cfg.method}'; choose one of {', '.join(METHODS)}")
+    return cfg

@@ -1,0 +1,150 @@
+"""DREAMoR's test-time optimisation over a batch of windows (paper section 3.4).
+
+For B windows of L frames (30 Hz) with observed joints and a visibility mask:
+1. initial states x_{0:L-1} from the filled-in observation; z_{1:L-1} = encoder means;
+2. targets z_hat: per latent a random t' in ``t_range`` * T, partial noising and K DDIM steps
+   with CFG (one batched call over all latents of all windows), refreshed on a schedule;
+3. Adam on z, the initial state x_0 and the ground plane (height, tilt) minimising
+   E = w_sds sum||z - sg(z_hat)||^2 + w_obs E_obs(visible joints) + regularisers, where the
+   motion is the decoder's rollout from x_0 and the contacts come out of the decoder.
+``vae_only`` replaces the SDS term by the Gaussian prior's -log p(z_t | x_{t-1}); ``no_opt``
+decodes the first targets without optimising.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import DreamorError
+from ..skeleton import forward_kinematics
+from ..state import STATE_SLICES, state_rotmats
+from . import energies as E
+from .config import RefineConfig
+
+ProgressFn = Callable[[str, float, dict], None]
+
+
+class RefineCancelled(DreamorError):
+    """The caller asked to stop (``should_stop`` returned True)."""
+
+
+@dataclass
+class WindowBatch:
+    """B windows of L frames. observed: (B, L, 22, 3) m (anything where not visible);
+    visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states."""
+
+    observed: torch.Tensor
+    visible: torch.Tensor
+    rest_joints: torch.Tensor
+    x_init: torch.Tensor
+
+
+@dataclass
+class WindowResult:
+    """states: (B, L, 273); joints: (B, L, 22, 3) FK; contacts: (B, L, 9); ground: (normal (B, 3), offset (B,))."""
+
+    states: torch.Tensor
+    joints: torch.Tensor
+    contacts: torch.Tensor
+    ground: tuple[torch.Tensor, torch.Tensor]
+    energies: dict[str, float]
+
+
+def _ground(tilt: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    n = torch.cat([tilt, torch.ones_like(tilt[:, :1])], dim=-1)
+    return n / n.norm(dim=-1, keepdim=True), offset
+
+
+def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor):
+    """x_0 (B, 273), z (B, L-1, Z) -> states (B, L, 273), FK joints (B, L, 22, 3), contacts (B, L, 9)."""
+    roll = vae.rollout(x0, z, rest)
+    x = torch.cat([x0[:, None], roll.states], dim=1)
+    contacts = torch.cat([roll.contacts[:, :1], roll.contacts], dim=1)
+    joints = forward_kinematics(state_rotmats(x), rest[:, None], x[..., STATE_SLICES["trans"]]).joints
+    return x, joints, contacts
+
+
+def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest: torch.Tensor,
+                     cfg: RefineConfig, generator: torch.Generator) -> torch.Tensor:
+    """z_hat (B, L-1, Z): each latent noised to its own random t' and denoised with K DDIM steps + CFG."""
+    from ..models.diffusion import vae_condition
+
+    t_total = diffusion.schedule.num_train_timesteps
+    lo, hi = cfg.t_range
+    frac = lo + (hi - lo) * torch.rand(z.shape[:-1], generator=generator)
+    t = (frac * t_total).long().clamp(0, t_total - 1).to(z.device)
+    cond = vae_condition(vae, x_prev, rest)
+    noise = torch.randn(z.shape, generator=generator).to(z)
+    return diffusion.denoise(z, cond, t, num_steps=cfg.denoise_steps, guidance=cfg.guidance, noise=noise)
+
+
+def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
+                     progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> WindowResult:
+    """Run the configured method on a batch of windows; see the module docstring."""
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rest = batch.rest_joints
+    w = cfg.weights
+    with torch.no_grad():
+        z0, _ = vae.encode(batch.x_init[:, :-1], batch.x_init[:, 1:], rest)
+    x0 = batch.x_init[:, 0].clone()
+    if cfg.method in ("dreamor", "no_opt"):
+        if diffusion is None:
+            raise DreamorError(f"method '{cfg.method}' needs the latent diffusion model, which is not loaded")
+        z_hat = denoised_targets(vae, diffusion, z0, batch.x_init[:, :-1], rest, cfg, gen)
+    if cfg.method == "no_opt":
+        with torch.no_grad():
+            x, joints, contacts = _decode(vae, x0, z_hat, rest)
+        flat = torch.zeros(len(x0), 2, dtype=x0.dtype)
+        return WindowResult(x, joints, contacts, _ground(flat, torch.zeros(len(x0), dtype=x0.dtype)), {})
+
+    z = z0.clone().requires_grad_(True)
+    x0 = x0.requires_grad_(True)
+    tilt = torch.zeros(len(x0), 2, dtype=x0.dtype, requires_grad=cfg.optimize_ground)
+    offset = torch.zeros(len(x0), dtype=x0.dtype, requires_grad=cfg.optimize_ground)
+    opt = torch.optim.Adam([{"params": [z, x0], "lr": cfg.lr}] +
+                           ([{"params": [tilt, offset], "lr": cfg.lr * 0.1}] if cfg.optimize_ground else []))
+    observed = torch.nan_to_num(batch.observed)
+    terms: dict[str, float] = {}
+    last_report = 0.0
+    for it in range(cfg.iters):
+        if should_stop is not None and should_stop():
+            raise RefineCancelled("refinement cancelled")
+        opt.zero_grad(set_to_none=True)
+        x, joints, contacts = _decode(vae, x0, z, rest)
+        c = contacts.detach()
+        ground = _ground(tilt, offset)
+        parts = [
+            (w.obs, E.observation(joints, observed, batch.visible, cfg.obs_sigma)),
+            (w.consistency, E.skeleton_consistency(x[..., STATE_SLICES["joints"]].reshape(joints.shape), joints)),
+            (w.penetration, E.penetration(joints, ground)),
+            (w.smooth, E.smoothness(joints)),
+        ]
+        if it >= cfg.contacts_from * cfg.iters:
+            parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
+        if cfg.method == "dreamor":
+            if it > 0 and it % cfg.refresh_every == 0:
+                z_hat = denoised_targets(vae, diffusion, z.detach(), x[:, :-1].detach(), rest, cfg, gen)
+            parts.append((w.sds, E.sds(z, z_hat)))
+        else:  # vae_only: HuMoR's learned conditional prior
+            mu, logvar = vae.prior_params(x[:, :-1], rest)
+            nll = 0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar).sum(-1).mean()
+            parts.append((w.prior, (nll, {"prior_nll": float(nll.detach())})))
+        total = sum(weight * e for weight, (e, _) in parts)
+        total.backward()
+        opt.step()
+        terms = {k: v for _, (_, t) in parts for k, v in t.items()}
+        terms["total"] = float(total.detach())
+        if not all(math.isfinite(v) for v in terms.values()):
+            raise DreamorError("the optimisation diverged (non-finite energy); try the 'fast' preset or check the input")
+        now = time.monotonic()
+        if progress is not None and (now - last_report > 0.2 or it == cfg.iters - 1):
+            last_report = now
+            progress("optimise", (it + 1) / cfg.iters, terms)
+    with torch.no_grad():
+        x, joints, contacts = _decode(vae, x0, z, rest)
+        ground = _ground(tilt, offset)
+    return WindowResult(x.detach(), joints.detach(), contacts.detach(), (ground[0].detach(), ground[1].detach()), terms)

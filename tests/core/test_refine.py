@@ -1,0 +1,132 @@
+"""The refinement engine with tiny (untrained) models: shapes, energies, windows, bad input, cancel."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from dreamor.data.clip import Clip
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.errors import DreamorError
+from dreamor.evaluate.occlusion import occlude
+from dreamor.models.configs import PRESETS
+from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion
+from dreamor.models.vae import MotionVAE
+from dreamor.refine.api import Models, _assemble, blend_weights, keep_visible_rotations, refine, split_windows
+from dreamor.refine.config import refine_preset
+from dreamor.refine.optimize import RefineCancelled
+from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    vae = MotionVAE(PRESETS["tiny"].model)
+    torch.nn.init.normal_(vae.decoder.out.weight, std=1e-2)  # let z move the output (trained models do)
+    vae.eval().requires_grad_(False)
+    dif = LatentDiffusion(DiffusionConfig(latent_dim=vae.latent_dim, d_model=32, n_layers=1, n_heads=2)).eval()
+    return Models(vae, dif)
+
+
+@pytest.fixture(scope="module")
+def clip(mocap_dir):
+    """A real 120 fps CMU walk, 1 s of it, with joints."""
+    c = with_joints_and_contacts(read_motion(mocap_dir / "cmu_02_01.bvh", fps=None))
+    return replace(c, trans=c.trans[:120], root_orient=c.root_orient[:120], pose_body=c.pose_body[:120],
+                   joints=c.joints[:120], contacts=c.contacts[:120])
+
+
+def _cfg(**kw):
+    return refine_preset("fast", **{"iters": 12, "window": 20, "overlap": 6, **kw})
+
+
+def test_windows_cover_and_blend():
+    w = split_windows(100, 30, 8)
+    assert all(e - s == 30 for s, e in w) and w[0][0] == 0 and w[-1][1] == 100
+    assert all(w[k + 1][0] < w[k][1] for k in range(len(w) - 1))  # overlapping
+    b = blend_weights(w, 100)
+    assert np.allclose(b.sum(0), 1.0) and (b >= 0).all()
+    assert split_windows(10, 30, 8) == [(0, 10)]
+
+
+def test_blending_has_no_seam():
+    """Two windows that disagree by 10 cm cross-fade: no frame-to-frame jump above 10 cm / (overlap + 1)."""
+    from dreamor.state import motion_to_state
+
+    rest = SMPL_NEUTRAL_REST_JOINTS
+    t = 30
+    rot = torch.eye(3, dtype=torch.float64).expand(t, 22, 3, 3)
+    a, _ = motion_to_state(rot, torch.zeros(t, 3, dtype=torch.float64), torch.from_numpy(rest))
+    b, _ = motion_to_state(rot, torch.tensor([0.1, 0, 0], dtype=torch.float64).expand(t, 3), torch.from_numpy(rest))
+    windows = [(0, 30), (20, 50)]
+    out = _assemble(windows, [a, b], [torch.zeros(t, 9)] * 2, rest, 50, 30.0, 30.0)
+    jump = np.linalg.norm(np.diff(out.joints[:, 0], axis=0), axis=-1)
+    assert jump.max() <= 0.1 / 11 + 1e-9
+    assert np.allclose(out.joints[0, 0, 0], rest[0, 0]) and np.allclose(out.joints[-1, 0, 0], rest[0, 0] + 0.1)
+
+
+@pytest.mark.parametrize("method", ["dreamor", "vae_only", "no_opt"])
+def test_refine_shapes_rate_and_energy(models, clip, method):
+    obs = occlude(clip, "lower_body")
+    totals = []
+    out = refine(obs, config=_cfg(method=method), models=models,
+                 progress=lambda stage, f, e: totals.append(e["total"]) if "total" in e else None)
+    assert out.fps == clip.fps and out.joints.shape == (clip.num_frames, 22, 3)
+    assert out.contacts.shape == (clip.num_frames, 9) and (out.contacts >= 0).all() and (out.contacts <= 1).all()
+    assert np.isfinite(out.joints).all()
+    if method != "no_opt":
+        assert len(totals) >= 2 and totals[-1] < totals[0]
+
+
+def test_occluded_values_do_not_leak(models, clip):
+    obs = occlude(clip, "lower_body")
+    garbage = obs.joints.copy()
+    garbage[~obs.visible] = 123.0
+    a = refine(obs, config=_cfg(), models=models)
+    b = refine(replace(obs, joints=garbage), config=_cfg(), models=models)
+    assert np.allclose(a.joints, b.joints)
+
+
+def test_bad_input(models, clip):
+    obs = occlude(clip, "lower_body")
+    bad = obs.joints.copy()
+    bad[3, 0] = np.nan  # a visible joint
+    with pytest.raises(DreamorError, match="NaN"):
+        refine(replace(obs, joints=bad), config=_cfg(), models=models)
+    with pytest.raises(DreamorError, match="shape"):
+        refine(obs, visible=np.ones((5, 22), bool), config=_cfg(), models=models)
+    with pytest.raises(DreamorError, match="every joint"):
+        refine(obs, visible=np.zeros_like(obs.visible), config=_cfg(), models=models)
+    short = replace(obs, trans=obs.trans[:8], root_orient=obs.root_orient[:8], pose_body=obs.pose_body[:8],
+                    joints=obs.joints[:8], visible=obs.visible[:8])
+    with pytest.raises(DreamorError, match="too short"):
+        refine(short, config=_cfg(), models=models)
+    with pytest.raises(DreamorError, match="no frames"):
+        refine(Clip(np.zeros((0, 3)), np.zeros((0, 3)), np.zeros((0, 63)), 30.0), config=_cfg(), models=models)
+
+
+def test_cancel_stops_promptly(models, clip):
+    import time
+
+    calls = {"n": 0, "t": None}
+
+    def should_stop():
+        calls["n"] += 1
+        if calls["n"] == 3:
+            calls["t"] = time.monotonic()
+        return calls["n"] >= 3
+
+    with pytest.raises(RefineCancelled):
+        refine(occlude(clip, "lower_body"), config=_cfg(iters=500), models=models, should_stop=should_stop)
+    assert time.monotonic() - calls["t"] < 1.0
+
+
+def test_keep_visible_rotations(clip):
+    rng = np.random.default_rng(0)
+    vis = rng.random((clip.num_frames, 22)) > 0.5
+    from dreamor.refine.api import Refined
+
+    other = Refined(clip.trans + 0.1, clip.root_orient * 0.5, clip.pose_body * 0.5, clip.joints, clip.contacts, clip.fps)
+    kept = keep_visible_rotations(other, clip, vis)
+    aa = np.concatenate([kept.root_orient[:, None], kept.pose_body.reshape(-1, 21, 3)], 1)
+    assert np.allclose(aa[vis], clip.local_aa[vis]) and np.allclose(aa[~vis], (clip.local_aa * 0.5)[~vis])
