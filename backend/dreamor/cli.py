@@ -30,6 +30,18 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def _cmd_train_diffusion(args: argparse.Namespace) -> int:
+    from .train.train_diffusion import run_train_diffusion
+
+    return run_train_diffusion(args)
+
+
+def _cmd_refine(args: argparse.Namespace) -> int:
+    from .refine.command import run_refine
+
+    return run_refine(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import run_serve
 
@@ -87,6 +99,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train_vae)
+
+    t = train_sub.add_parser(
+        "diffusion", help="train the latent diffusion prior on a trained MotionVAE's latents",
+        description="Encode the mocap with a trained MotionVAE (latents cached), then train the latent diffusion "
+                    "prior p(z_t | x_{t-1}) on them. Writes the EMA model to --out at every checkpoint.",
+    )
+    t.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: the newest models/vae-*.pt)")
+    t.add_argument("--preset", default="small", help="small (2-core CPU, < 1 h), gpu, or tiny (tests)")
+    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
+                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
+    t.add_argument("--out", default=None, help="checkpoint path (default: models/diffusion-PRESET.pt)")
+    t.add_argument("--resume", action="store_true", help="continue the run that writes --out")
+    t.add_argument("--steps", type=int, default=None, help="total steps (overrides the preset)")
+    t.add_argument("--batch-size", type=int, default=None, help="transitions per step")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--cache", default=None, help="data, latent and resume cache folder (default: cache/ in the repository)")
+    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train_diffusion)
+
+    p = sub.add_parser(
+        "refine", help="refine a motion: fill occluded joints, remove jitter, fix feet (DREAMoR)",
+        description="IN is a .bvh/.bvh.gz or clip .npz (its `visible` mask is used unless --occlude is given); "
+                    "OUT.npz has the same frames and frame rate, with joints and contacts.",
+    )
+    p.add_argument("input", help="IN.npz or IN.bvh")
+    p.add_argument("output", help="OUT.npz")
+    p.add_argument("--occlude", default=None, help="lower_body, a group (left_leg, ...) or JOINT,JOINT,... (SMPL names)")
+    p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude marks apply to (default: all)")
+    p.add_argument("--preset", default="default", help="fast, default or best")
+    p.add_argument("--method", default="dreamor", help="dreamor, vae_only (HuMoR-style) or no_opt")
+    p.add_argument("--denoise-steps", type=int, default=None, help="DDIM steps K per target (preset default)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: models/vae-small.pt)")
+    p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_refine)
 
     p = sub.add_parser("serve", help="run the refinement backend (ZeroMQ) for the Blender add-on")
     p.add_argument("--connection-file", default=None, help="where to write the connection file")

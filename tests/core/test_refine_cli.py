@@ -1,0 +1,58 @@
+"""`dreamor refine` end to end with tiny checkpoints written by the tests."""
+import numpy as np
+import pytest
+import torch
+
+from dreamor.cli import main
+from dreamor.data.clip import load_clip
+from dreamor.models.configs import PRESETS
+from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, save_diffusion
+from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ckpts(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"]
+    vae = MotionVAE(cfg.model)
+    torch.nn.init.normal_(vae.decoder.out.weight, std=1e-2)
+    save_checkpoint(checkpoint_dict(vae, cfg, step=0, prior_fitted=True), d / "vae.pt")
+    save_diffusion(d / "dif.pt", LatentDiffusion(DiffusionConfig(latent_dim=cfg.model.latent_dim, d_model=32, n_layers=1, n_heads=2)))
+    return ["--vae", str(d / "vae.pt"), "--diffusion", str(d / "dif.pt")]
+
+
+def _refine(capsys, *args):
+    code = main(["refine", *map(str, args), "--quiet", "--preset", "fast"])
+    return code, capsys.readouterr()
+
+
+def test_refine_bvh_with_occlusion(tmp_path, mocap_dir, ckpts, capsys):
+    out = tmp_path / "out.npz"
+    code, _ = _refine(capsys, mocap_dir / "dataset-2_run_normal_001.bvh", out, "--occlude", "lower_body",
+                      "--frames", "10:40", *ckpts)
+    assert code == 0
+    clip = load_clip(out)
+    assert clip.fps == 30.0 and clip.num_frames == 68  # same frames and rate as the BVH
+    assert clip.joints.shape == (68, 22, 3) and clip.contacts.shape == (68, 9)
+    assert not clip.visible[10:40, 4].any() and clip.visible[:10].all() and clip.visible[40:].all()
+
+
+@pytest.mark.parametrize("args, msg", [
+    (["--occlude", "left_kneee"], "unknown joint"),
+    (["--occlude", "lower_body", "--frames", "50:10"], "outside"),
+    (["--frames", "1:5"], "needs --occlude"),
+    (["--preset", "turbo"], "unknown preset"),
+])
+def test_refine_bad_options(tmp_path, mocap_dir, ckpts, capsys, args, msg):
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(out), "--quiet", *args, *ckpts])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and "Traceback" not in err and not out.exists()
+
+
+def test_refine_missing_models_is_clear(tmp_path, mocap_dir, capsys):
+    code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(tmp_path / "o.npz"), "--quiet",
+                 "--vae", str(tmp_path / "none.pt")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no MotionVAE checkpoint" in err
