@@ -68,7 +68,8 @@ def test_a_folder_without_clips_is_a_clear_error(tmp_path, capsys):
     assert code == 2 and "none of the 1 motion file(s) could be read" in io.err
 
 
-def test_learned_methods_are_refused_before_any_work(takes, tmp_path, capsys):
+def test_learned_methods_are_refused_before_any_work(takes, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tmp_path / "no_models"))
     code, io = _run(capsys, "eval", takes, "--methods", "input,dreamor", "--out", tmp_path / "out")
     assert code == 2 and "method 'dreamor' is not available" in io.err
     assert not (tmp_path / "out").exists()
@@ -90,3 +91,27 @@ def test_noisy_npz_input_is_seeded_and_reproducible(tmp_path, mocap_dir, capsys)
     assert a["vis_cm"] != c["vis_cm"]
     assert a["accel_ms2"] > 10 * reports[0]["ground_truth"]["accel_ms2"]  # noise is jerky
     assert not (tmp_path / "a" / "contacts.png").exists()
+
+
+def test_learned_methods_run_with_checkpoints(tmp_path, mocap_dir, capsys, monkeypatch):
+    """vae_only, no_opt and dreamor through `dreamor eval`, with tiny (untrained) checkpoints."""
+    import torch
+
+    from dreamor.evaluate import baselines
+    from dreamor.models.configs import PRESETS
+    from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, save_diffusion
+    from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
+
+    torch.manual_seed(0)
+    cfg = PRESETS["tiny"]
+    save_checkpoint(checkpoint_dict(MotionVAE(cfg.model), cfg, step=0, prior_fitted=True), tmp_path / "vae-small.pt")
+    save_diffusion(tmp_path / "diffusion-small.pt",
+                   LatentDiffusion(DiffusionConfig(latent_dim=cfg.model.latent_dim, d_model=32, n_layers=1, n_heads=2)))
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tmp_path))
+    monkeypatch.setattr(baselines, "_MODELS", {})
+    code, _ = _run(capsys, "eval", mocap_dir / BANDAI[2], "--methods", "input,vae_only,no_opt,dreamor", "--preset", "fast",
+                   "--clip-frames", "45", "--max-clips", "1", "--no-plots", "--quiet", "--out", tmp_path / "out")
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    for name in ("vae_only", "no_opt", "dreamor"):
+        assert report["methods"][name]["occ_cm"] is not None and report["methods"][name]["seconds_per_clip"] > 0

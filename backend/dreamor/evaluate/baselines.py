@@ -12,9 +12,10 @@ vertex error can be measured with a real SMPL model.
   ancestor, the rest pose upright and turned the way the visible shoulders/hips face).
 - ``interp``: per joint, a cubic spline (not-a-knot) through the visible frames fills every gap with a
   visible frame on both sides; elsewhere (clip ends, never-seen joints) as ``input``.
-- ``vae_only``, ``no_opt``, ``dreamor``: the learned methods (paper Table 3 ablations and the full
-  method, any preset, any K). They plug in once the refinement engine exists; until then they
-  raise a DreamorError saying so.
+- ``vae_only``, ``no_opt``, ``dreamor``: the refinement engine (``refine.api.refine``) with the
+  shipped checkpoints: HuMoR-style optimisation with the VAE's Gaussian prior, DREAMoR's denoised
+  latents without optimisation, and the full method (any preset, any K). Unavailable, with the
+  reason, while a checkpoint is missing.
 
 Contacts of the joint-space baselines are HuMoR's labelling rule applied to their own joints.
 """
@@ -159,24 +160,48 @@ def run_interp(observed: Clip, config: MethodConfig | None = None) -> Clip:
     return _prediction(observed, out)
 
 
+_MODELS: dict[str, object] = {}
+
+
+def _models(device: str):
+    """The shipped checkpoints, loaded once per device."""
+    from ..refine.api import load_models
+
+    if device not in _MODELS:
+        _MODELS[device] = load_models(device=device)
+    return _MODELS[device]
+
+
 def _learned(name: str, what: str) -> Method:
+    """A refinement-engine method (``refine.config.METHODS``) run through ``refine.api.refine``."""
+
     def unavailable() -> str | None:
-        try:
-            from ..refine import api  # noqa: F401
-        except ImportError:
-            return ("the DREAMoR refinement engine (dreamor.refine.api) and its trained models are not in this "
-                    "build yet; evaluate the baselines with --methods input,interp")
-        return (f"dreamor.refine.api exists but the evaluation adapter for '{name}' is not written yet "
-                f"(dreamor/evaluate/baselines.py)")
+        from ..refine.api import models_dir
+
+        need = ["vae-small.pt"] + (["diffusion-small.pt"] if name != "vae_only" else [])
+        missing = [f for f in need if not (models_dir() / f).exists()]
+        if missing:
+            return (f"trained checkpoint(s) {', '.join(missing)} not found in {models_dir()}; train them with "
+                    f"`dreamor train vae` / `dreamor train diffusion`, or evaluate --methods input,interp")
+        return None
 
     def run(observed: Clip, config: MethodConfig) -> Clip:
-        raise DreamorError(f"method '{name}' is not available: {unavailable()}")
+        from ..refine.api import refine
+        from ..refine.config import refine_preset
+
+        reason = unavailable()
+        if reason:
+            raise DreamorError(f"method '{name}' is not available: {reason}")
+        overrides = {"denoise_steps": config.denoise_steps} if config.denoise_steps else {}
+        cfg = refine_preset(config.preset, method=name, device=config.device, seed=config.seed, **overrides)
+        out = refine(observed, observed.visible, cfg, models=_models(config.device))
+        return out.to_clip(observed)
 
     return Method(name, run, what, produces_pose=True, unavailable=unavailable)
 
 
 register(Method("input", run_input, "observation as given (hidden joints held at last seen, else rest pose)"))
 register(Method("interp", run_interp, "per-joint cubic interpolation across gaps, else as input"))
-register(_learned("vae_only", "the MotionVAE roll-out without optimisation (paper Table 3, w/o opt. vae)"))
+register(_learned("vae_only", "HuMoR-style: the same optimisation with the MotionVAE Gaussian prior instead of the diffusion target"))
 register(_learned("no_opt", "VAE latents noised and denoised by the diffusion prior, no optimisation (Table 3, w/o opt. diff.)"))
 register(_learned("dreamor", "DREAMoR: SDS + observation + regularisers test-time optimisation (any preset, any K)"))
