@@ -55,7 +55,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return run_eval(EvalSettings(
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
         max_clips=args.max_clips, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
-        noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet,
+        noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
     ))
 
 
@@ -159,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-frames", type=int, default=300, help="clip length in frames at 30 Hz (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusion masks and noise")
     p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")
+    p.add_argument("--denoise-steps", type=int, default=None, help="DREAMoR's K, DDIM steps per target (preset default)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

@@ -42,6 +42,7 @@ class EvalSettings:
     seed: int = 0
     device: str = "cpu"
     noise_cm: float = 4.0
+    denoise_steps: int | None = None  # DREAMoR's K (None: the preset's)
     plots: bool = True
     quiet: bool = False
 
@@ -53,6 +54,8 @@ class EvalSettings:
             parts += ["--max-clips", str(self.max_clips)]
         if self.protocol == "noisy":
             parts += ["--noise-cm", f"{self.noise_cm:g}"]
+        if self.denoise_steps is not None:
+            parts += ["--denoise-steps", str(self.denoise_steps)]
         return " ".join(shlex.quote(p) for p in parts + ["--out", self.out])
 
 
@@ -176,7 +179,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
     result = EvalResult(settings, resolve_device(settings.device))
     files = find_eval_files(settings.paths)
     occ_cfg = OcclusionConfig(noise_sigma_m=settings.noise_cm / 100.0)
-    cfg = MethodConfig(preset=settings.preset, device=settings.device, seed=settings.seed)
+    cfg = MethodConfig(preset=settings.preset, device=settings.device, seed=settings.seed,
+                       denoise_steps=settings.denoise_steps)
     body = _smpl_body(methods)
     for m in methods:
         result.methods[m.name] = {k: M.Mean() for k in M.METRIC_COLUMNS}
