@@ -42,6 +42,12 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     return run_refine(args)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .evaluate.bench import run_bench_cli
+
+    return run_bench_cli(args)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import run_serve
 
@@ -165,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("bench", help="speed and peak memory of refinement methods on 100 .. 3,600-frame clips")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/bench.json and DIR/bench.md")
+    p.add_argument("--lengths", default="100,300,1000,3600", help="clip lengths in frames (30 Hz)")
+    p.add_argument("--presets", default="fast,default", help="refinement presets to time")
+    p.add_argument("--methods", default="vae_only,dreamor,no_opt,input", help="methods (vae_only is the baseline)")
+    p.add_argument("--clip", default=None, help="motion file to loop (default: the bundled sample)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_cmd_bench)
     return parser
 
 

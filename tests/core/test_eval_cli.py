@@ -93,21 +93,11 @@ def test_noisy_npz_input_is_seeded_and_reproducible(tmp_path, mocap_dir, capsys)
     assert not (tmp_path / "a" / "contacts.png").exists()
 
 
-def test_learned_methods_run_with_checkpoints(tmp_path, mocap_dir, capsys, monkeypatch):
+def test_learned_methods_run_with_checkpoints(tmp_path, mocap_dir, capsys, monkeypatch, tiny_checkpoints):
     """vae_only, no_opt and dreamor through `dreamor eval`, with tiny (untrained) checkpoints."""
-    import torch
-
     from dreamor.evaluate import baselines
-    from dreamor.models.configs import PRESETS
-    from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, save_diffusion
-    from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
 
-    torch.manual_seed(0)
-    cfg = PRESETS["tiny"]
-    save_checkpoint(checkpoint_dict(MotionVAE(cfg.model), cfg, step=0, prior_fitted=True), tmp_path / "vae-small.pt")
-    save_diffusion(tmp_path / "diffusion-small.pt",
-                   LatentDiffusion(DiffusionConfig(latent_dim=cfg.model.latent_dim, d_model=32, n_layers=1, n_heads=2)))
-    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tmp_path))
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
     monkeypatch.setattr(baselines, "_MODELS", {})
     code, _ = _run(capsys, "eval", mocap_dir / BANDAI[2], "--methods", "input,vae_only,no_opt,dreamor", "--preset", "fast",
                    "--clip-frames", "45", "--max-clips", "1", "--no-plots", "--quiet", "--out", tmp_path / "out")
@@ -115,3 +105,14 @@ def test_learned_methods_run_with_checkpoints(tmp_path, mocap_dir, capsys, monke
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     for name in ("vae_only", "no_opt", "dreamor"):
         assert report["methods"][name]["occ_cm"] is not None and report["methods"][name]["seconds_per_clip"] > 0
+
+
+def test_bench_times_methods_in_fresh_processes(tmp_path, monkeypatch, tiny_checkpoints, capsys):
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    code, _ = _run(capsys, "bench", "--out", tmp_path / "b", "--lengths", "40", "--presets", "fast",
+                   "--methods", "vae_only,input", "--threads", "1", "--quiet")
+    assert code == 0
+    rows = json.loads((tmp_path / "b" / "bench.json").read_text())["rows"]
+    assert [r["method"] for r in rows] == ["vae_only", "input"]
+    assert rows[0]["ratio_to_vae_only"] == 1.0 and all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 for r in rows)
+    assert "| 40 | input |" in (tmp_path / "b" / "bench.md").read_text()

@@ -1,25 +1,13 @@
 """`dreamor refine` end to end with tiny checkpoints written by the tests."""
-import numpy as np
 import pytest
-import torch
 
 from dreamor.cli import main
 from dreamor.data.clip import load_clip
-from dreamor.models.configs import PRESETS
-from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, save_diffusion
-from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
 
 
 @pytest.fixture(scope="module")
-def ckpts(tmp_path_factory):
-    d = tmp_path_factory.mktemp("models")
-    torch.manual_seed(0)
-    cfg = PRESETS["tiny"]
-    vae = MotionVAE(cfg.model)
-    torch.nn.init.normal_(vae.decoder.out.weight, std=1e-2)
-    save_checkpoint(checkpoint_dict(vae, cfg, step=0, prior_fitted=True), d / "vae.pt")
-    save_diffusion(d / "dif.pt", LatentDiffusion(DiffusionConfig(latent_dim=cfg.model.latent_dim, d_model=32, n_layers=1, n_heads=2)))
-    return ["--vae", str(d / "vae.pt"), "--diffusion", str(d / "dif.pt")]
+def ckpts(tiny_checkpoints):
+    return ["--vae", str(tiny_checkpoints / "vae-small.pt"), "--diffusion", str(tiny_checkpoints / "diffusion-small.pt")]
 
 
 def _refine(capsys, *args):
