@@ -273,3 +273,19 @@ def test_cli_train_diffusion(tmp_path, mocap_dir, capsys):
     assert main(args) == 2 and "--resume" in capsys.readouterr().err  # never overwrites silently
     assert main(args + ["--resume", "--steps", "7"]) == 0 and load_diffusion(tmp_path / "d.pt")[1]["step"] == 7
     assert main(args[:-1] + ["--preset", "huge"]) == 2 and "unknown preset" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_cpu_with_a_cpu_generator():
+    m = _tiny()
+    m.set_latent_stats(torch.randn(50, 6) * 2)
+    z, cond = torch.randn(8, 6), torch.randn(8, STATE_DIM)
+    t = torch.tensor([5, 99, 199, 299, 499, 699, 899, 999])
+    cpu = m.denoise(z, cond, t, 10, eta=1.0, generator=torch.Generator().manual_seed(0))
+    mc = m.to("cuda")
+    gpu = mc.denoise(z.cuda(), cond.cuda(), t.cuda(), 10, eta=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(gpu.cpu(), cpu, atol=1e-3)
+    assert mc.sample(cond.cuda(), 4, generator=torch.Generator().manual_seed(1)).device.type == "cuda"
+    loss, _ = mc.train().loss(z.cuda(), cond.cuda(), generator=torch.Generator().manual_seed(2))
+    assert torch.isfinite(loss)

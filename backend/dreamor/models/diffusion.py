@@ -45,7 +45,7 @@ from torch import nn
 from ..skeleton import JOINT_GROUPS
 from ..state import STATE_DIM, STATE_SLICES
 from .configs import _from_dict
-from .schedule import NoiseSchedule, ScheduleConfig
+from .schedule import NoiseSchedule, ScheduleConfig, randn
 from .vae import MotionVAE, canonical_frame, transform_state
 
 CHECKPOINT_KIND = "dreamor-latent-diffusion"
@@ -244,7 +244,8 @@ class LatentDiffusion(nn.Module):
     # -- training ------------------------------------------------------------------------
     def drop_mask(self, batch: int, device=None, generator: torch.Generator | None = None) -> torch.Tensor:
         """(batch,) bool: which samples train unconditionally (probability ``p_drop`` each)."""
-        return torch.rand(batch, generator=generator, device=device) < self.config.p_drop
+        gdev = generator.device if generator is not None else device
+        return (torch.rand(batch, generator=generator, device=gdev) < self.config.p_drop).to(device)
 
     def loss(
         self, z0: torch.Tensor, cond: torch.Tensor, generator: torch.Generator | None = None
@@ -255,8 +256,9 @@ class LatentDiffusion(nn.Module):
         """
         b, dev = z0.shape[0], z0.device
         zn0 = self.normalize(z0)
-        t = torch.randint(0, self.schedule.num_train_timesteps, (b,), generator=generator, device=dev)
-        noise = torch.randn(zn0.shape, generator=generator, device=dev, dtype=zn0.dtype)
+        gdev = generator.device if generator is not None else dev
+        t = torch.randint(0, self.schedule.num_train_timesteps, (b,), generator=generator, device=gdev).to(dev)
+        noise = randn(zn0.shape, generator, zn0)
         null_mask = self.drop_mask(b, dev, generator)
         eps = self(self.schedule.add_noise(zn0, noise, t), t, cond, null_mask)
         loss = F.mse_loss(eps, noise)
@@ -308,7 +310,7 @@ class LatentDiffusion(nn.Module):
         cf = cond.reshape(-1, cond.shape[-1])
         t = torch.as_tensor(t_start, device=z.device, dtype=torch.long).expand(lead).reshape(-1)
         if noise is None:
-            noise = torch.randn(zf.shape, generator=generator, device=z.device, dtype=z.dtype)
+            noise = randn(zf.shape, generator, zf)
         zn = self.schedule.add_noise(self.normalize(zf), noise.reshape(zf.shape), t)
         return self.unnormalize(self.reverse(zn, cf, t, num_steps, guidance, eta, generator)).reshape(z.shape)
 
@@ -328,8 +330,7 @@ class LatentDiffusion(nn.Module):
         """
         lead = cond.shape[:-1] if cond is not None else (batch or 1,)
         n = math.prod(lead)
-        dev = self.latent_mean.device
-        zn = torch.randn(n, self.config.latent_dim, generator=generator, device=dev)
+        zn = randn((n, self.config.latent_dim), generator, self.latent_mean)
         cf = None if cond is None else cond.reshape(n, -1)
         t = self.schedule.num_train_timesteps - 1
         zn = self.reverse(zn, cf, t, num_steps, guidance, eta, generator)

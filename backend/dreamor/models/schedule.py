@@ -44,6 +44,13 @@ class StepOutput:
         return iter((self.prev_sample, self.pred_original_sample))
 
 
+def randn(shape, generator: torch.Generator | None, like: torch.Tensor) -> torch.Tensor:
+    """Standard normal noise shaped ``shape`` on ``like``'s device and dtype, drawn on the
+    generator's own device (so a CPU generator seeds CUDA work too)."""
+    dev = generator.device if generator is not None else like.device
+    return torch.randn(shape, generator=generator, device=dev, dtype=like.dtype).to(like.device)
+
+
 def make_betas(cfg: ScheduleConfig) -> torch.Tensor:
     """-> (T,) float64 betas."""
     n = cfg.num_train_timesteps
@@ -162,7 +169,7 @@ class NoiseSchedule:
         if eta > 0:
             sigma = eta * ((1 - ab_prev) / (1 - ab)).sqrt() * (1 - ab / ab_prev).clamp(min=0).sqrt()
             if noise is None:
-                noise = torch.randn(z.shape, generator=generator, dtype=z.dtype, device=z.device)
+                noise = randn(z.shape, generator, z)
         else:
             sigma = torch.zeros_like(ab)
             noise = torch.zeros_like(z)
