@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PY=${PYTHON:-python3.11}
 VENV="$ROOT/.venv"
+# OpenMP threads that spin while waiting make torch 3-15x slower when another process is busy.
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 setup() {
     if ! command -v "$PY" >/dev/null 2>&1; then
