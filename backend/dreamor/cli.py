@@ -53,6 +53,12 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return run_bench_cli(args)
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(["--out", args.out, "--device", args.device] + (["--quick"] if args.quick else []))
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
     from .server.server import run_serve
 
@@ -176,6 +182,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("demo", help="the main job on the bundled sample: hide the lower body, refine, measure")
+    p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--quick", action="store_true", help="a shorter clip and the fast preset (for tests)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="speed and peak memory of refinement methods on 100 .. 3,600-frame clips")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/bench.json and DIR/bench.md")

@@ -121,3 +121,22 @@ def test_console_script_prints_no_traceback(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error:") and "Traceback" not in proc.stderr
+
+
+def test_occluded_joints_may_be_nan_in_a_clip_file(tmp_path, mocap_dir):
+    from dataclasses import replace
+
+    from dreamor.data.clip import save_clip
+    from dreamor.data.convert import read_motion, with_joints_and_contacts
+    from dreamor.errors import InputFileError
+
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_run_normal_001.bvh"))
+    vis = np.ones((clip.num_frames, NUM_JOINTS), bool)
+    vis[5:10, 4] = False
+    joints = clip.joints.copy()
+    joints[~vis] = np.nan
+    back = load_clip(save_clip(replace(clip, joints=joints, visible=vis), tmp_path / "obs.npz"))
+    assert np.isnan(back.joints[~vis]).all() and np.isfinite(back.joints[vis]).all()
+    joints[0, 0] = np.nan  # a visible joint: refused
+    with pytest.raises(InputFileError, match="NaN"):
+        save_clip(replace(clip, joints=joints, visible=vis), tmp_path / "bad.npz")

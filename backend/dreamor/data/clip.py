@@ -66,6 +66,8 @@ class Clip:
         for key, (arr, shape) in checks.items():
             if tuple(arr.shape) != shape:
                 raise InputFileError(f"clip {self.name or ''} key '{key}' has shape {tuple(arr.shape)}, expected {shape}".replace("  ", " "))
+            if key == "joints" and self.visible is not None:
+                arr = arr[self.visible]  # occluded observations may be NaN (unknown)
             if arr.dtype != bool and not np.all(np.isfinite(arr)):
                 raise InputFileError(f"clip {self.name} key '{key}' holds NaN or infinite values")
         if t == 0:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.ndimage import gaussian_filter1d
 
 from ..data.clip import Clip
 from ..data.resample import MODEL_FPS, resample_clip
@@ -182,14 +183,17 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if models.diffusion is not None:
         models.diffusion.to(dev)
 
-    from ..evaluate.baselines import run_input  # the simple guess for occluded joints
+    from ..evaluate.baselines import run_interp  # the simple guess for occluded joints: splines across gaps
 
     observed = replace(clip, joints=np.where(vis[..., None], joints, np.nan), visible=vis, contacts=None)
-    filled = run_input(observed).joints
+    filled = run_interp(observed).joints
     at30 = resample_clip(replace(observed, joints=filled), MODEL_FPS)
     obs30, vis30, rest = at30.joints, at30.visible, clip.rest_joints
     n = len(obs30)
-    x_init = _initial_states(obs30, rest)
+    # Capture noise in the guess becomes huge velocities in the initial states (and latents the
+    # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
+    guess = gaussian_filter1d(obs30, cfg.init_smooth, axis=0, mode="nearest") if cfg.init_smooth > 0 else obs30
+    x_init = _initial_states(guess, rest)
     timings["prepare_s"] = time.perf_counter() - t0
 
     windows = split_windows(n, cfg.window, cfg.overlap)

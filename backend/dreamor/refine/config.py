@@ -50,6 +50,8 @@ class RefineConfig:
     refresh_every: int = 20
     #: contact terms only after this fraction of the iterations (first fit the observations).
     contacts_from: float = 0.3
+    #: Gaussian sigma (frames at 30 Hz) smoothing the initial guess in time; 0 = off.
+    init_smooth: float = 2.0
     optimize_ground: bool = True
     obs_sigma: float = 0.1  # metres, Geman-McClure scale
     seed: int = 0
