@@ -286,7 +286,7 @@ def load_runner(device: str = "cpu"):
             out = keep_visible_rotations(out, clip, job.visible)
         return to_output(out)
 
-    run.info = {"models": models.ids, "device": device}
+    run.info = {**models.ids, "device": device}
     return run
 
 

@@ -1,0 +1,27 @@
+"""The real refinement engine behind the server (tiny checkpoints): submit -> progress -> result."""
+import numpy as np
+
+from dreamor.data.convert import read_motion
+
+
+def test_engine_runner_round_trip(start_server, connect, tiny_checkpoints, monkeypatch, mocap_dir):
+    from dreamor.refine.api import load_runner
+    from dreamor.server.client import Progress
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    runner = load_runner("cpu")
+    assert runner.info["vae"] == "vae-small.pt"
+    server = start_server(runner)
+    client = connect(server, timeout=30)
+    clip = read_motion(mocap_dir / "dataset-2_run_normal_001.bvh")
+    vis = np.ones((clip.num_frames, 22), bool)
+    vis[20:50, [1, 2, 4, 5, 7, 8, 10, 11]] = False
+    job = client.submit(clip.trans, clip.root_orient, clip.pose_body, clip.rest_joints, clip.fps, vis,
+                        preset="fast", keep_visible=True)
+    events = list(job.events(timeout=120))
+    result = job.result
+    assert any(isinstance(e, Progress) for e in events)
+    assert result.joints.shape == (clip.num_frames, 22, 3) and result.contacts.shape == (clip.num_frames, 9)
+    # keep_visible: every joint rotation where visible is the captured one
+    assert np.allclose(result.pose_body.reshape(-1, 21, 3)[vis[:, 1:]], clip.pose_body.reshape(-1, 21, 3)[vis[:, 1:]],
+                       atol=1e-6)
