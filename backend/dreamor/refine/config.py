@@ -20,7 +20,7 @@ class EnergyWeights:
 
     sds: float = 0.05  # sum_z ||z - sg(z_hat)||^2 per latent (dreamor)
     prior: float = 0.002  # -log p(z_t | x_{t-1}) per latent (vae_only)
-    obs: float = 400.0  # robust joint distance (m^2, saturates at obs_sigma^2)
+    obs: float = 2000.0  # robust joint distance (m^2, saturates at obs_sigma^2)
     consistency: float = 100.0  # regressed joints vs FK joints (m^2)
     contact_vel: float = 300.0  # (m/frame)^2 of joints in contact
     contact_height: float = 100.0  # m^2 above the contact threshold
