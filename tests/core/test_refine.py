@@ -130,3 +130,14 @@ def test_keep_visible_rotations(clip):
     kept = keep_visible_rotations(other, clip, vis)
     aa = np.concatenate([kept.root_orient[:, None], kept.pose_body.reshape(-1, 21, 3)], 1)
     assert np.allclose(aa[vis], clip.local_aa[vis]) and np.allclose(aa[~vis], (clip.local_aa * 0.5)[~vis])
+
+
+def test_long_clips_stream_finished_frames(models, clip):
+    """Windows optimised in chunks: after each chunk but the last, the frames before the next chunk are final."""
+    seen = []
+    out = refine(occlude(clip, "lower_body"), config=_cfg(iters=2, window=10, overlap=2, max_batch_windows=1), models=models,
+                 partial=lambda start, r: seen.append((start, r.joints.shape[0], r.fps)))
+    assert len(seen) >= 2 and all(s == 0 for s, _, _ in seen)
+    lengths = [n for _, n, _ in seen]
+    assert lengths == sorted(lengths) and lengths[-1] < out.joints.shape[0]
+    assert all(fps == clip.fps for _, _, fps in seen)
