@@ -231,7 +231,6 @@ class MotionVAE(nn.Module):
         """Canonical x_{t-1} (..., 273) -> the networks' normalised input (..., 273)."""
         return (prev_c - self.state_mean) / self.state_std
 
-    _norm_prev = normalize_state  # the earlier name (models/diffusion.py uses it)
 
     def posterior_c(self, prev_c: torch.Tensor, cur_c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Canonical (x_{t-1}, x_t) (..., 273) -> mu, logvar (..., Z)."""
