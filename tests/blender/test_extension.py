@@ -61,7 +61,8 @@ def test_installed_extension_registers(addon):
     import bpy
 
     for op in ("mark_occluded", "clear_occluded", "select_occluded", "import_clip", "export_clip",
-               "create_contact_markers", "remove_contact_markers", "restore_action"):  # fmt: skip
+               "create_contact_markers", "remove_contact_markers", "restore_action",
+               "refine", "refine_cancel", "backend_start", "backend_stop"):  # fmt: skip
         assert hasattr(bpy.ops.dreamor, op), op
     assert addon.__name__ == "bl_ext.dreamor_tests.dreamor"
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
