@@ -35,6 +35,12 @@ def _cmd_train_vae(args: argparse.Namespace) -> int:
     return run_train(args)
 
 
+def _cmd_train_infill(args: argparse.Namespace) -> int:
+    from .train.train_infill import run_train_infill
+
+    return run_train_infill(args)
+
+
 def _cmd_train_diffusion(args: argparse.Namespace) -> int:
     from .train.train_diffusion import run_train_diffusion
 
@@ -137,6 +143,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train_diffusion)
 
+    t = train_sub.add_parser(
+        "infill", help="train the joint-completion network (the refinement's first guess for hidden joints)",
+        description="Train the network that guesses hidden joints from the visible ones (default data as for the VAE).",
+    )
+    t.add_argument("--preset", default="small", help="small (2-core CPU, ~20 min), gpu, or tiny (tests)")
+    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
+                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
+    t.add_argument("--out", default=None, help="checkpoint path (default: models/infill-PRESET.pt)")
+    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
+    t.add_argument("--steps", type=int, default=None, help="total steps (overrides the preset)")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--cache", default=None, help="data cache folder (default: cache/ in the repository)")
+    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=_cmd_train_infill)
+
     p = sub.add_parser(
         "refine", help="refine a motion: fill occluded joints, remove jitter, fix feet (DREAMoR)",
         description="IN is a .bvh/.bvh.gz or clip .npz (its `visible` mask is used unless --occlude is given); "
@@ -183,10 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("demo", help="the main job on the bundled sample: hide the lower body, refine, measure")
+    p = sub.add_parser("demo", help="the main job on the bundled sample, in headless Blender through the add-on: "
+                       "hide the lower body, refine, render, measure")
     p.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     p.add_argument("--quick", action="store_true", help="a shorter clip and the fast preset (for tests)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where the backend runs (default: auto, the GPU when there is one)")
     p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("bench", help="speed and peak memory of refinement methods on 100 .. 3,600-frame clips")

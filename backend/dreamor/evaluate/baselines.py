@@ -12,6 +12,8 @@ vertex error can be measured with a real SMPL model.
   ancestor, the rest pose upright and turned the way the visible shoulders/hips face).
 - ``interp``: per joint, a cubic spline (not-a-knot) through the visible frames fills every gap with a
   visible frame on both sides; elsewhere (clip ends, never-seen joints) as ``input``.
+- ``infill``: the joint-completion network alone (``models.infill``), the first guess the refinement
+  starts from; contacts by the labelling rule.
 - ``vae_only``, ``no_opt``, ``dreamor``: the refinement engine (``refine.api.refine``) with the
   shipped checkpoints: HuMoR-style optimisation with the VAE's Gaussian prior, DREAMoR's denoised
   latents without optimisation, and the full method (any preset, any K). Unavailable, with the
@@ -83,12 +85,11 @@ def get_methods(names: list[str]) -> list[Method]:
     return [METHODS[n] for n in names]
 
 
-def upright_frames(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
-    """(T, 22, 3), (T, 22), (22, 3) -> (T, 3, 3): an upright body rotation per frame (SMPL native -> Z-up world).
+def heading_yaw(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
+    """(T, 22, 3), (T, 22), (22, 3) -> (T,) radians: how far the body is turned about the vertical.
 
-    The rest pose stood upright (+Y up) and turned about the vertical so that the first visible
-    pair of ``_HEADING_PAIRS`` points the way it does in the observation; frames with no pair
-    reuse the last heading (SMPL's facing, -Y world, before any).
+    0 is SMPL's rest facing (-Y world); the first visible pair of ``_HEADING_PAIRS`` gives the
+    heading; frames with no pair reuse the last heading (0 before any).
     """
     t = len(joints)
     yaw = np.full(t, np.nan)
@@ -100,11 +101,21 @@ def upright_frames(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndar
         yaw[np.flatnonzero(ok)[good]] = np.arctan2(d[good, 1], d[good, 0]) - np.arctan2(rest[1], rest[0])
     known = ~np.isnan(yaw)
     yaw, seen = hold_last_seen(yaw[:, None], known[:, None])
-    yaw = np.where(seen[:, 0], yaw[:, 0], 0.0)
+    return np.where(seen[:, 0], yaw[:, 0], 0.0)
+
+
+def yaw_matrices(yaw: np.ndarray) -> np.ndarray:
+    """(T,) radians -> (T, 3, 3) rotations about world +Z."""
     c, s = np.cos(yaw), np.sin(yaw)
-    rz = np.zeros((t, 3, 3))
-    rz[:, 0, 0], rz[:, 0, 1], rz[:, 1, 0], rz[:, 1, 1], rz[:, 2, 2] = c, -s, s, c, 1.0
-    return rz @ Y_UP_TO_Z_UP
+    rz = np.zeros(yaw.shape + (3, 3))
+    rz[..., 0, 0], rz[..., 0, 1], rz[..., 1, 0], rz[..., 1, 1], rz[..., 2, 2] = c, -s, s, c, 1.0
+    return rz
+
+
+def upright_frames(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
+    """(T, 22, 3), (T, 22), (22, 3) -> (T, 3, 3): the rest pose stood upright (SMPL native +Y up ->
+    Z-up world) and turned by ``heading_yaw``."""
+    return yaw_matrices(heading_yaw(joints, visible, rest_joints)) @ Y_UP_TO_Z_UP
 
 
 def rest_fill(joints: np.ndarray, placed: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
@@ -202,6 +213,30 @@ def _learned(name: str, what: str) -> Method:
 
 register(Method("input", run_input, "observation as given (hidden joints held at last seen, else rest pose)"))
 register(Method("interp", run_interp, "per-joint cubic interpolation across gaps, else as input"))
+def _infill_unavailable() -> str | None:
+    from ..refine.api import models_dir
+
+    if not (models_dir() / "infill-small.pt").exists():
+        return f"no joint-completion checkpoint infill-small.pt in {models_dir()}; train it with `dreamor train infill`"
+    return None
+
+
+def run_infill(observed: Clip, config: MethodConfig | None = None) -> Clip:
+    """The joint-completion network alone (the refinement's first guess), at 30 Hz."""
+    from ..models.infill import complete
+
+    reason = _infill_unavailable()
+    if reason:
+        raise DreamorError(f"method 'infill' is not available: {reason}")
+    if abs(observed.fps - 30.0) > 1e-6:
+        raise DreamorError("method 'infill' runs on 30 Hz clips (dreamor eval resamples them)")
+    model = _models((config or MethodConfig()).device).infill
+    joints = complete(model, run_interp(observed).joints, observed.visible, observed.rest_joints)
+    return _prediction(observed, joints)
+
+
+register(Method("infill", run_infill, "the joint-completion network alone (the refinement's first guess)",
+                unavailable=_infill_unavailable))
 register(_learned("vae_only", "HuMoR-style: the same optimisation with the MotionVAE Gaussian prior instead of the diffusion target"))
 register(_learned("no_opt", "VAE latents noised and denoised by the diffusion prior, no optimisation (Table 3, w/o opt. diff.)"))
 register(_learned("dreamor", "DREAMoR: SDS + observation + regularisers test-time optimisation (any preset, any K)"))

@@ -54,11 +54,13 @@ class Refined:
 
 @dataclass
 class Models:
-    """The loaded networks: the MotionVAE (with its Gaussian prior) and the latent diffusion prior."""
+    """The loaded networks: the MotionVAE (with its Gaussian prior), the latent diffusion prior and
+    the joint-completion network that gives the first guess for hidden joints (None: splines / rest pose)."""
 
     vae: torch.nn.Module
     diffusion: torch.nn.Module | None
     ids: dict[str, str] = field(default_factory=dict)
+    infill: torch.nn.Module | None = None
 
 
 def models_dir() -> Path:
@@ -67,9 +69,11 @@ def models_dir() -> Path:
 
 
 def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,
-                device: str = "cpu") -> Models:
-    """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``) or given ones."""
+                device: str = "cpu", infill_path: str | os.PathLike | None = None) -> Models:
+    """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``,
+    ``models/infill-small.pt``) or given ones; the diffusion and infill ones are optional."""
     from ..models.diffusion import load_diffusion
+    from ..models.infill import load_infill
     from ..models.vae import load_vae
 
     root = models_dir()
@@ -84,7 +88,10 @@ def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str |
     if diffusion_path.exists():
         diffusion, _ = load_diffusion(diffusion_path, device)
         diffusion.eval().requires_grad_(False)
-    return Models(vae, diffusion, {"vae": vae_path.name, "diffusion": diffusion_path.name if diffusion else ""})
+    infill_path = Path(infill_path) if infill_path else root / "infill-small.pt"
+    infill = load_infill(infill_path, device) if infill_path.exists() else None
+    return Models(vae, diffusion, {"vae": vae_path.name, "diffusion": diffusion_path.name if diffusion else "",
+                                   "infill": infill_path.name if infill else ""}, infill)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -190,6 +197,12 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     at30 = resample_clip(replace(observed, joints=filled), MODEL_FPS)
     obs30, vis30, rest = at30.joints, at30.visible, clip.rest_joints
     n = len(obs30)
+    guessed = np.zeros_like(vis30)
+    if cfg.learned_init and models.infill is not None and not vis30.all():
+        from ..models.infill import complete
+
+        obs30 = complete(models.infill, obs30, vis30, rest)  # hidden joints: the network's guess
+        guessed = ~vis30
     # Capture noise in the guess becomes huge velocities in the initial states (and latents the
     # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
     guess = gaussian_filter1d(obs30, cfg.init_smooth, axis=0, mode="nearest") if cfg.init_smooth > 0 else obs30
@@ -210,6 +223,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             visible=torch.stack([torch.from_numpy(vis30[s:e]) for s, e in chunk]).to(dev),
             rest_joints=torch.from_numpy(rest).float().expand(len(chunk), NUM_JOINTS, 3).to(dev),
             x_init=torch.stack([x_init[s:e] for s, e in chunk]).to(dev),
+            guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in chunk]).to(dev),
         )
         res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop)
         states += list(res.states.cpu().double())

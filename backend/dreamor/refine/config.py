@@ -21,6 +21,7 @@ class EnergyWeights:
     sds: float = 0.05  # sum_z ||z - sg(z_hat)||^2 per latent (dreamor)
     prior: float = 0.002  # -log p(z_t | x_{t-1}) per latent (vae_only)
     obs: float = 2000.0  # robust joint distance (m^2, saturates at obs_sigma^2)
+    guess: float = 0.0  # the same distance for hidden joints to the completion network's guess
     consistency: float = 100.0  # regressed joints vs FK joints (m^2)
     contact_vel: float = 300.0  # (m/frame)^2 of joints in contact
     contact_height: float = 100.0  # m^2 above the contact threshold
@@ -50,6 +51,8 @@ class RefineConfig:
     refresh_every: int = 20
     #: contact terms only after this fraction of the iterations (first fit the observations).
     contacts_from: float = 0.3
+    #: start hidden joints from the joint-completion network's guess (when loaded) instead of splines/rest pose.
+    learned_init: bool = True
     #: Gaussian sigma (frames at 30 Hz) smoothing the initial guess in time; 0 = off.
     init_smooth: float = 2.0
     optimize_ground: bool = True

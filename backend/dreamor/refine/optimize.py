@@ -34,13 +34,15 @@ class RefineCancelled(DreamorError):
 
 @dataclass
 class WindowBatch:
-    """B windows of L frames. observed: (B, L, 22, 3) m (anything where not visible);
-    visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states."""
+    """B windows of L frames. observed: (B, L, 22, 3) m (anything where neither visible nor guessed);
+    visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states;
+    guessed: (B, L, 22) bool, hidden joints whose ``observed`` value is the completion network's guess."""
 
     observed: torch.Tensor
     visible: torch.Tensor
     rest_joints: torch.Tensor
     x_init: torch.Tensor
+    guessed: torch.Tensor | None = None
 
 
 @dataclass
@@ -123,6 +125,9 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.penetration, E.penetration(joints, ground)),
             (w.smooth, E.smoothness(joints)),
         ]
+        if w.guess > 0 and batch.guessed is not None:
+            e, _ = E.observation(joints, observed, batch.guessed, cfg.obs_sigma)
+            parts.append((w.guess, (e, {"guess": float(e.detach())})))
         if it >= cfg.contacts_from * cfg.iters:
             parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
         if cfg.method == "dreamor":
