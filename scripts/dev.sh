@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine with only Python 3.11:
-#   bash scripts/dev.sh demo   # set up .venv, then run the demo on the bundled sample
+#   bash scripts/dev.sh demo   # set up .venv, then run `dreamor demo` (headless Blender, the add-on, a refine)
 #   bash scripts/dev.sh test   # set up .venv, then run the whole test suite
 # Set-up is idempotent: a second run reuses .venv and only reinstalls when pyproject.toml changed.
 set -euo pipefail
@@ -46,7 +46,7 @@ case "$cmd" in
     demo)
         setup
         shift
-        exec "$VENV/bin/python" -m dreamor.demo "$@"
+        exec "$VENV/bin/python" -m dreamor.cli demo "$@"
         ;;
     *)
         echo "usage: bash scripts/dev.sh demo|test [args]" >&2

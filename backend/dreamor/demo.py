@@ -1,15 +1,27 @@
-"""`dreamor demo`: the main job on the bundled sample, from the command line.
+"""`dreamor demo`: the main job on the bundled sample, in headless Blender through the real add-on.
 
-Retargets the bundled real Bandai Namco walk to SMPL-22, hides the lower body over the middle
-of the clip and adds capture noise to what stays visible, refines it with the shipped models
-and writes the clean, observed and refined clips, the refined one as a BVH, and
-``metrics.json`` = {"input": {...}, "refined": {...}} measured against the clean clip.
+Builds and enables the add-on, imports the bundled Bandai Namco walk (retargeted to SMPL-22)
+with ``dreamor.import_clip``, marks the lower body occluded over the middle half of the clip
+with ``dreamor.mark_occluded`` and turns the clean motion into a capture: the hidden leg bones
+freeze at their last seen pose and every bone gets a little seeded rotation jitter (the pelvis a
+little position jitter). It then starts the backend from the add-on (``dreamor.backend_start``
+with this Python), refines with ``dreamor.refine``, stops the backend and writes to ``--out``:
+``demo.blend`` (clean, captured and refined actions; contacts keyed), ``before_after.png``
+(Workbench renders of four frames, captured input left, refined right), ``before_after.mp4``
+(the whole clip, when Blender has its FFmpeg encoder), ``contacts.png`` (refined contacts vs
+the clean clip's labels), ``metrics.json`` = {"input": {...}, "refined": {...}, "settings":
+{...}} measured against the clean clip on the motion read back from the armature, and the
+clean / input / refined clips as ``.npz``. Nothing is written to ``--out`` unless it all works.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import tempfile
+import threading
 import time
 from dataclasses import replace
 from importlib import resources
@@ -20,90 +32,259 @@ import numpy as np
 from .errors import DreamorError
 
 SAMPLE = "dataset-2_walk-turn-left_normal_001.bvh"
-NOISE_M = 0.01  # capture noise on the visible joints (1 cm per coordinate)
+QUICK_FRAMES = 60
+NOISE_DEG = 1.0  # capture jitter: per-axis Gaussian sigma on every bone's local rotation (degrees)
+NOISE_M = 0.01  # ... and on the pelvis position (metres)
+SEED = 0
 KEYS = ("occ_cm", "vis_cm", "all_cm", "legs_cm", "skate_cm", "pen_freq", "accel_ms2", "contact_acc")
+STEPS = 8
 
 
-def run_demo(out: Path, quick: bool = False, device: str = "cpu") -> dict:
-    from .data.clip import save_clip
-    from .data.convert import clip_to_bvh, read_motion, with_joints_and_contacts
-    from .evaluate import metrics as M
-    from .evaluate.baselines import run_input
-    from .evaluate.occlusion import observe
-    from .refine.api import load_models, refine
-    from .refine.config import refine_preset
-    from .skeleton import JOINT_GROUPS
+def step(k: int, text: str) -> None:
+    print(f"[{k}/{STEPS}] {text}", flush=True)
 
-    steps = 5
-    print(f"[1/{steps}] retargeting the bundled sample {SAMPLE} to SMPL-22 at 30 Hz ...", flush=True)
+
+def note(text: str) -> None:
+    print(f"      {text}", flush=True)
+
+
+class Ticker:
+    """Print ``poll()``'s line from a thread while the main thread blocks in an operator
+    (headless Blender runs them synchronously); a line is printed when it changes."""
+
+    def __init__(self, poll, every_s: float = 0.25):
+        self.poll, self.every_s = poll, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        last = None
+        while not self._stop.wait(self.every_s):
+            line = self.poll()
+            if line and line != last:
+                note(line)
+                last = line
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def op(name: str, **kwargs) -> None:
+    """Run ``bpy.ops.dreamor.<name>``; its error report becomes a DreamorError."""
+    import bpy
+
+    try:
+        result = getattr(bpy.ops.dreamor, name)(**kwargs)
+    except RuntimeError as exc:
+        raise DreamorError(f"dreamor.{name}: {str(exc).strip().removeprefix('Error: ')}") from None
+    if result != {"FINISHED"}:
+        raise DreamorError(f"dreamor.{name} ended with {result}")
+
+
+def clean_clip(quick: bool):
+    """The bundled walk retargeted to SMPL-22 at 30 Hz, with joints and contact labels."""
+    from .data.convert import read_motion, with_joints_and_contacts
+
     with resources.as_file(resources.files("dreamor").joinpath("assets/samples", SAMPLE)) as sample:
         clean = with_joints_and_contacts(read_motion(sample))
     if quick:
-        clean = replace(clean, trans=clean.trans[:60], root_orient=clean.root_orient[:60],
-                        pose_body=clean.pose_body[:60], joints=clean.joints[:60], contacts=clean.contacts[:60])
+        n = QUICK_FRAMES
+        clean = replace(clean, trans=clean.trans[:n], root_orient=clean.root_orient[:n], pose_body=clean.pose_body[:n],
+                        joints=clean.joints[:n], contacts=clean.contacts[:n])
+    return clean
+
+
+def capture(obj, aio, rotmath, rng: np.random.Generator):
+    """Make the armature's motion a capture: hidden bones (the 'visible' marks) hold their last
+    seen local rotation, every bone's rotation and the pelvis position get Gaussian jitter.
+    Written as a new action '<name>_captured' (the clean one is kept); returns (action, mean
+    joint displacement in cm on visible joints)."""
+    from .evaluate.occlusion import hold_last_seen
+
+    anim = aio.read_animation(obj)
+    held, _ = hold_last_seen(anim.local_rotmats, anim.visible)
+    jitter = rotmath.aa_to_mat(rng.normal(0.0, np.radians(NOISE_DEG), size=held.shape[:2] + (3,)))
+    trans = anim.trans + rng.normal(0.0, NOISE_M, size=anim.trans.shape)
+    action = aio.write_animation(obj, trans, jitter @ held, anim.frame_start, action_name=f"{obj.name}_captured")
+    moved = np.linalg.norm(aio.read_animation(obj).joints - anim.joints, axis=-1)
+    return action, float(100 * moved[anim.visible].mean())
+
+
+def run_demo(staging: Path, work: Path, quick: bool, device: str) -> dict:
+    """The whole job; every output goes to ``staging``, scratch files to ``work``."""
+    from . import headless
+    from .data.clip import load_clip, save_clip
+    from .demo_render import contact_plot, render_before_after
+    from .evaluate import metrics as M
+    from .skeleton import JOINT_GROUPS, JOINT_NAMES
+
+    t_start = time.perf_counter()
+    step(1, "headless Blender: building, installing and enabling the DREAMoR add-on ...")
+    bpy = headless.import_bpy()
+    addon = headless.enable_addon(work)
+    aio, rotmath, backend, refine = (headless.addon_module(addon, m) for m in ("armature_io", "rotmath", "backend", "refine"))
+    note(f"Blender {bpy.app.version_string}, add-on {addon.__name__}")
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+
+    clean = clean_clip(quick)
     t = clean.num_frames
-    a, b = t // 4, (3 * t) // 4
-    print(f"[2/{steps}] hiding the lower body on frames {a}-{b - 1} of {t} and adding {NOISE_M * 100:.0f} cm capture noise ...",
-          flush=True)
-    visible = np.ones((t, 22), bool)
-    visible[a:b, list(JOINT_GROUPS["lower_body"])] = False
-    noise = np.random.default_rng(0).normal(0.0, NOISE_M, size=(t, 22, 3))
-    observed = observe(clean, visible, noise)
+    step(2, f"importing the bundled walk {SAMPLE} ({t} frames at 30 Hz, retargeted to SMPL-22) with dreamor.import_clip ...")
+    clean_npz = save_clip(replace(clean, contacts=None), staging / "clean.npz")  # a capture brings no contact labels
+    op("import_clip", filepath=str(clean_npz))
+    obj = bpy.context.object
+    obj.name, obj.animation_data.action.name = "walk", "walk_clean"
+
+    a, b = t // 4 + 1, (3 * t) // 4  # Blender frames (1-based, inclusive)
+    lower = [JOINT_NAMES[j] for j in JOINT_GROUPS["lower_body"]]
+    step(3, f"marking the lower body ({len(lower)} bones) occluded on frames {a}-{b} with dreamor.mark_occluded ...")
+    bpy.ops.object.mode_set(mode="POSE")
+    for pb in obj.pose.bones:
+        pb.select = pb.name in lower
+    op("mark_occluded", frames="CUSTOM", frame_start=a, frame_end=b)
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+    step(4, f"capture noise (seed {SEED}): {NOISE_DEG:g} deg Gaussian jitter per axis on every bone's rotation, "
+            f"{NOISE_M * 100:g} cm on the pelvis; hidden bones frozen at their last seen pose ...")
+    captured, moved_cm = capture(obj, aio, rotmath, np.random.default_rng(SEED))
+    note(f"action '{captured.name}': visible joints moved by {moved_cm:.2f} cm on average")
+    op("export_clip", filepath=str(staging / "input.npz"))
+
+    step(5, f"starting the backend from the add-on (dreamor.backend_start: {sys.executable} -m dreamor.cli serve, device {device}) ...")
+    prefs = bpy.context.preferences.addons[addon.__name__].preferences
+    prefs.python_path, prefs.device, prefs.connection_file = sys.executable, device, ""
+    b_ = backend.get()
+    t0 = time.perf_counter()
+    with Ticker(lambda: f"starting ... {b_.elapsed():.0f} s" if b_.state == "starting" and int(b_.elapsed()) % 5 == 4 else None):
+        op("backend_start")
+    welcome = b_.welcome or {}
+    note(f"ready on {b_.device_name} in {time.perf_counter() - t0:.1f} s (pid {welcome.get('pid')})")
 
     preset = "fast" if quick else "default"
-    print(f"[3/{steps}] loading the models and refining ({preset} preset, {device}) ...", flush=True)
-    models = load_models(device=device)
-    last = {"pct": -10}
+    step(6, f"refining with the {preset} preset (dreamor.refine) ...")
+    scene.dreamor.preset = preset
 
-    def progress(stage, fraction, energies):
-        pct = int(100 * fraction)
-        if pct >= last["pct"] + 10:
-            last["pct"] = pct
-            print(f"      {stage} {pct:3d}%  energy {energies.get('total', float('nan')):.4g}", flush=True)
+    def refine_line():
+        run = refine.active
+        return None if run is None else f"{run.label}" if run.stage != "optimise" else f"optimise {int(10 * run.fraction) * 10:3d}%"
 
     t0 = time.perf_counter()
-    refined = refine(observed, visible, refine_preset(preset, device=device), progress=progress, models=models)
-    seconds = time.perf_counter() - t0
+    with Ticker(refine_line):
+        op("refine")
+    refine_s = time.perf_counter() - t0
+    note(f"refined into action '{obj.animation_data.action.name}' in {refine_s:.1f} s")
+    device_used = b_.device_name
+    models = welcome.get("models", {}).get(device_used) or welcome.get("models", {})
+    step(7, "stopping the backend (dreamor.backend_stop) and reading the refined motion back (dreamor.export_clip) ...")
+    op("backend_stop")
+    op("export_clip", filepath=str(staging / "refined.npz"))
 
-    print(f"[4/{steps}] measuring against the clean clip ...", flush=True)
-    baseline = run_input(observed)  # the observation as an animator has it: hidden joints held
+    inp, out = load_clip(staging / "input.npz"), load_clip(staging / "refined.npz")
+    visible = inp.visible
     report = {}
-    for name, joints, contacts in (("input", baseline.joints, baseline.contacts), ("refined", refined.joints, refined.contacts)):
-        m = M.values(M.clip_metrics(joints, clean.joints, visible, clean.fps, contacts, clean.contacts))
+    for name, clip in (("input", inp), ("refined", out)):
+        m = M.values(M.clip_metrics(clip.joints, clean.joints, visible, clean.fps, clip.contacts, clean.contacts))
         report[name] = {k: m[k] for k in KEYS}
-    report["settings"] = {"sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "noise_m": NOISE_M, "preset": preset,
-                          "device": device, "refine_seconds": round(seconds, 2), "models": models.ids}
 
-    print(f"[5/{steps}] writing {out} ...", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    save_clip(clean, out / "clean.npz")
-    save_clip(observed, out / "observed.npz")
-    save_clip(replace(refined.to_clip(clean), visible=visible), out / "refined.npz")
-    clip_to_bvh(out / "refined.npz", out / "refined_smpl22.bvh")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2))
+    step(8, "rendering before/after (Workbench), plotting contacts, saving the .blend ...")
+    files = render_before_after(obj, captured, out.joints[:, 0], staging, hidden=(a, b), quick=quick, log=note)
+    files.append(contact_plot(out.contacts, clean.contacts, (a, b), staging / "contacts.png"))
+    bpy.ops.wm.save_as_mainfile(filepath=str(staging / "demo.blend"), copy=True)
+    report["settings"] = {
+        "sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "hidden_bones": lower,
+        "noise": {"rotation_deg": NOISE_DEG, "pelvis_m": NOISE_M, "seed": SEED, "visible_joint_shift_cm": round(moved_cm, 3)},
+        "hidden_input": "hidden bones hold their last seen rotation", "preset": preset, "device": device_used,
+        "refine_seconds": round(refine_s, 2), "models": models, "blender": bpy.app.version_string,
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    (staging / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def publish(staging: Path, out: Path) -> None:
+    """Move the finished files into ``out`` (the whole folder at once when it is new)."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    for f in staging.iterdir():
+        os.replace(f, out / f.name)
+    staging.rmdir()
+
+
+def table(report: dict) -> str:
+    rows = [f"{'metric':12s} {'input':>9s} {'refined':>9s}"]
+    for k in KEYS:
+        cells = [report[s][k] for s in ("input", "refined")]
+        rows.append(f"{k:12s} " + " ".join(f"{'-' if v is None else f'{v:.3f}':>9s}" for v in cells))
+    return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dreamor demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    parser.add_argument("--quick", action="store_true", help="a shorter clip and the fast preset (for tests)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quick", action="store_true", help=f"the first {QUICK_FRAMES} frames and the fast preset (for tests)")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                        help="where the backend runs (default: auto, the GPU when there is one)")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
     try:
-        report = run_demo(out, args.quick, args.device)
+        from .headless import import_bpy
+
+        import_bpy()
     except DreamorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = [f"{'metric':12s} {'input':>9s} {'refined':>9s}"]
-    for k in KEYS:
-        i, r = report["input"][k], report["refined"][k]
-        rows.append(f"{k:12s} {i if i is None else f'{i:9.3f}':>9} {r if r is None else f'{r:9.3f}':>9}")
-    print("\n" + "\n".join(rows))
-    print(f"\nrefinement took {report['settings']['refine_seconds']} s")
-    print(f"wrote {out}/clean.npz, observed.npz, refined.npz, refined_smpl22.bvh and metrics.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-partial-", dir=out.parent))
+    work = Path(tempfile.mkdtemp(prefix="dreamor-demo-"))
+    ok = False
+    try:
+        report = run_demo(staging, work, args.quick, args.device)
+        publish(staging, out)
+        ok = True
+    except DreamorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        _stop_backend()
+        if not ok:
+            shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+    print("\n" + table(report))
+    s = report["settings"]
+    print(f"\n{s['frames']} frames, lower body hidden on frames {s['hidden_frames'][0]}-{s['hidden_frames'][1]}; "
+          f"refined with the {s['preset']} preset on {s['device']} in {s['refine_seconds']} s; whole demo {s['total_seconds']} s")
+    print(f"wrote {out}/")
+    for f in sorted(out.iterdir()):
+        if f.is_file():
+            print(f"  {f.name:18s} {FILE_NOTES.get(f.name, '')}")
     return 0
+
+
+FILE_NOTES = {
+    "demo.blend": "open in Blender 4.2+: armature 'walk' with actions walk_clean, walk_captured, walk_captured_refined",
+    "before_after.png": "Workbench renders, four hidden frames: captured input (left) vs refined (right)",
+    "before_after.mp4": "the whole clip, same layout",
+    "contacts.png": "contact timeline: refined contact values vs the clean clip's labels",
+    "metrics.json": "input and refined errors against the clean clip",
+    "clean.npz": "the clean clip (ground truth)",
+    "input.npz": "the captured motion as exported from Blender (dreamor.export_clip)",
+    "refined.npz": "the refined motion as exported from Blender, with contacts",
+}
+
+
+def _stop_backend() -> None:
+    """Stop a backend the demo started (after an error too); nothing when bpy never loaded."""
+    from .headless import REPO_MODULE
+
+    backend = sys.modules.get(f"bl_ext.{REPO_MODULE}.dreamor.backend")
+    if backend is not None and backend.get().state != "stopped":
+        backend.get().stop()
 
 
 if __name__ == "__main__":
