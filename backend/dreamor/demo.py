@@ -115,8 +115,8 @@ def capture(obj, aio, rotmath, rng: np.random.Generator):
     return action, float(100 * moved[anim.visible].mean())
 
 
-def run_demo(staging: Path, work: Path, quick: bool, device: str) -> dict:
-    """The whole job; every output goes to ``staging``, scratch files to ``work``."""
+def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> dict:
+    """The whole job; every output goes to ``staging`` (moved to ``out`` afterwards), scratch files to ``work``."""
     from . import headless
     from .data.clip import load_clip, save_clip
     from .demo_render import contact_plot, render_before_after
@@ -139,6 +139,7 @@ def run_demo(staging: Path, work: Path, quick: bool, device: str) -> dict:
     op("import_clip", filepath=str(clean_npz))
     obj = bpy.context.object
     obj.name, obj.animation_data.action.name = "walk", "walk_clean"
+    obj["dreamor_source_file"] = str(out / clean_npz.name)  # where it will be
 
     a, b = t // 4 + 1, (3 * t) // 4  # Blender frames (1-based, inclusive)
     lower = [JOINT_NAMES[j] for j in JOINT_GROUPS["lower_body"]]
@@ -184,16 +185,16 @@ def run_demo(staging: Path, work: Path, quick: bool, device: str) -> dict:
     op("backend_stop")
     op("export_clip", filepath=str(staging / "refined.npz"))
 
-    inp, out = load_clip(staging / "input.npz"), load_clip(staging / "refined.npz")
+    inp, res = load_clip(staging / "input.npz"), load_clip(staging / "refined.npz")
     visible = inp.visible
     report = {}
-    for name, clip in (("input", inp), ("refined", out)):
+    for name, clip in (("input", inp), ("refined", res)):
         m = M.values(M.clip_metrics(clip.joints, clean.joints, visible, clean.fps, clip.contacts, clean.contacts))
         report[name] = {k: m[k] for k in KEYS}
 
     step(8, "rendering before/after (Workbench), plotting contacts, saving the .blend ...")
-    files = render_before_after(obj, captured, out.joints[:, 0], staging, hidden=(a, b), quick=quick, log=note)
-    files.append(contact_plot(out.contacts, clean.contacts, (a, b), staging / "contacts.png"))
+    render_before_after(obj, captured, res.joints[:, 0], staging, hidden=(a, b), quick=quick, log=note)
+    contact_plot(res.contacts, clean.contacts, (a, b), staging / "contacts.png")
     bpy.ops.wm.save_as_mainfile(filepath=str(staging / "demo.blend"), copy=True)
     report["settings"] = {
         "sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "hidden_bones": lower,
@@ -207,8 +208,14 @@ def run_demo(staging: Path, work: Path, quick: bool, device: str) -> dict:
 
 
 def publish(staging: Path, out: Path) -> None:
-    """Move the finished files into ``out`` (the whole folder at once when it is new)."""
+    """Move the finished files into ``out`` (the whole folder at once when it is new), readable
+    as the user's umask says (temporary files are private)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for f in staging.iterdir():
+        f.chmod(0o666 & ~umask)
     if not out.exists():
+        staging.chmod(0o777 & ~umask)
         staging.rename(out)
         return
     for f in staging.iterdir():
@@ -244,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="dreamor-demo-"))
     ok = False
     try:
-        report = run_demo(staging, work, args.quick, args.device)
+        report = run_demo(out, staging, work, args.quick, args.device)
         publish(staging, out)
         ok = True
     except DreamorError as exc:

@@ -40,10 +40,10 @@ def _body(arm, name: str, seen, hidden) -> None:
 
 
 def render_before_after(obj, captured, pelvis: np.ndarray, out: Path, hidden: tuple[int, int], quick: bool,
-                        log) -> list[Path]:
+                        log) -> None:
     """Build the render scene around ``obj`` (refined; ``pelvis`` (T, 3) its world pelvis path over the
     scene range) and ``captured`` (its input action) and write ``before_after.png`` (and
-    ``before_after.mp4`` when Blender can encode video); returns the paths."""
+    ``before_after.mp4`` when Blender can encode video) into ``out``."""
     from scipy.ndimage import gaussian_filter1d
 
     bpy = headless.import_bpy()
@@ -79,22 +79,23 @@ def render_before_after(obj, captured, pelvis: np.ndarray, out: Path, hidden: tu
     headless.follow(headless.camera(), centre, offset, lo)
 
     a, b = hidden
-    headless.workbench(scene, 960, 540)
+    headless.workbench(scene, 800, 450)
     headless.stamp(scene, NOTE)
     frames = np.linspace(a, b, STILLS + 2).round().astype(int)[1:-1]
+    log(f"before_after.png: rendering frames {', '.join(map(str, frames))} ...")
     stills = [headless.render_still(scene, int(f), out / f".still_{f:04d}.png") for f in frames]
-    files = [headless.tile_images(stills, 2, out / "before_after.png")]
+    headless.tile_images(stills, 2, out / "before_after.png")
     for p in stills:
         p.unlink()
-    log(f"before_after.png: frames {', '.join(map(str, frames))}")
     if headless.can_encode_video():
+        log(f"before_after.mp4: rendering frames {lo}-{hi} (Blender's FFmpeg encoder) ...")
         headless.workbench(scene, 480 if quick else 640, 270 if quick else 360, aa="5")
         headless.stamp(scene, NOTE)
-        files.append(headless.render_video(scene, out / "before_after.mp4", lo, hi))
-        log(f"before_after.mp4: frames {lo}-{hi}")
+        headless.render_video(scene, out / "before_after.mp4", lo, hi)
+    else:
+        log("no video: this Blender was built without FFmpeg")
     scene.render.filepath = "//render_"
     scene.frame_set(int(frames[0]))
-    return files
 
 
 def contact_plot(refined: np.ndarray, labels: np.ndarray, hidden: tuple[int, int], path: Path) -> Path:
@@ -104,19 +105,20 @@ def contact_plot(refined: np.ndarray, labels: np.ndarray, hidden: tuple[int, int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .skeleton import CONTACT_JOINTS, JOINT_NAMES
+    from .skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES
 
     frames = np.arange(1, len(refined) + 1)
     fig, axes = plt.subplots(len(CONTACT_JOINTS), 1, figsize=(9, 7), sharex=True)
     for k, ax in enumerate(axes):
-        ax.axvspan(hidden[0] - 0.5, hidden[1] + 0.5, color="#f4d6d2", lw=0)
+        if CONTACT_JOINTS[k] in JOINT_GROUPS["lower_body"]:
+            ax.axvspan(hidden[0] - 0.5, hidden[1] + 0.5, color="#f4d6d2", lw=0)
         ax.fill_between(frames, 0, labels[:, k], step="mid", color="#9a9a9a", alpha=0.6, lw=0)
         ax.plot(frames, refined[:, k], color="#1f5fa8", lw=1.4)
         ax.axhline(0.5, color="k", lw=0.5, ls=":")
         ax.set_ylim(-0.05, 1.05)
         ax.set_yticks([])
         ax.set_ylabel(JOINT_NAMES[CONTACT_JOINTS[k]], rotation=0, ha="right", va="center", fontsize=8)
-    axes[0].set_title("contacts: refined (blue line) vs clean clip's labels (grey); lower body hidden on the red frames", fontsize=9)
+    axes[0].set_title("contacts: refined (blue line) vs clean clip's labels (grey); hidden on the red frames", fontsize=9)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

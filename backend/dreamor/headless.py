@@ -11,6 +11,7 @@ touched.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import math
 import os
@@ -202,6 +203,31 @@ def stamp(scene, note: str) -> None:
     r.stamp_background = (0.1, 0.1, 0.1, 1.0)
 
 
+@contextlib.contextmanager
+def quiet():
+    """Send what Blender prints from C (render logs, EGL warnings) to a scratch file while inside;
+    its tail goes to stderr when the block fails."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            log.seek(0)
+            text = log.read()[-4000:].decode(errors="replace")
+            os.dup2(saved[1], 2)
+            sys.stderr.write(text)
+            raise
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
 def render_still(scene, frame: int, path: Path) -> Path:
     """Render ``frame`` to the PNG ``path``."""
     bpy = import_bpy()
@@ -209,7 +235,8 @@ def render_still(scene, frame: int, path: Path) -> Path:
     scene.render.image_settings.media_type = "IMAGE"
     scene.render.image_settings.file_format = "PNG"
     scene.render.filepath = str(path)
-    bpy.ops.render.render(write_still=True)
+    with quiet():
+        bpy.ops.render.render(write_still=True)
     return path
 
 
@@ -224,7 +251,8 @@ def render_video(scene, path: Path, frame_start: int, frame_end: int) -> Path:
     scene.frame_start, scene.frame_end = frame_start, frame_end
     r.filepath = str(path)
     r.use_file_extension = False
-    bpy.ops.render.render(animation=True)
+    with quiet():
+        bpy.ops.render.render(animation=True)
     r.image_settings.media_type = "IMAGE"
     r.image_settings.file_format = "PNG"
     return path
@@ -235,7 +263,7 @@ def can_encode_video() -> bool:
 
 
 def tile_images(paths: list[Path], columns: int, out: Path) -> Path:
-    """Tile same-sized PNGs row by row (left to right, top to bottom) into one PNG, with bpy's images."""
+    """Tile same-sized PNGs row by row (left to right, top to bottom) into one RGB PNG, with bpy's images."""
     bpy = import_bpy()
     images = [bpy.data.images.load(str(p)) for p in paths]
     w, h = images[0].size
@@ -250,7 +278,7 @@ def tile_images(paths: list[Path], columns: int, out: Path) -> Path:
         y0 = (rows - 1 - r) * h  # Blender's pixel rows go bottom-up
         canvas[y0:y0 + h, c * w:(c + 1) * w] = px.reshape(h, w, 4)
         bpy.data.images.remove(img)
-    grid = bpy.data.images.new("tiles", columns * w, rows * h, alpha=True)
+    grid = bpy.data.images.new("tiles", columns * w, rows * h, alpha=False)
     grid.pixels.foreach_set(canvas.ravel())
     grid.filepath_raw, grid.file_format = str(out), "PNG"
     grid.save()

@@ -88,7 +88,7 @@ def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
     from dreamor import demo, headless
     from dreamor.errors import DreamorError
 
-    def fail(staging, work, quick, device):
+    def fail(out, staging, work, quick, device):
         (staging / "metrics.json").write_text("{}")  # half-way through
         raise DreamorError("dreamor.backend_start: the backend did not start: no models")
 
