@@ -77,7 +77,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     return run_eval(EvalSettings(
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
-        max_clips=args.max_clips, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
+        max_clips=args.max_clips, clips_per_file=args.clips_per_file, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
         noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
     ))
 
@@ -193,9 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH", help="motion files or folders (searched recursively)")
     p.add_argument("--protocol", default="lower_body", choices=["lower_body", "limb_gaps", "noisy"])
     p.add_argument("--methods", default="input,interp",
-                   help="comma-separated: input, interp, vae_only, no_opt, dreamor (default: input,interp)")
+                   help="comma-separated: input, interp, infill, vae_only, no_opt, dreamor (default: input,interp)")
     p.add_argument("--preset", default="default", choices=["fast", "default", "best"], help="refinement preset")
     p.add_argument("--max-clips", type=int, default=None, help="stop after N clips")
+    p.add_argument("--clips-per-file", type=int, default=None, help="only the first N clips of each file")
     p.add_argument("--clip-frames", type=int, default=300, help="clip length in frames at 30 Hz (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusion masks and noise")
     p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")

@@ -116,3 +116,13 @@ def test_bench_times_methods_in_fresh_processes(tmp_path, monkeypatch, tiny_chec
     assert [r["method"] for r in rows] == ["vae_only", "input"]
     assert rows[0]["ratio_to_vae_only"] == 1.0 and all(r["seconds"] > 0 and r["peak_rss_mb"] > 50 for r in rows)
     assert "| 40 | input |" in (tmp_path / "b" / "bench.md").read_text()
+
+
+def test_clips_per_file_takes_the_first_clips_of_each_file(takes, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _ = _run(capsys, "eval", takes, "--clip-frames", "60", "--clips-per-file", "1", "--no-plots", "--out", out, "--quiet")
+    assert code == 0
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["clips"] == 3 and "--clips-per-file 1" in rep["command"]
+    code, io = _run(capsys, "eval", takes, "--clips-per-file", "0", "--out", out, "--quiet")
+    assert code == 2 and "--clips-per-file 0" in io.err

@@ -38,6 +38,7 @@ class EvalSettings:
     methods: list[str] = field(default_factory=lambda: ["input", "interp"])
     preset: str = "default"
     max_clips: int | None = None
+    clips_per_file: int | None = None  # the first N clips of each file (a spread over many takes)
     clip_frames: int = 300
     seed: int = 0
     device: str = "cpu"
@@ -52,6 +53,8 @@ class EvalSettings:
                  "--device", self.device]
         if self.max_clips is not None:
             parts += ["--max-clips", str(self.max_clips)]
+        if self.clips_per_file is not None:
+            parts += ["--clips-per-file", str(self.clips_per_file)]
         if self.protocol == "noisy":
             parts += ["--noise-cm", f"{self.noise_cm:g}"]
         if self.denoise_steps is not None:
@@ -146,7 +149,7 @@ def _clips(files: list[Path], settings: EvalSettings, result: EvalResult, bar: t
             continue
         clip = replace(clip, name=clip_stem(f))
         result.files += 1
-        yield from cut_clip(clip, settings.clip_frames)
+        yield from cut_clip(clip, settings.clip_frames)[: settings.clips_per_file]
         bar.update()
 
 
@@ -175,6 +178,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
         raise DreamorError(f"--clip-frames {settings.clip_frames} is too short; use at least 3 (default 300)")
     if settings.max_clips is not None and settings.max_clips < 1:
         raise DreamorError(f"--max-clips {settings.max_clips}: give at least 1 (or leave it out for every clip)")
+    if settings.clips_per_file is not None and settings.clips_per_file < 1:
+        raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
     methods = get_methods(settings.methods)
     result = EvalResult(settings, resolve_device(settings.device))
     files = find_eval_files(settings.paths)
