@@ -37,11 +37,24 @@ NOISE_DEG = 1.0  # capture jitter: per-axis Gaussian sigma on every bone's local
 NOISE_M = 0.01  # ... and on the pelvis position (metres)
 SEED = 0
 KEYS = ("occ_cm", "vis_cm", "all_cm", "legs_cm", "skate_cm", "pen_freq", "accel_ms2", "contact_acc")
-STEPS = 8
+STEPS = ("addon", "import", "mark", "capture", "backend_start", "refine", "read_back", "render_save")
 
 
-def step(k: int, text: str) -> None:
-    print(f"[{k}/{STEPS}] {text}", flush=True)
+class Steps:
+    """Numbered progress lines ``[k/8] ...``; remembers when each step began (timings for metrics.json)."""
+
+    def __init__(self):
+        self.began: dict[str, float] = {}
+
+    def __call__(self, name: str, text: str) -> None:
+        self.began[name] = time.perf_counter()
+        print(f"[{STEPS.index(name) + 1}/{len(STEPS)}] {text}", flush=True)
+
+    def seconds(self) -> dict[str, float]:
+        """Seconds per step so far, and 'total'."""
+        times = [*self.began.values(), time.perf_counter()]
+        out = {name: round(b - a, 1) for name, a, b in zip(self.began, times, times[1:])}
+        return {**out, "total": round(times[-1] - times[0], 1)}
 
 
 def note(text: str) -> None:
@@ -123,8 +136,8 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     from .evaluate import metrics as M
     from .skeleton import JOINT_GROUPS, JOINT_NAMES
 
-    t_start = time.perf_counter()
-    step(1, "headless Blender: building, installing and enabling the DREAMoR add-on ...")
+    step = Steps()
+    step("addon", "headless Blender: building, installing and enabling the DREAMoR add-on ...")
     bpy = headless.import_bpy()
     addon = headless.enable_addon(work)
     aio, rotmath, backend, refine = (headless.addon_module(addon, m) for m in ("armature_io", "rotmath", "backend", "refine"))
@@ -134,7 +147,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
 
     clean = clean_clip(quick)
     t = clean.num_frames
-    step(2, f"importing the bundled walk {SAMPLE} ({t} frames at 30 Hz, retargeted to SMPL-22) with dreamor.import_clip ...")
+    step("import", f"importing the bundled walk {SAMPLE} ({t} frames at 30 Hz, retargeted to SMPL-22) with dreamor.import_clip ...")
     clean_npz = save_clip(replace(clean, contacts=None), staging / "clean.npz")  # a capture brings no contact labels
     op("import_clip", filepath=str(clean_npz))
     obj = bpy.context.object
@@ -143,45 +156,42 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
 
     a, b = t // 4 + 1, (3 * t) // 4  # Blender frames (1-based, inclusive)
     lower = [JOINT_NAMES[j] for j in JOINT_GROUPS["lower_body"]]
-    step(3, f"marking the lower body ({len(lower)} bones) occluded on frames {a}-{b} with dreamor.mark_occluded ...")
+    step("mark", f"marking the lower body ({len(lower)} bones) occluded on frames {a}-{b} with dreamor.mark_occluded ...")
     bpy.ops.object.mode_set(mode="POSE")
     for pb in obj.pose.bones:
         pb.select = pb.name in lower
     op("mark_occluded", frames="CUSTOM", frame_start=a, frame_end=b)
     bpy.ops.object.mode_set(mode="OBJECT")
 
-    step(4, f"capture noise (seed {SEED}): {NOISE_DEG:g} deg Gaussian jitter per axis on every bone's rotation, "
+    step("capture", f"capture noise (seed {SEED}): {NOISE_DEG:g} deg Gaussian jitter per axis on every bone's rotation, "
             f"{NOISE_M * 100:g} cm on the pelvis; hidden bones frozen at their last seen pose ...")
     captured, moved_cm = capture(obj, aio, rotmath, np.random.default_rng(SEED))
     note(f"action '{captured.name}': visible joints moved by {moved_cm:.2f} cm on average")
     op("export_clip", filepath=str(staging / "input.npz"))
 
-    step(5, f"starting the backend from the add-on (dreamor.backend_start: {sys.executable} -m dreamor.cli serve, device {device}) ...")
+    step("backend_start", f"starting the backend from the add-on (dreamor.backend_start: {sys.executable} -m dreamor.cli serve, device {device}) ...")
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     prefs.python_path, prefs.device, prefs.connection_file = sys.executable, device, ""
-    b_ = backend.get()
-    t0 = time.perf_counter()
-    with Ticker(lambda: f"starting ... {b_.elapsed():.0f} s" if b_.state == "starting" and int(b_.elapsed()) % 5 == 4 else None):
+    server = backend.get()
+    with Ticker(lambda: f"starting ... {server.elapsed():.0f} s" if server.state == "starting" and int(server.elapsed()) % 5 == 4 else None):
         op("backend_start")
-    welcome = b_.welcome or {}
-    note(f"ready on {b_.device_name} in {time.perf_counter() - t0:.1f} s (pid {welcome.get('pid')})")
+    welcome = server.welcome or {}
+    note(f"ready on {server.device_name} in {server.elapsed():.1f} s (pid {welcome.get('pid')})")
 
     preset = "fast" if quick else "default"
-    step(6, f"refining with the {preset} preset (dreamor.refine) ...")
+    step("refine", f"refining with the {preset} preset (dreamor.refine) ...")
     scene.dreamor.preset = preset
 
     def refine_line():
         run = refine.active
         return None if run is None else f"{run.label}" if run.stage != "optimise" else f"optimise {int(10 * run.fraction) * 10:3d}%"
 
-    t0 = time.perf_counter()
     with Ticker(refine_line):
         op("refine")
-    refine_s = time.perf_counter() - t0
-    note(f"refined into action '{obj.animation_data.action.name}' in {refine_s:.1f} s")
-    device_used = b_.device_name
+    note(f"refined into action '{obj.animation_data.action.name}'")
+    device_used = server.device_name
     models = welcome.get("models", {}).get(device_used) or welcome.get("models", {})
-    step(7, "stopping the backend (dreamor.backend_stop) and reading the refined motion back (dreamor.export_clip) ...")
+    step("read_back", "stopping the backend (dreamor.backend_stop) and reading the refined motion back (dreamor.export_clip) ...")
     op("backend_stop")
     op("export_clip", filepath=str(staging / "refined.npz"))
 
@@ -192,7 +202,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
         m = M.values(M.clip_metrics(clip.joints, clean.joints, visible, clean.fps, clip.contacts, clean.contacts))
         report[name] = {k: m[k] for k in KEYS}
 
-    step(8, "rendering before/after (Workbench), plotting contacts, saving the .blend ...")
+    step("render_save", "rendering before/after (Workbench), plotting contacts, saving the .blend ...")
     render_before_after(obj, captured, res.joints[:, 0], staging, hidden=(a, b), quick=quick, log=note)
     contact_plot(res.contacts, clean.contacts, (a, b), staging / "contacts.png")
     bpy.ops.wm.save_as_mainfile(filepath=str(staging / "demo.blend"), copy=True)
@@ -200,8 +210,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
         "sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "hidden_bones": lower,
         "noise": {"rotation_deg": NOISE_DEG, "pelvis_m": NOISE_M, "seed": SEED, "visible_joint_shift_cm": round(moved_cm, 3)},
         "hidden_input": "hidden bones hold their last seen rotation", "preset": preset, "device": device_used,
-        "refine_seconds": round(refine_s, 2), "models": models, "blender": bpy.app.version_string,
-        "total_seconds": round(time.perf_counter() - t_start, 1),
+        "models": models, "blender": bpy.app.version_string, "seconds": step.seconds(),
     }
     (staging / "metrics.json").write_text(json.dumps(report, indent=2))
     return report
@@ -265,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table(report))
     s = report["settings"]
     print(f"\n{s['frames']} frames, lower body hidden on frames {s['hidden_frames'][0]}-{s['hidden_frames'][1]}; "
-          f"refined with the {s['preset']} preset on {s['device']} in {s['refine_seconds']} s; whole demo {s['total_seconds']} s")
+          f"refined with the {s['preset']} preset on {s['device']} in {s['seconds']['refine']} s; whole demo {s['seconds']['total']} s")
     print(f"wrote {out}/")
     for f in sorted(out.iterdir()):
         if f.is_file():
