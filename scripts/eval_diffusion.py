@@ -122,6 +122,8 @@ def motion_stats(states: torch.Tensor, rest: torch.Tensor) -> dict:
         "frames_feet_above_-5cm_fk": float((feet_fk >= -0.05).float().mean()),
         "frames_feet_above_-5cm_regressed": float((feet_reg >= -0.05).float().mean()),
         "root_speed_ms": float(speed.mean()), "accel_ms2": float(acc),
+        "frames_pelvis_0.3_1.5m_fk": float(((fk[..., 0, 2] >= 0.3) & (fk[..., 0, 2] <= 1.5)).float().mean()),
+        "pelvis_height_m_fk_p5_p95": [float(fk[..., 0, 2].flatten().quantile(q)) for q in (0.05, 0.95)],
         "finite": bool(torch.isfinite(states).all()),
     }
 
@@ -226,8 +228,8 @@ def markdown(r: dict) -> str:
     out += ["", f"**Samples** ({s['rollouts']} rollouts x {s['frames']} frames from held-out start states; diffusion: "
             f"K = {s['K']}, ω = {s['guidance']:g}).", "",
             "| z_t drawn from | bones within 2 % (frames) | worst bone dev. mean / p95 (%) | lowest foot FK / regressed (cm) "
-            "| feet above -5 cm FK / regressed (frames) | root speed (m/s) | accel (m/s²) |",
-            "|---|---|---|---|---|---|---|"]
+            "| feet above -5 cm FK / regressed (frames) | pelvis 0.3-1.5 m FK (frames) | root speed (m/s) | accel (m/s²) |",
+            "|---|---|---|---|---|---|---|---|"]
     names = {"diffusion": "diffusion prior", "vae_prior": "VAE Gaussian prior", "standard_normal": "N(0, I)",
              "ground_truth": "held-out clips (reference)"}
     for key, name in names.items():
@@ -237,7 +239,7 @@ def markdown(r: dict) -> str:
         out.append(f"| {name} | {100 * m['frames_bones_within_2pct']:.1f} % | {m['bone_dev_pct_mean']:.2f} / "
                    f"{m['bone_dev_pct_p95']:.2f} | {m['foot_min_cm_fk']:.1f} / {m['foot_min_cm_regressed']:.1f} | "
                    f"{100 * m['frames_feet_above_-5cm_fk']:.1f} % / {100 * m['frames_feet_above_-5cm_regressed']:.1f} % | "
-                   f"{m['root_speed_ms']:.2f} | {m['accel_ms2']:.2f} |")
+                   f"{100 * m['frames_pelvis_0.3_1.5m_fk']:.1f} % | {m['root_speed_ms']:.2f} | {m['accel_ms2']:.2f} |")
     out += ["", f"**Speed**: denoising all {sp['latents']} latents of a 300-frame clip (K = {sp['K']}, CFG "
             f"ω = {sp['guidance']:g}, per-latent random t') in one batched call: **{sp['batched_s']:.3f} s** (median of "
             f"{len(sp['batched_s_all'])}); latent by latent: {sp['per_latent_loop_s']:.2f} s "
