@@ -140,40 +140,47 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     step("addon", "headless Blender: building, installing and enabling the DREAMoR add-on ...")
     bpy = headless.import_bpy()
     addon = headless.enable_addon(work)
-    aio, rotmath, backend, refine = (headless.addon_module(addon, m) for m in ("armature_io", "rotmath", "backend", "refine"))
+    aio, rotmath, backend, refine = (headless.addon_module(addon, m)
+                                     for m in ("armature_io", "rotmath", "backend", "refine"))
     note(f"Blender {bpy.app.version_string}, add-on {addon.__name__}")
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
 
+    step("import", f"importing the bundled walk {SAMPLE} (retargeted to SMPL-22, 30 Hz) with dreamor.import_clip ...")
     clean = clean_clip(quick)
     t = clean.num_frames
-    step("import", f"importing the bundled walk {SAMPLE} ({t} frames at 30 Hz, retargeted to SMPL-22) with dreamor.import_clip ...")
     clean_npz = save_clip(replace(clean, contacts=None), staging / "clean.npz")  # a capture brings no contact labels
     op("import_clip", filepath=str(clean_npz))
     obj = bpy.context.object
-    obj.name, obj.animation_data.action.name = "walk", "walk_clean"
+    obj.name, obj.data.name, obj.animation_data.action.name = "walk", "walk", "walk_clean"
     obj["dreamor_source_file"] = str(out / clean_npz.name)  # where it will be
 
     a, b = t // 4 + 1, (3 * t) // 4  # Blender frames (1-based, inclusive)
     lower = [JOINT_NAMES[j] for j in JOINT_GROUPS["lower_body"]]
-    step("mark", f"marking the lower body ({len(lower)} bones) occluded on frames {a}-{b} with dreamor.mark_occluded ...")
+    step("mark", f"marking the lower body ({len(lower)} bones) occluded on frames {a}-{b} (dreamor.mark_occluded) ...")
     bpy.ops.object.mode_set(mode="POSE")
     for pb in obj.pose.bones:
         pb.select = pb.name in lower
     op("mark_occluded", frames="CUSTOM", frame_start=a, frame_end=b)
     bpy.ops.object.mode_set(mode="OBJECT")
 
-    step("capture", f"capture noise (seed {SEED}): {NOISE_DEG:g} deg Gaussian jitter per axis on every bone's rotation, "
-            f"{NOISE_M * 100:g} cm on the pelvis; hidden bones frozen at their last seen pose ...")
+    step("capture", f"capture (seed {SEED}): {NOISE_DEG:g} deg Gaussian jitter per axis on every bone's rotation, "
+                    f"{NOISE_M * 100:g} cm on the pelvis; hidden bones frozen at their last seen pose ...")
     captured, moved_cm = capture(obj, aio, rotmath, np.random.default_rng(SEED))
     note(f"action '{captured.name}': visible joints moved by {moved_cm:.2f} cm on average")
     op("export_clip", filepath=str(staging / "input.npz"))
 
-    step("backend_start", f"starting the backend from the add-on (dreamor.backend_start: {sys.executable} -m dreamor.cli serve, device {device}) ...")
+    step("backend_start", f"starting the backend from the add-on (dreamor.backend_start: "
+                          f"{sys.executable} -m dreamor.cli serve, device {device}) ...")
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     prefs.python_path, prefs.device, prefs.connection_file = sys.executable, device, ""
     server = backend.get()
-    with Ticker(lambda: f"starting ... {server.elapsed():.0f} s" if server.state == "starting" and int(server.elapsed()) % 5 == 4 else None):
+
+    def start_line():
+        s = int(server.elapsed())
+        return f"starting ... {s} s" if server.state == "starting" and s and s % 5 == 0 else None
+
+    with Ticker(start_line):
         op("backend_start")
     welcome = server.welcome or {}
     note(f"ready on {server.device_name} in {server.elapsed():.1f} s (pid {welcome.get('pid')})")
@@ -184,14 +191,16 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
 
     def refine_line():
         run = refine.active
-        return None if run is None else f"{run.label}" if run.stage != "optimise" else f"optimise {int(10 * run.fraction) * 10:3d}%"
+        if run is None:
+            return None
+        return f"optimise {10 * int(10 * run.fraction):3d}%" if run.stage == "optimise" else run.label
 
     with Ticker(refine_line):
         op("refine")
     note(f"refined into action '{obj.animation_data.action.name}'")
     device_used = server.device_name
     models = welcome.get("models", {}).get(device_used) or welcome.get("models", {})
-    step("read_back", "stopping the backend (dreamor.backend_stop) and reading the refined motion back (dreamor.export_clip) ...")
+    step("read_back", "stopping the backend (dreamor.backend_stop), reading the result back (dreamor.export_clip) ...")
     op("backend_stop")
     op("export_clip", filepath=str(staging / "refined.npz"))
 
@@ -208,7 +217,8 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     bpy.ops.wm.save_as_mainfile(filepath=str(staging / "demo.blend"), copy=True)
     report["settings"] = {
         "sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "hidden_bones": lower,
-        "noise": {"rotation_deg": NOISE_DEG, "pelvis_m": NOISE_M, "seed": SEED, "visible_joint_shift_cm": round(moved_cm, 3)},
+        "noise": {"rotation_deg": NOISE_DEG, "pelvis_m": NOISE_M, "seed": SEED,
+                  "visible_joint_shift_cm": round(moved_cm, 3)},
         "hidden_input": "hidden bones hold their last seen rotation", "preset": preset, "device": device_used,
         "models": models, "blender": bpy.app.version_string, "seconds": step.seconds(),
     }
@@ -243,7 +253,8 @@ def table(report: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dreamor demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
-    parser.add_argument("--quick", action="store_true", help=f"the first {QUICK_FRAMES} frames and the fast preset (for tests)")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"the first {QUICK_FRAMES} frames and the fast preset (for tests)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
                         help="where the backend runs (default: auto, the GPU when there is one)")
     args = parser.parse_args(argv)
@@ -274,7 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + table(report))
     s = report["settings"]
     print(f"\n{s['frames']} frames, lower body hidden on frames {s['hidden_frames'][0]}-{s['hidden_frames'][1]}; "
-          f"refined with the {s['preset']} preset on {s['device']} in {s['seconds']['refine']} s; whole demo {s['seconds']['total']} s")
+          f"refined with the {s['preset']} preset on {s['device']} in {s['seconds']['refine']} s; "
+          f"whole demo {s['seconds']['total']} s")
     print(f"wrote {out}/")
     for f in sorted(out.iterdir()):
         if f.is_file():
@@ -283,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 FILE_NOTES = {
-    "demo.blend": "open in Blender 4.2+: armature 'walk' with actions walk_clean, walk_captured, walk_captured_refined",
+    "demo.blend": "Blender 4.2+: armature 'walk', actions walk_clean, walk_captured, walk_captured_refined",
     "before_after.png": "Workbench renders, four hidden frames: captured input (left) vs refined (right)",
     "before_after.mp4": "the whole clip, same layout",
     "contacts.png": "contact timeline: refined contact values vs the clean clip's labels",

@@ -118,7 +118,8 @@ def contact_plot(refined: np.ndarray, labels: np.ndarray, hidden: tuple[int, int
         ax.set_ylim(-0.05, 1.05)
         ax.set_yticks([])
         ax.set_ylabel(JOINT_NAMES[CONTACT_JOINTS[k]], rotation=0, ha="right", va="center", fontsize=8)
-    axes[0].set_title("contacts: refined (blue line) vs clean clip's labels (grey); hidden on the red frames", fontsize=9)
+    axes[0].set_title("contacts: refined (blue line) vs clean clip's labels (grey); hidden on the red frames",
+                      fontsize=9)
     axes[-1].set_xlabel("frame")
     fig.tight_layout()
     fig.savefig(path, dpi=110)

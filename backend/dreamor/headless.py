@@ -52,7 +52,8 @@ def enable_addon(work: Path):
         return sys.modules[name]
     build_script = ROOT / "scripts" / "build_addon.py"
     if not build_script.exists():
-        raise DreamorError(f"{build_script} is missing: run this from a clone of the repository (bash scripts/dev.sh demo)")
+        raise DreamorError(f"{build_script} is missing: run this from a clone of the repository "
+                           "(bash scripts/dev.sh demo)")
     sys.path.insert(0, str(build_script.parent))
     try:
         import build_addon
@@ -63,7 +64,8 @@ def enable_addon(work: Path):
     if repos.get(REPO_MODULE) is None:
         (work / "extensions").mkdir(parents=True, exist_ok=True)
         repos.new(name=REPO_MODULE, module=REPO_MODULE, custom_directory=str(work / "extensions"), source="USER")
-    if bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE, enable_on_install=True) != {"FINISHED"}:
+    result = bpy.ops.extensions.package_install_files(filepath=str(zip_path), repo=REPO_MODULE, enable_on_install=True)
+    if result != {"FINISHED"}:
         raise DreamorError(f"Blender could not install the add-on from {zip_path}")
     return importlib.import_module(name)
 
@@ -116,7 +118,8 @@ def add_body(arm, mat, radius_m: float = 0.022) -> dict[str, "bpy.types.Object"]
             continue  # the import's extra root bone (sits on the ground, not part of the body)
         big = {"head": 4.5, "pelvis": 3.0}.get(bone.name.lower(), 1.2)
         length = 0.0 if bone.name.lower() == "head" else bone.length  # the head is just a ball
-        obj = bpy.data.objects.new(f"{arm.name} body {bone.name}", capsule_mesh(f"cap {bone.name}", length, radius_m * unit, big))
+        mesh = capsule_mesh(f"cap {bone.name}", length, radius_m * unit, big)
+        obj = bpy.data.objects.new(f"{arm.name} body {bone.name}", mesh)
         obj.data.materials.append(mat)
         obj.color = mat.diffuse_color
         coll.objects.link(obj)
