@@ -212,7 +212,8 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
         report[name] = {k: m[k] for k in KEYS}
 
     step("render_save", "rendering before/after (Workbench), plotting contacts, saving the .blend ...")
-    render_before_after(obj, captured, res.joints[:, 0], staging, hidden=(a, b), quick=quick, log=note)
+    render_before_after(obj, captured, bpy.data.actions["walk_clean"], res.joints[:, 0], staging, hidden=(a, b),
+                        quick=quick, log=note)
     contact_plot(res.contacts, clean.contacts, (a, b), staging / "contacts.png")
     bpy.ops.wm.save_as_mainfile(filepath=str(staging / "demo.blend"), copy=True)
     report["settings"] = {
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
 
 FILE_NOTES = {
     "demo.blend": "Blender 4.2+: armature 'walk', actions walk_clean, walk_captured, walk_captured_refined",
-    "before_after.png": "Workbench renders, four hidden frames: captured input (left) vs refined (right)",
+    "before_after.png": "Workbench renders, four hidden frames: captured (left) vs refined (right), clean in grey",
     "before_after.mp4": "the whole clip, same layout",
     "contacts.png": "contact timeline: refined contact values vs the clean clip's labels",
     "metrics.json": "input and refined errors against the clean clip",

@@ -4,6 +4,7 @@ The render scene: the refined armature where it is, a copy of it playing the cap
 beside it (image left), a capsule body on each, the add-on's contact markers on the refined one
 and a camera that follows both across the walk. Leg capsules take their colour from the bones'
 ``visible`` marks through drivers, so hidden bones show red in the input and teal in the result.
+A thin grey body inside each plays the clean clip: where it shows, the motion is off.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from . import headless
 
 INPUT_RGB, INPUT_HIDDEN_RGB = (0.80, 0.66, 0.55), (0.90, 0.25, 0.22)
 REFINED_RGB, REFINED_HIDDEN_RGB = (0.55, 0.68, 0.84), (0.20, 0.70, 0.62)
+CLEAN_RGB = (0.35, 0.35, 0.35)
 GAP_M = 1.1  # between the two bodies, across the view
 STILLS = 4
-NOTE = "left: captured input (hidden: red)   right: refined (hidden: teal)   spheres: contacts"
+NOTE = "left: captured (hidden red)  right: refined (hidden teal)  thin grey: clean  spheres: contacts"
 
 
 def _colour_by_visibility(capsule, arm, bone: str, seen, hidden) -> None:
@@ -39,22 +41,28 @@ def _body(arm, name: str, seen, hidden) -> None:
             _colour_by_visibility(capsule, arm, bone, seen, hidden)
 
 
-def render_before_after(obj, captured, pelvis: np.ndarray, out: Path, hidden: tuple[int, int], quick: bool,
+def _copy(obj, name: str, action, location):
+    """A copy of the armature object playing ``action`` at ``location`` (world, m)."""
+    bpy = headless.import_bpy()
+    copy = obj.copy()
+    copy.name, copy.location = name, tuple(location)
+    bpy.context.scene.collection.objects.link(copy)
+    copy.animation_data.action = action
+    copy.animation_data.action_slot = action.slots[0]
+    return copy
+
+
+def render_before_after(obj, captured, clean, pelvis: np.ndarray, out: Path, hidden: tuple[int, int], quick: bool,
                         log) -> None:
     """Build the render scene around ``obj`` (refined; ``pelvis`` (T, 3) its world pelvis path over the
-    scene range) and ``captured`` (its input action) and write ``before_after.png`` (and
-    ``before_after.mp4`` when Blender can encode video) into ``out``."""
+    scene range), its input action ``captured`` and the ``clean`` one, and write ``before_after.png``
+    (and ``before_after.mp4`` when Blender can encode video) into ``out``."""
     from scipy.ndimage import gaussian_filter1d
 
     bpy = headless.import_bpy()
     scene = bpy.context.scene
     lo, hi = scene.frame_start, scene.frame_end
 
-    before = obj.copy()
-    before.name = f"{obj.name} input"
-    scene.collection.objects.link(before)
-    before.animation_data.action = captured
-    before.animation_data.action_slot = captured.slots[0]
     bpy.context.view_layer.objects.active = obj
     bpy.ops.dreamor.create_contact_markers()
     for marker in bpy.data.collections[f"DREAMoR Contacts: {obj.name}"].objects:
@@ -69,9 +77,12 @@ def render_before_after(obj, captured, pelvis: np.ndarray, out: Path, hidden: tu
     view = -offset / np.linalg.norm(offset)
     right = np.cross(view, [0.0, 0.0, 1.0])
     right /= np.linalg.norm(right)
-    before.location = tuple(-right * GAP_M)
+    before = _copy(obj, f"{obj.name} input", captured, -right * GAP_M)
     _body(before, "Input body", INPUT_RGB, INPUT_HIDDEN_RGB)
     _body(obj, "Refined body", REFINED_RGB, REFINED_HIDDEN_RGB)
+    for name, location in (("clean, beside the input", -right * GAP_M), ("clean, in the refined", (0.0, 0.0, 0.0))):
+        headless.add_body(_copy(obj, f"{obj.name} {name}", clean, location),
+                          headless.material("Clean body", (*CLEAN_RGB, 1.0)), radius_m=0.008)
     centre = gaussian_filter1d(pelvis - right * GAP_M / 2, 6.0, axis=0, mode="nearest")
     centre[:, 2] = 0.8
     ground = headless.ground_plane(centre.mean(0))
