@@ -1,10 +1,13 @@
-"""Contact preview: a viewport overlay (GPU draw handler) and render-visible contact markers.
+"""Contact and refine preview: a viewport overlay (GPU draw handler) and render-visible contact markers.
 
 The overlay draws, for every SMPL armature in the scene with keyed 'contact' properties, a
 disc at each contact joint that is in contact at the current frame, and a footprint trail
-(where the ankles and toes touch down over the scene range). The geometry is plain NumPy
-(``contact_discs``, ``trail_discs``) so it can be tested headless; only ``_draw`` touches
-``gpu``, and shaders are made inside the draw callback (they cannot exist in background mode).
+(where the ankles and toes touch down over the scene range). While a Refine runs, it also
+draws a ghost skeleton of the windows the backend has already sent back (``refine.active``'s
+preview) at the current frame; the modal Refine redraws the 3D views on every timer tick, so a
+new window shows without touching the mouse. The geometry is plain NumPy (``contact_discs``,
+``trail_discs``, ``ghost_segments``) so it can be tested headless; only the ``_draw*`` functions
+touch ``gpu``, and shaders are made inside the draw callback (they cannot exist in background mode).
 
 Markers are small mesh spheres whose scale a driver takes from the bone's 'contact' value,
 so the preview shows in renders too.
@@ -15,8 +18,8 @@ import bmesh
 import bpy
 import numpy as np
 
-from . import armature_io
-from .conventions import CONTACT_JOINTS, CONTACT_PROP, JOINT_NAMES
+from . import armature_io, refine
+from .conventions import CONTACT_JOINTS, CONTACT_PROP, JOINT_NAMES, PARENTS
 
 #: RGBA per contact joint (pelvis, l/r knee, l/r ankle, l/r toe, l/r wrist).
 CONTACT_COLOURS = np.array(
@@ -31,6 +34,9 @@ CONTACT_COLOURS = np.array(
 TRAIL_CONTACTS = (3, 4, 5, 6)  # ankles and toes, as indices into CONTACT_JOINTS
 DISC_RADIUS_M = 0.05
 _SEGMENTS = 20
+#: RGBA and width (pixels) of the refine preview's ghost skeleton.
+GHOST_COLOUR = (0.55, 1.0, 0.35, 0.9)
+GHOST_WIDTH_PX = 3.0
 
 
 def disc_triangles(centres: np.ndarray, radius: float, segments: int = _SEGMENTS) -> np.ndarray:
@@ -113,32 +119,79 @@ def trail_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple]]
     return out
 
 
-def _draw():
-    context = bpy.context
-    settings = getattr(context.scene, "dreamor", None)
-    if settings is None or not settings.show_contacts:
-        return
-    try:
-        import gpu
-        from gpu_extras.batch import batch_for_shader
+def ghost_segments(scene) -> np.ndarray:
+    """(S, 2, 3) parent -> child bones (world units) of the running refine's preview at the
+    current frame: S = 21 where the backend has sent that frame back, else 0 (no refine running,
+    the frame not previewed yet, or the refined armature not in ``scene``)."""
+    run = refine.active
+    none = np.zeros((0, 2, 3))
+    if run is None or run.finished or run.obj_name not in scene.objects:
+        return none
+    joints = run.preview_at(scene.frame_current)
+    if joints is None:
+        return none
+    return np.stack([joints[list(PARENTS[1:])], joints[1:]], axis=1)
 
-        items = contact_discs(context.scene, settings.contact_threshold)
-        if settings.show_trail:
-            items += trail_discs(context.scene, settings.contact_threshold)
-        if not items:
-            return
-        shader = gpu.shader.from_builtin("UNIFORM_COLOR")
-        gpu.state.blend_set("ALPHA")
-        gpu.state.depth_test_set("LESS_EQUAL")
-        for verts, colour in items:
-            batch = batch_for_shader(shader, "TRIS", {"pos": verts.astype(np.float32)})
-            shader.uniform_float("color", colour)
-            batch.draw(shader)
-        gpu.state.depth_test_set("NONE")
-        gpu.state.blend_set("NONE")
-    except Exception as exc:  # never let a draw callback spam every redraw
-        print(f"DREAMoR contact preview disabled: {exc.__class__.__name__}: {exc}")
-        settings.show_contacts = False
+
+def _draw_ghost(gpu, batch_for_shader, scene) -> None:
+    """Lines of ``ghost_segments``, drawn over everything (a body mesh must not hide them)."""
+    segments = ghost_segments(scene)
+    if not len(segments):
+        return
+    shader = gpu.shader.from_builtin("POLYLINE_UNIFORM_COLOR")
+    batch = batch_for_shader(shader, "LINES", {"pos": segments.reshape(-1, 3).astype(np.float32)})
+    shader.uniform_float("viewportSize", gpu.state.viewport_get()[2:])
+    shader.uniform_float("lineWidth", GHOST_WIDTH_PX)
+    shader.uniform_float("color", GHOST_COLOUR)
+    gpu.state.blend_set("ALPHA")
+    gpu.state.depth_test_set("NONE")
+    batch.draw(shader)
+    gpu.state.blend_set("NONE")
+
+
+def _draw_contacts(gpu, batch_for_shader, scene, settings) -> None:
+    """Discs of ``contact_discs`` (and ``trail_discs``), depth-tested."""
+    items = contact_discs(scene, settings.contact_threshold)
+    if settings.show_trail:
+        items += trail_discs(scene, settings.contact_threshold)
+    if not items:
+        return
+    shader = gpu.shader.from_builtin("UNIFORM_COLOR")
+    gpu.state.blend_set("ALPHA")
+    gpu.state.depth_test_set("LESS_EQUAL")
+    for verts, colour in items:
+        batch = batch_for_shader(shader, "TRIS", {"pos": verts.astype(np.float32)})
+        shader.uniform_float("color", colour)
+        batch.draw(shader)
+    gpu.state.depth_test_set("NONE")
+    gpu.state.blend_set("NONE")
+
+
+_ghost_failed = False
+
+
+def _draw():
+    global _ghost_failed
+    scene = bpy.context.scene
+    settings = getattr(scene, "dreamor", None)
+    if settings is None:
+        return
+    import gpu
+    from gpu_extras.batch import batch_for_shader
+
+    # Never let a draw callback spam every redraw: a part that fails is switched off.
+    if not _ghost_failed:
+        try:
+            _draw_ghost(gpu, batch_for_shader, scene)
+        except Exception as exc:
+            print(f"DREAMoR refine preview disabled: {exc.__class__.__name__}: {exc}")
+            _ghost_failed = True
+    if settings.show_contacts:
+        try:
+            _draw_contacts(gpu, batch_for_shader, scene, settings)
+        except Exception as exc:
+            print(f"DREAMoR contact preview disabled: {exc.__class__.__name__}: {exc}")
+            settings.show_contacts = False
 
 
 _handle = None

@@ -14,7 +14,10 @@ checked: on visible frames, visible bones get their captured local rotations bac
 pelvis its captured position) whatever the backend returned; ``kept_deg`` says by how much
 the backend's answer had differed.
 
-``partial`` windows are not previewed (the scene stays untouched until the result).
+Live preview: long clips come back in ``partial`` windows before the result. Their joints are
+kept in :attr:`RefineRun.preview` (Blender world units, over the read frames, NaN where nothing
+has arrived) for the overlay's ghost skeleton (``overlay.ghost_segments``); the preview is drawn,
+never written, so the scene still stays untouched until ``apply``.
 """
 from __future__ import annotations
 
@@ -118,6 +121,8 @@ class RefineRun:
         self.frames = (int(self.anim.frame_start + np.argmax(self.mask)), int(self.anim.frame_end - np.argmax(self.mask[::-1])))
         self.state, self.error, self.stage, self.fraction = "running", "", "submitting", 0.0
         self.result = None
+        #: (T, 22, 3) joints of the partial windows, Blender world units, over the read frames; NaN elsewhere.
+        self.preview = np.full((self.anim.num_frames, 22, 3), np.nan)
         self.started = time.monotonic()
         self._cancel_requested = False
         self.backend = b = backend.get()
@@ -148,11 +153,35 @@ class RefineRun:
         return self.state != "running"
 
     @property
+    def previewed(self) -> int:
+        """How many frames the preview holds."""
+        return int(np.count_nonzero(~np.isnan(self.preview[:, 0, 0])))
+
+    @property
     def label(self) -> str:
         """A short line for the progress bar."""
         if self.stage == "queued":
             return f"Queued (position {self.job.position})"
-        return f"{self.stage.replace('_', ' ').capitalize()} {self.fraction:.0%}"
+        text = f"{self.stage.replace('_', ' ').capitalize()} {self.fraction:.0%}"
+        if self.previewed and not self.finished:
+            text += f" ({self.previewed} of {int(self.mask.sum())} frames previewed)"
+        return text
+
+    def preview_at(self, frame: int) -> np.ndarray | None:
+        """(22, 3) previewed joints (world units) at a scene frame, or None where there are none yet."""
+        i = int(frame) - self.anim.frame_start
+        if not 0 <= i < self.anim.num_frames or np.isnan(self.preview[i, 0, 0]):
+            return None
+        return self.preview[i]
+
+    def _keep_partial(self, start: int, stop: int, joints: np.ndarray) -> None:
+        """Store frames [start, stop) of the frames sent, joints (stop - start, 22, 3) metres,
+        in the preview; a window that does not fit the clip is left out (it is only a preview)."""
+        sent = np.flatnonzero(self.mask)  # sent frame k is read frame sent[k]
+        joints = np.asarray(joints, np.float64)
+        if not 0 <= start < stop <= len(sent) or joints.shape != (stop - start, 22, 3):
+            return
+        self.preview[sent[start:stop]] = joints / self.anim.metres_per_unit
 
     def request_cancel(self) -> None:
         """Ask for a cancel (from the Cancel button); the next ``step`` sends it."""
@@ -188,6 +217,8 @@ class RefineRun:
         for event in events:
             if isinstance(event, client_mod.Progress):
                 self.stage, self.fraction = event.stage, min(max(event.fraction, 0.0), 1.0)
+            elif isinstance(event, client_mod.Partial):
+                self._keep_partial(event.start, event.stop, event.arrays.get("joints"))
             elif isinstance(event, client_mod.Result):
                 self.result, self.stage, self.fraction = event, "done", 1.0
                 return self._end("done", "")

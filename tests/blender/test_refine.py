@@ -415,3 +415,80 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     assert op.reports[-1] == ({"WARNING"}, "refine cancelled; nothing was changed")
     assert_same_state(scene_state(obj), before)
     assert refine.active is None and not job.running
+
+
+def step_until_previewed(run, timeout: float = 10.0) -> int:
+    """Step a running refine (as the modal timer does) until a partial window has arrived."""
+    deadline = time.monotonic() + timeout
+    while not run.previewed and not run.step() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert run.previewed and not run.finished, (run.state, run.error)
+    return run.previewed
+
+
+def test_partial_windows_show_as_a_ghost_and_write_nothing(walk, tiny, sub):
+    """The windows the backend streams back are previewed (drawn, on the right frames) while the scene stays as it was."""
+    refine, overlay, parents = sub("refine"), sub("overlay"), list(sub("conventions").PARENTS[1:])
+    obj, scene = walk, bpy.context.scene
+    tiny("--window", "16", "--step-s", "0.3")
+    scene.use_preview_range = True
+    scene.frame_preview_start, scene.frame_preview_end = 20, 80  # read frames 1..102, sent 20..80
+    state = scene_state(obj)
+    run = refine.active = refine.RefineRun(obj, scene, refine_frames="PREVIEW")
+    try:
+        a, m = run.anim, run.mask
+        assert a.frame_start == 1 and a.metres_per_unit == 1.0
+        joints = expected_for(a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m]).joints
+        k = step_until_previewed(run)
+        assert k % 16 == 0 and k < 61 and f"({k} of 61 frames previewed)" in run.label
+        np.testing.assert_allclose(run.preview[19 : 19 + k], joints[:k])  # frame 20 is read frame index 19
+        assert np.isnan(run.preview[:19]).all() and np.isnan(run.preview[19 + k :]).all()
+
+        scene.frame_current = 20 + 1  # the second frame sent
+        seg = overlay.ghost_segments(scene)
+        assert seg.shape == (21, 2, 3)
+        np.testing.assert_allclose(seg[:, 0], joints[1, parents])
+        np.testing.assert_allclose(seg[:, 1], joints[1, 1:])
+        gpu, batch_for_shader = mock.MagicMock(), mock.MagicMock()
+        overlay._draw_ghost(gpu, batch_for_shader, scene)  # the draw callback draws exactly those lines
+        (_shader, kind, attrs), _ = batch_for_shader.call_args
+        assert kind == "LINES"
+        np.testing.assert_allclose(attrs["pos"], seg.reshape(-1, 3), rtol=1e-6)
+        for frame in (19, 20 + k, 81):  # not sent, not arrived yet, not sent
+            scene.frame_current = frame
+            assert overlay.ghost_segments(scene).shape == (0, 2, 3)
+        assert_same_state(scene_state(obj), state)  # previewed, not written
+
+        run.wait()
+        assert run.state == "done" and run.previewed == 61
+        scene.frame_current = 21
+        assert overlay.ghost_segments(scene).shape == (0, 2, 3)  # gone once the job has ended
+        assert_same_state(scene_state(obj), state)
+    finally:
+        refine.active = None
+
+
+def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub):
+    from blender_rigs import build_rig, key_random_motion
+    from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+
+    refine, overlay = sub("refine"), sub("overlay")
+    scene = empty_scene
+    scene.frame_start, scene.frame_end = 1, 40
+    obj = build_rig("smplx", SMPL_NEUTRAL_REST_JOINTS)
+    obj.scale = (1.0, 1.0, 1.0)  # a scene modelled in centimetres
+    key_random_motion(obj, "smplx", np.arange(1, 41))
+    tiny("--window", "8", "--step-s", "0.3")
+    run = refine.active = refine.RefineRun(obj, scene)
+    try:
+        a = run.anim
+        assert a.metres_per_unit == pytest.approx(0.01)
+        joints_cm = 100.0 * expected_for(a.trans, a.root_orient, a.pose_body, a.rest_joints, a.fps, a.visible).joints
+        k = step_until_previewed(run)
+        np.testing.assert_allclose(run.preview[:k], joints_cm[:k], atol=1e-9)
+        scene.frame_current = 1
+        np.testing.assert_allclose(overlay.ghost_segments(scene)[:, 1], joints_cm[0, 1:], atol=1e-9)
+        run.wait()
+        np.testing.assert_allclose(run.preview, joints_cm, atol=1e-9)
+    finally:
+        refine.active = None
