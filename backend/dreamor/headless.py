@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository checkout (blender_a
 REPO_MODULE = "dreamor_headless"  # the extension repository the add-on is installed into
 BPY_MISSING = ("Blender as a Python module is not installed here: pip install bpy==5.0.1 "
                "(or run the demo with: bash scripts/dev.sh demo)")
+BPY_BROKEN = ("Blender as a Python module (bpy) is installed but does not load ({}); on Linux it needs the "
+              "X11/OpenGL client libraries (libX11, libXrender, libXfixes, libXi, libxkbcommon, libSM, libGL), "
+              "e.g. apt install libx11-6 libxrender1 libxfixes3 libxi6 libxkbcommon0 libsm6 libgl1")
 
 
 def import_bpy():
@@ -38,8 +41,9 @@ def import_bpy():
         atexit.register(shutil.rmtree, user, ignore_errors=True)
     try:
         import bpy
-    except ImportError:
-        raise DreamorError(BPY_MISSING) from None
+    except ImportError as exc:
+        missing = isinstance(exc, ModuleNotFoundError) and exc.name == "bpy"
+        raise DreamorError(BPY_MISSING if missing else BPY_BROKEN.format(exc)) from None
     return bpy
 
 

@@ -86,6 +86,20 @@ def test_demo_without_bpy_says_how_to_get_it(tmp_path, monkeypatch, capsys):
     assert not list(tmp_path.iterdir())
 
 
+def test_demo_with_a_bpy_that_does_not_load_names_the_libraries(tmp_path, monkeypatch, capsys):
+    from dreamor.cli import main
+
+    fake = tmp_path / "site" / "bpy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('libX11.so.6: cannot open shared object file', name='bpy')\n")
+    monkeypatch.delitem(sys.modules, "bpy", raising=False)
+    monkeypatch.syspath_prepend(str(fake.parent))
+    assert main(["demo", "--out", str(tmp_path / "demo")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "libX11.so.6" in err and "apt install" in err
+    assert not (tmp_path / "demo").exists()
+
+
 def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
     from dreamor import demo, headless
     from dreamor.errors import DreamorError
