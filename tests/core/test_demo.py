@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 import pytest
 
@@ -19,9 +18,9 @@ FILES = ("demo.blend", "before_after.png", "contacts.png", "metrics.json", "clea
 ACTIONS = {"walk_clean", "walk_captured", "walk_captured_refined"}
 
 
-def _bpy():
+def _bpy(tmp_path):
     """bpy in this process, with Blender's user folders in a temporary directory (as tests/blender)."""
-    os.environ.setdefault("BLENDER_USER_RESOURCES", tempfile.mkdtemp(prefix="dreamor-blender-user-"))
+    os.environ.setdefault("BLENDER_USER_RESOURCES", str(tmp_path / "blender-user-here"))
     import bpy
 
     return bpy
@@ -53,7 +52,7 @@ def test_quick_demo(tmp_path):
     assert "optimise  50%" in text and "ready on cpu" in text
     assert "occ_cm" in text and str(out) in text  # the table and where the files are
 
-    bpy = _bpy()
+    bpy = _bpy(tmp_path)
     files = FILES + (("before_after.mp4",) if bpy.app.build_options.codec_ffmpeg else ())
     for name in files:
         assert (out / name).stat().st_size > 0, name
