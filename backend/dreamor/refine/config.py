@@ -64,7 +64,10 @@ class RefineConfig:
 
 
 PRESETS: dict[str, RefineConfig] = {
-    "fast": RefineConfig(preset="fast", iters=40, refresh_every=10, denoise_steps=5),
+    # 40 iterations cannot re-fit the guess through the rollout: hold hidden joints to it more firmly
+    # (6 held-out clips, lower body: occluded 3.99 cm with weight 2000 vs 4.96 with 500).
+    "fast": RefineConfig(preset="fast", iters=40, refresh_every=10, denoise_steps=5,
+                         weights=EnergyWeights(guess=2000.0)),
     "default": RefineConfig(preset="default"),
     "best": RefineConfig(preset="best", iters=300, lr=0.02, refresh_every=25, overlap=10),
 }
