@@ -126,7 +126,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.smooth, E.smoothness(joints)),
         ]
         if w.guess > 0 and batch.guessed is not None:
-            e, _ = E.observation(joints, observed, batch.guessed, cfg.obs_sigma)
+            e, _ = E.observation(joints, observed, batch.guessed, cfg.guess_sigma)
             parts.append((w.guess, (e, {"guess": float(e.detach())})))
         if it >= cfg.contacts_from * cfg.iters:
             parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
