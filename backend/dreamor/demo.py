@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = Path(args.out).resolve()
     try:
+        if args.device == "cuda":  # before Blender starts: one clear line instead of a failed backend
+            from .evaluate.run import resolve_device
+
+            resolve_device("cuda")
         from .headless import import_bpy
 
         import_bpy()

@@ -112,3 +112,15 @@ def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
     assert demo.main(["--out", str(tmp_path / "demo")]) == 2
     assert "error: dreamor.backend_start: the backend did not start" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_demo_on_cuda_without_a_gpu_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from dreamor.demo import main
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--device", "cuda", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --device cuda but torch sees no CUDA device") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
