@@ -82,6 +82,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     ))
 
 
+def _train_args(t: argparse.ArgumentParser, model: str, preset_help: str, resume_help: str, cache_help: str) -> None:
+    """The options every `dreamor train MODEL` takes."""
+    t.add_argument("--preset", default="small", help=preset_help)
+    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
+                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
+    t.add_argument("--out", default=None, help=f"checkpoint path (default: models/{model}-PRESET.pt)")
+    t.add_argument("--resume", action="store_true", help=resume_help)
+    t.add_argument("--steps", type=int, default=None, help="total steps (overrides the preset)")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--device", default="cpu", help="cpu or cuda")
+    t.add_argument("--cache", default=None, help=cache_help)
+    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamor", description="DREAMoR motion refinement backend")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,19 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the MotionVAE on mocap (default: ../shared/data/mocap/train and extra/ x4), then fit "
                     "its conditional prior. Data parallel: torchrun --nproc_per_node N -m dreamor.cli train vae ...",
     )
-    t.add_argument("--preset", default="small", help="small (2-core CPU, ~1 h), gpu, or tiny (tests)")
-    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
-                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
-    t.add_argument("--out", default=None, help="checkpoint path (default: models/vae-PRESET.pt)")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
-    t.add_argument("--steps", type=int, default=None, help="total VAE steps (overrides the preset)")
+    _train_args(t, "vae", "small (2-core CPU, ~1 h), gpu, or tiny (tests)", "continue the checkpoint at --out",
+                "data cache folder (default: cache/ in the repository)")
     t.add_argument("--prior-steps", type=int, default=None, help="steps fitting the conditional prior")
     t.add_argument("--batch-size", type=int, default=None, help="windows per step and process")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument("--cache", default=None, help="data cache folder (default: cache/ in the repository)")
-    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train_vae)
 
     t = train_sub.add_parser(
@@ -129,35 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
                     "prior p(z_t | x_{t-1}) on them. Writes the EMA model to --out at every checkpoint.",
     )
     t.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: the newest models/vae-*.pt)")
-    t.add_argument("--preset", default="small", help="small (2-core CPU, < 1 h), gpu, or tiny (tests)")
-    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
-                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
-    t.add_argument("--out", default=None, help="checkpoint path (default: models/diffusion-PRESET.pt)")
-    t.add_argument("--resume", action="store_true", help="continue the run that writes --out")
-    t.add_argument("--steps", type=int, default=None, help="total steps (overrides the preset)")
+    _train_args(t, "diffusion", "small (2-core CPU, < 1 h), gpu, or tiny (tests)", "continue the run that writes --out",
+                "data, latent and resume cache folder (default: cache/ in the repository)")
     t.add_argument("--batch-size", type=int, default=None, help="transitions per step")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument("--cache", default=None, help="data, latent and resume cache folder (default: cache/ in the repository)")
-    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=_cmd_train_diffusion)
 
     t = train_sub.add_parser(
         "infill", help="train the joint-completion network (the refinement's first guess for hidden joints)",
         description="Train the network that guesses hidden joints from the visible ones (default data as for the VAE).",
     )
-    t.add_argument("--preset", default="small", help="small (2-core CPU, ~20 min), gpu, or tiny (tests)")
-    t.add_argument("--data", action="append", metavar="PATH[:WEIGHT]",
-                   help="folder or file of BVH / clip .npz, with an optional sampling weight; repeatable")
-    t.add_argument("--out", default=None, help="checkpoint path (default: models/infill-PRESET.pt)")
-    t.add_argument("--resume", action="store_true", help="continue the checkpoint at --out")
-    t.add_argument("--steps", type=int, default=None, help="total steps (overrides the preset)")
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--device", default="cpu", help="cpu or cuda")
-    t.add_argument("--cache", default=None, help="data cache folder (default: cache/ in the repository)")
-    t.add_argument("--workers", type=int, default=0, help="processes converting the data (default: all cores)")
-    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    _train_args(t, "infill", "small (2-core CPU, ~30 min), gpu, or tiny (tests)", "continue the checkpoint at --out",
+                "data cache folder (default: cache/ in the repository)")
     t.set_defaults(func=_cmd_train_infill)
 
     p = sub.add_parser(

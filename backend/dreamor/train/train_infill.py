@@ -14,7 +14,6 @@ before (``evaluate.baselines.run_input``).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ from ..models.configs import _from_dict
 from ..models.infill import FPS, InfillConfig, JointInfill, features, read_infill, save_infill, to_body
 from ..skeleton import JOINT_GROUPS, NUM_JOINTS
 from ..state import STATE_SLICES
-from .train_vae import REPO_ROOT, default_sources, parse_data_spec
+from .train_vae import REPO_ROOT, default_sources, lr_at, parse_data_spec
 
 _RANDOM_GROUPS = ("left_leg", "right_leg", "legs", "lower_body", "left_arm", "right_arm", "feet", "spine")
 
@@ -44,6 +43,7 @@ class InfillTrainConfig:
     batch_size: int = 48
     steps: int = 4000
     lr: float = 1e-3
+    lr_min_frac: float = 0.05
     warmup_steps: int = 200
     weight_decay: float = 1e-4
     visible_weight: float = 0.2
@@ -126,13 +126,6 @@ def validate(model: JointInfill, val) -> dict[str, float]:
         guess = run_input(obs).joints
         rest_err.append(np.linalg.norm(guess - j, axis=-1)[~vis])
     return {"val_hidden_cm": err, "val_rest_cm": float(np.concatenate(rest_err).mean() * 100)}
-
-
-def lr_at(step: int, cfg: InfillTrainConfig) -> float:
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = min(max((step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1), 0.0), 1.0)
-    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = False, device: str = "cpu",
