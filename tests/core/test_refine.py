@@ -65,6 +65,41 @@ def test_blending_has_no_seam():
     assert np.allclose(out.joints[0, 0, 0], rest[0, 0]) and np.allclose(out.joints[-1, 0, 0], rest[0, 0] + 0.1)
 
 
+def test_overlap_pairs_match_the_same_clip_frames():
+    from dreamor.refine.optimize import overlap_pairs
+
+    windows = split_windows(70, 30, 8)  # [(0, 30), (22, 52), (40, 70)]: the last one shifted to end the clip
+    a, b = overlap_pairs([s for s, _ in windows], 30)
+    frame = lambda flat: [windows[i // 30][0] + i % 30 for i in flat.tolist()]  # noqa: E731
+    assert frame(a) == frame(b)
+    assert sorted(frame(a)) == list(range(22, 30)) + list(range(40, 52))
+    assert overlap_pairs([0], 30) is None and overlap_pairs([0, 30], 30) is None
+
+
+def test_overlap_term_makes_windows_agree(models, clip):
+    """Overlapping windows optimised with the agreement term give the shared frames closer joints."""
+    from dreamor.refine import api
+    from dreamor.refine.config import EnergyWeights
+
+    seen = {}
+    real = api.optimize_windows
+
+    def spy(vae, diffusion, batch, cfg, *a, **k):
+        res = real(vae, diffusion, batch, cfg, *a, **k)
+        s0, s1 = batch.starts[:2]
+        ov = s0 + batch.observed.shape[1] - s1
+        seen[cfg.weights.overlap] = float((res.joints[0, -ov:] - res.joints[1, :ov]).norm(dim=-1).mean())
+        return res
+
+    obs = occlude(clip, "lower_body", seed=0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(api, "optimize_windows", spy)
+        for weight in (0.0, 1e5):
+            cfg = refine_preset("fast", iters=30, window=12, overlap=6, weights=EnergyWeights(overlap=weight))
+            refine(obs, obs.visible, cfg, models=models)
+    assert seen[1e5] < 0.5 * seen[0.0]
+
+
 @pytest.mark.parametrize("method", ["dreamor", "vae_only", "no_opt"])
 def test_refine_shapes_rate_and_energy(models, clip, method):
     obs = occlude(clip, "lower_body")

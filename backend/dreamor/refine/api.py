@@ -224,6 +224,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             rest_joints=torch.from_numpy(rest).float().expand(len(chunk), NUM_JOINTS, 3).to(dev),
             x_init=torch.stack([x_init[s:e] for s, e in chunk]).to(dev),
             guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in chunk]).to(dev),
+            starts=[s for s, _ in chunk],
         )
         res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop)
         states += list(res.states.cpu().double())

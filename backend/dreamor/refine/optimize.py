@@ -36,13 +36,28 @@ class RefineCancelled(DreamorError):
 class WindowBatch:
     """B windows of L frames. observed: (B, L, 22, 3) m (anything where neither visible nor guessed);
     visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states;
-    guessed: (B, L, 22) bool, hidden joints whose ``observed`` value is the completion network's guess."""
+    guessed: (B, L, 22) bool, hidden joints whose ``observed`` value is the completion network's guess;
+    starts: each window's first frame in the clip (consecutive windows that overlap are made to agree)."""
 
     observed: torch.Tensor
     visible: torch.Tensor
     rest_joints: torch.Tensor
     x_init: torch.Tensor
     guessed: torch.Tensor | None = None
+    starts: list[int] | None = None
+
+
+def overlap_pairs(starts: list[int] | None, length: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Flat (window * length + frame) indices of the same clip frames in consecutive overlapping windows."""
+    if not starts or len(starts) < 2:
+        return None
+    a, b = [], []
+    for k in range(len(starts) - 1):
+        ov = starts[k] + length - starts[k + 1]
+        for f in range(max(ov, 0)):
+            a.append(k * length + length - ov + f)
+            b.append((k + 1) * length + f)
+    return (torch.tensor(a), torch.tensor(b)) if a else None
 
 
 @dataclass
@@ -110,6 +125,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
     opt = torch.optim.Adam([{"params": [z, x0], "lr": cfg.lr}] +
                            ([{"params": [tilt, offset], "lr": cfg.lr * 0.1}] if cfg.optimize_ground else []))
     observed = torch.nan_to_num(batch.observed)
+    pairs = overlap_pairs(batch.starts, batch.observed.shape[1]) if w.overlap > 0 else None
     terms: dict[str, float] = {}
     last_report = 0.0
     for it in range(cfg.iters):
@@ -125,6 +141,10 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.penetration, E.penetration(joints, ground)),
             (w.smooth, E.smoothness(joints)),
         ]
+        if pairs is not None:
+            flat = joints.reshape(-1, *joints.shape[2:])
+            e = ((flat[pairs[0]] - flat[pairs[1]]) ** 2).sum(-1).mean()
+            parts.append((w.overlap, (e, {"overlap": float(e.detach())})))
         if w.guess > 0 and batch.guessed is not None:
             e, _ = E.observation(joints, observed, batch.guessed, cfg.guess_sigma)
             parts.append((w.guess, (e, {"guess": float(e.detach())})))
