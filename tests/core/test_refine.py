@@ -69,11 +69,17 @@ def test_overlap_pairs_match_the_same_clip_frames():
     from dreamor.refine.optimize import overlap_pairs
 
     windows = split_windows(70, 30, 8)  # [(0, 30), (22, 52), (40, 70)]: the last one shifted to end the clip
-    a, b = overlap_pairs([s for s, _ in windows], 30)
+    a, b, mask = overlap_pairs([s for s, _ in windows], 30)
     frame = lambda flat: [windows[i // 30][0] + i % 30 for i in flat.tolist()]  # noqa: E731
     assert frame(a) == frame(b)
-    assert sorted(frame(a)) == list(range(22, 30)) + list(range(40, 52))
+    assert sorted(frame(a)) == list(range(22, 30)) + list(range(40, 52)) and bool(mask.all())
     assert overlap_pairs([0], 30) is None and overlap_pairs([0, 30], 30) is None
+    # only hidden joints are compared; nothing hidden, nothing to compare (noisy input: windows agree via the data)
+    visible = torch.ones(3, 30, 22, dtype=torch.bool)
+    assert overlap_pairs([0, 22, 40], 30, visible) is None
+    visible[0, 22, 7] = visible[1, 0, 7] = False  # clip frame 22 (window 0 and 1), the left ankle
+    a, b, mask = overlap_pairs([0, 22, 40], 30, visible)
+    assert mask.sum() == 1 and frame(a[mask.any(-1)]) == [22] and bool(mask[:, 7].any())
 
 
 def test_overlap_term_makes_windows_agree(models, clip):
@@ -88,10 +94,11 @@ def test_overlap_term_makes_windows_agree(models, clip):
         res = real(vae, diffusion, batch, cfg, *a, **k)
         s0, s1 = batch.starts[:2]
         ov = s0 + batch.observed.shape[1] - s1
-        seen[cfg.weights.overlap] = float((res.joints[0, -ov:] - res.joints[1, :ov]).norm(dim=-1).mean())
+        hidden = ~batch.visible[1, :ov]
+        seen[cfg.weights.overlap] = float((res.joints[0, -ov:] - res.joints[1, :ov]).norm(dim=-1)[hidden].mean())
         return res
 
-    obs = occlude(clip, "lower_body", seed=0)
+    obs = occlude(clip, "lower_body", seed=0)  # the term compares hidden joints only
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(api, "optimize_windows", spy)
         for weight in (0.0, 1e5):

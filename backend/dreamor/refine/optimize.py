@@ -47,8 +47,10 @@ class WindowBatch:
     starts: list[int] | None = None
 
 
-def overlap_pairs(starts: list[int] | None, length: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Flat (window * length + frame) indices of the same clip frames in consecutive overlapping windows."""
+def overlap_pairs(starts: list[int] | None, length: int, visible: torch.Tensor | None = None):
+    """Where consecutive overlapping windows hold the same clip frame: flat (window * length + frame)
+    indices (a, b) and a (P, 22) mask of the joints to compare there -- the joints hidden in that frame
+    (visible ones already agree through their observations). None when there is nothing to compare."""
     if not starts or len(starts) < 2:
         return None
     a, b = [], []
@@ -57,7 +59,11 @@ def overlap_pairs(starts: list[int] | None, length: int) -> tuple[torch.Tensor, 
         for f in range(max(ov, 0)):
             a.append(k * length + length - ov + f)
             b.append((k + 1) * length + f)
-    return (torch.tensor(a), torch.tensor(b)) if a else None
+    if not a:
+        return None
+    a, b = torch.tensor(a), torch.tensor(b)
+    mask = torch.ones(len(a), 22, dtype=torch.bool) if visible is None else ~visible.reshape(-1, visible.shape[-1])[a.to(visible.device)].cpu()
+    return (a, b, mask) if mask.any() else None
 
 
 @dataclass
@@ -74,6 +80,10 @@ class WindowResult:
 def _ground(tilt: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n = torch.cat([tilt, torch.ones_like(tilt[:, :1])], dim=-1)
     return n / n.norm(dim=-1, keepdim=True), offset
+
+
+def _mean_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
 def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor):
@@ -125,7 +135,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
     opt = torch.optim.Adam([{"params": [z, x0], "lr": cfg.lr}] +
                            ([{"params": [tilt, offset], "lr": cfg.lr * 0.1}] if cfg.optimize_ground else []))
     observed = torch.nan_to_num(batch.observed)
-    pairs = overlap_pairs(batch.starts, batch.observed.shape[1]) if w.overlap > 0 else None
+    pairs = overlap_pairs(batch.starts, batch.observed.shape[1], batch.visible) if w.overlap > 0 else None
     terms: dict[str, float] = {}
     last_report = 0.0
     for it in range(cfg.iters):
@@ -143,7 +153,8 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         ]
         if pairs is not None:
             flat = joints.reshape(-1, *joints.shape[2:])
-            e = ((flat[pairs[0]] - flat[pairs[1]]) ** 2).sum(-1).mean()
+            a, b, m = pairs
+            e = _mean_masked(((flat[a] - flat[b]) ** 2).sum(-1), m.to(flat.device))
             parts.append((w.overlap, (e, {"overlap": float(e.detach())})))
         if w.guess > 0 and batch.guessed is not None:
             e, _ = E.observation(joints, observed, batch.guessed, cfg.guess_sigma)
