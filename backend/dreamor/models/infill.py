@@ -160,13 +160,10 @@ def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: 
 # ----------------------------------------------------------------------------- checkpoints
 def save_infill(model: JointInfill, path: str | os.PathLike, **extra: Any) -> Path:
     """Atomic write of {format, version, config, model, **extra} (extra: step, metrics, train config...)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config.to_dict(),
-                "model": model.state_dict(), **extra}, tmp)
-    os.replace(tmp, path)
-    return path
+    from .vae import save_checkpoint
+
+    return save_checkpoint({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config.to_dict(),
+                            "model": model.state_dict(), **extra}, path)
 
 
 def read_infill(path: str | os.PathLike) -> dict:
