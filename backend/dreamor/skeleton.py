@@ -30,6 +30,17 @@ CHILDREN: tuple[tuple[int, ...], ...] = tuple(
 #: Bones as (parent, child) pairs, one per non-root joint.
 BONES: tuple[tuple[int, int], ...] = tuple((PARENTS[j], j) for j in range(1, NUM_JOINTS))
 
+
+def _depth_levels() -> tuple[tuple[int, ...], ...]:
+    depth = [0] * NUM_JOINTS
+    for j in range(1, NUM_JOINTS):
+        depth[j] = depth[PARENTS[j]] + 1
+    return tuple(tuple(j for j in range(NUM_JOINTS) if depth[j] == d) for d in range(1, max(depth) + 1))
+
+
+#: Non-root joints grouped by their depth in the tree (parents always in an earlier group).
+DEPTH_LEVELS: tuple[tuple[int, ...], ...] = _depth_levels()
+
 #: The 9 contact joints: pelvis, l/r knee, l/r ankle, l/r foot (toe), l/r wrist.
 CONTACT_JOINTS: tuple[int, ...] = (0, 4, 5, 7, 8, 10, 11, 20, 21)
 #: Contact height thresholds (m) per contact joint: 0.04 for the toes, 0.08 otherwise (HuMoR).
@@ -86,6 +97,27 @@ def bone_lengths(joints: np.ndarray | torch.Tensor):
     if isinstance(d, torch.Tensor):
         return d.norm(dim=-1)
     return np.linalg.norm(d, axis=-1)
+
+
+def project_bone_lengths(joints: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """Joints (..., 22, 3) -> the same pose with every bone at its rest length (metres).
+
+    Walks the tree from the pelvis (kept): each joint goes to its already placed parent plus
+    the rest bone length along its own original direction from its original parent, so bone
+    directions are kept and each subtree follows its parent. ``rest_joints`` (..., 22, 3)
+    broadcasts against ``joints``. Differentiable (a degenerate zero-length bone gives a
+    zero-length result, no NaN).
+    """
+    ref = bone_lengths(rest_joints.to(joints))  # (..., 21), bone j-1 ends at joint j
+    placed: list[torch.Tensor | None] = [joints[..., 0, :]] + [None] * (NUM_JOINTS - 1)
+    for level in DEPTH_LEVELS:
+        idx, par = list(level), [PARENTS[j] for j in level]
+        d = joints[..., idx, :] - joints[..., par, :]
+        unit = d * torch.rsqrt(d.square().sum(-1, keepdim=True) + 1e-12)
+        new = torch.stack([placed[p] for p in par], dim=-2) + unit * ref[..., [j - 1 for j in idx], None]
+        for k, j in enumerate(idx):
+            placed[j] = new[..., k, :]
+    return torch.stack(placed, dim=-2)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from dreamor.models.losses import (contact_velocity, fk_joints, kl_gaussians, kl
 from dreamor.models.vae import (Frame, MotionVAE, canonical_frame, canonical_norm_stats, checkpoint_dict, load_vae,
                                 read_checkpoint, save_checkpoint, transform_state)
 from dreamor.rotations import r6d_to_mat
+from dreamor.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, project_bone_lengths
 from dreamor.state import STATE_DIM, STATE_SLICES
 from dreamor.train import train_vae as tv
 
@@ -119,6 +120,30 @@ def test_shapes_and_valid_outputs(vae, data, cfg):
     out = vae(states, rest)
     assert out.pred.shape == out.target.shape == (3, 6, STATE_DIM) and out.mu.shape == (3, 6, z_dim)
     assert sum(p.numel() for p in MotionVAE(PRESETS["small"].model).parameters()) < 3_000_000
+
+
+def test_bone_projection_sets_rest_lengths_and_keeps_directions():
+    rest = torch.tensor(SMPL_NEUTRAL_REST_JOINTS, dtype=torch.float64)
+    assert torch.allclose(project_bone_lengths(rest, rest), rest, atol=1e-12)  # on the skeleton: unchanged
+    joints = rest + 0.05 * torch.randn(5, 22, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    fixed = project_bone_lengths(joints, rest)
+    assert torch.allclose(bone_lengths(fixed), bone_lengths(rest).expand(5, 21), atol=1e-9)
+    assert torch.equal(fixed[:, 0], joints[:, 0])
+    for parent, child in BONES:  # each bone keeps the direction it had
+        a, b = fixed[:, child] - fixed[:, parent], joints[:, child] - joints[:, parent]
+        assert torch.allclose(torch.nn.functional.cosine_similarity(a, b, dim=-1), torch.ones(5, dtype=torch.float64))
+
+
+def test_rollouts_keep_the_skeletons_bone_lengths(vae, data):
+    states, _, rest = windows(data, 21, n=3)
+    z = 3 * torch.randn(3, 20, vae.latent_dim, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        roll = vae.rollout(states[:, 0], z, rest)
+        vae.project_bones = False
+        raw = vae.rollout(states[:, 0], z, rest)
+    dev = lambda x: (bone_lengths(regressed_joints(x)) / bone_lengths(rest)[:, None] - 1).abs().max()  # noqa: E731
+    assert dev(roll.states) < 1e-4
+    assert dev(raw.states) > 1e-2  # without the projection the untrained decoder drifts off the skeleton
 
 
 # ----------------------------------------------------------------------------- training

@@ -20,6 +20,12 @@ dims. m/s are statistics of canonical states and one-frame deltas of the trainin
 (``canonical_norm_stats``), held as buffers and saved in the checkpoint. The predicted
 root and body 6D rotations are re-orthonormalised (Gram-Schmidt) after adding the delta.
 
+Bone projection (our addition, on by default: ``MotionVAE.project_bones``): ``decode`` puts
+the regressed joints of x^_t back on the caller's skeleton (``skeleton.project_bone_lengths``:
+bone directions kept, lengths set to the rest skeleton's) before they feed the next step, so
+bone-length errors cannot compound over long rollouts. The training pass (``forward``) does
+not project.
+
 Every function is batched over any leading dims (B, T, ...); ``rest_joints`` is (B, 22, 3)
 (the clip's skeleton, broadcast over time) or (22, 3).
 """
@@ -36,6 +42,7 @@ from torch import nn
 from ..data.dataset import MotionData, NormStats
 from ..errors import DreamorError
 from ..rotations import mat_to_r6d, r6d_to_mat
+from ..skeleton import NUM_JOINTS, project_bone_lengths
 from ..state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
 from .configs import TrainConfig, VAEConfig
 from .prior import ConditionalPrior, ResMLP
@@ -131,6 +138,14 @@ def orthonormalize(x: torch.Tensor) -> torch.Tensor:
     return join_state(p)
 
 
+def project_state_bones(x: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
+    """States (..., 273) -> the same with the regressed joints on the rest skeleton's bone lengths."""
+    sl = _S["joints"]
+    joints = x[..., sl].reshape(*x.shape[:-1], NUM_JOINTS, 3)
+    fixed = project_bone_lengths(joints, _rest(rest_joints, x)).reshape(*x.shape[:-1], -1)
+    return torch.cat([x[..., :sl.start], fixed, x[..., sl.stop:]], dim=-1)
+
+
 def canonical_pairs(prev: torch.Tensor, cur: torch.Tensor, rest_joints: torch.Tensor):
     """World (x_{t-1}, x_t) -> both in x_{t-1}'s frame, plus that frame: (prev_c, cur_c, frame)."""
     frame = canonical_frame(prev, rest_joints)
@@ -198,6 +213,9 @@ class WindowOutput:
 class MotionVAE(nn.Module):
     """The MotionVAE; see the module docstring. ``config`` is a VAEConfig."""
 
+    #: put decoded joints back on the skeleton's bone lengths (module docstring); not saved
+    project_bones: bool = True
+
     def __init__(self, config: VAEConfig | None = None, norm: NormStats | None = None):
         super().__init__()
         cfg = config or VAEConfig()
@@ -261,7 +279,8 @@ class MotionVAE(nn.Module):
         """One step: world x_{t-1} (B, ..., 273), z_t (B, ..., Z) -> world x^_t (B, ..., 273), contact logits (B, ..., 9)."""
         frame = canonical_frame(x_prev, rest_joints)
         x_c, logits = self.decode_c(transform_state(x_prev, frame, rest_joints), z)
-        return transform_state(x_c, frame.inverse(), rest_joints), logits
+        x_t = transform_state(x_c, frame.inverse(), rest_joints)
+        return (project_state_bones(x_t, rest_joints) if self.project_bones else x_t), logits
 
     def prior_params(self, x_prev: torch.Tensor, rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(z_t | x_{t-1}) for world x_{t-1} (B, ..., 273) -> mu, logvar (B, ..., Z)."""
