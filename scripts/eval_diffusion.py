@@ -10,7 +10,8 @@ Given a MotionVAE and a diffusion checkpoint trained on its latents:
    one-step decoding from ground-truth x_{t-1} and of 1 s rollouts from x_0, with the clean,
    the noised and the denoised latents.
 3. Plausibility of samples: 10 s VAE-decoder rollouts from held-out start states, with z_t
-   drawn by the diffusion prior (K steps, CFG, conditioned on the rollout's own x_{t-1}), by
+   drawn by the diffusion prior (K steps, with the checkpoint's CFG ω and with ω = 1,
+   conditioned on the rollout's own x_{t-1}), by
    the VAE's fitted Gaussian conditional prior, and by N(0, I); bone lengths of the
    regressed joints vs the skeleton's (share of frames within 2 %), lowest foot (cm, FK and
    regressed joints; share of frames with every foot above -5 cm), root speed and joint
@@ -147,9 +148,12 @@ def samples(vae: MotionVAE, prior: LatentDiffusion, data: MotionData, dev: torch
     x, _, rest, split = val_windows(data, 1, n, dev, seed=11)
     x0 = x[:, 0]
     res: dict = {"split": split, "rollouts": n, "frames": steps, "K": k, "guidance": prior.config.guidance}
-    t0 = time.perf_counter()
-    res["diffusion"] = motion_stats(diffusion_rollout(vae, prior, x0, rest, steps, k, None), rest)
-    res["diffusion"]["seconds"] = time.perf_counter() - t0
+    for key, w in (("diffusion", None), ("diffusion_w1", 1.0)):
+        if key == "diffusion_w1" and prior.config.guidance == 1.0:
+            continue
+        t0 = time.perf_counter()
+        res[key] = motion_stats(diffusion_rollout(vae, prior, x0, rest, steps, k, w), rest)
+        res[key]["seconds"] = time.perf_counter() - t0
     g = torch.Generator(device=dev).manual_seed(0) if dev.type == "cuda" else torch.Generator().manual_seed(0)
     if getattr(vae, "prior_fitted", False):
         res["vae_prior"] = motion_stats(vae.sample(x0, steps, rest, use_prior=True, generator=g).states, rest)
@@ -230,7 +234,8 @@ def markdown(r: dict) -> str:
             "| z_t drawn from | bones within 2 % (frames) | worst bone dev. mean / p95 (%) | lowest foot FK / regressed (cm) "
             "| feet above -5 cm FK / regressed (frames) | pelvis 0.3-1.5 m FK (frames) | root speed (m/s) | accel (m/s²) |",
             "|---|---|---|---|---|---|---|---|"]
-    names = {"diffusion": "diffusion prior", "vae_prior": "VAE Gaussian prior", "standard_normal": "N(0, I)",
+    names = {"diffusion": f"diffusion prior (ω = {s['guidance']:g})", "diffusion_w1": "diffusion prior (ω = 1, no CFG)",
+             "vae_prior": "VAE Gaussian prior", "standard_normal": "N(0, I)",
              "ground_truth": "held-out clips (reference)"}
     for key, name in names.items():
         if key not in s:

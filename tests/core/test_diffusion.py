@@ -145,7 +145,8 @@ def test_cfg_guidance_1_is_the_conditional_prediction_and_batched_cfg_is_exact()
         eps_cond = m(z, t, cond)
         eps_null = m(z, t, None)
         assert (eps_cond - eps_null).abs().max() > 1e-3  # the condition matters
-        assert torch.allclose(m.predict_eps(z, t, cond, 1.0), eps_cond, atol=1e-5)
+        assert torch.allclose(m.predict_eps(z, t, cond, 1.0), eps_cond, atol=1e-5)  # (runs the conditional pass only)
+        assert torch.allclose(m.predict_eps(z, t, cond, 1.0 + 1e-6), eps_cond, atol=1e-5)  # the batched CFG path agrees
         assert torch.allclose(m.predict_eps(z, t, cond, 3.0), eps_null + 3.0 * (eps_cond - eps_null), atol=1e-5)
         assert torch.allclose(m.predict_eps(z, t, cond, 0.0), eps_null, atol=1e-5)
         # a null mask makes the output independent of the condition

@@ -231,10 +231,13 @@ class LatentDiffusion(nn.Module):
     def predict_eps(
         self, zn_t: torch.Tensor, t: torch.Tensor | int, cond: torch.Tensor | None, guidance: float
     ) -> torch.Tensor:
-        """CFG noise ε_null + ω (ε_cond - ε_null): both passes in one forward of batch 2B."""
+        """CFG noise ε_null + ω (ε_cond - ε_null): both passes in one forward of batch 2B
+        (ω = 1 is the conditional pass alone, and runs only that)."""
         b = zn_t.shape[0]
         if cond is None:
             return self(zn_t, t, None)
+        if guidance == 1.0:
+            return self(zn_t, t, cond)
         t = torch.as_tensor(t, device=zn_t.device, dtype=torch.long).expand(b)
         null_mask = torch.arange(2 * b, device=zn_t.device) >= b
         eps = self(torch.cat([zn_t, zn_t]), torch.cat([t, t]), torch.cat([cond, cond]), null_mask)
