@@ -283,6 +283,7 @@ class Backend:
         if owned:
             text = "stopped the DREAMoR backend"
             self._end_process(grace=timeout if asked else 0.0, timeout=timeout)
+            self.remove_files()
         elif client is not None:
             text = "disconnected from the DREAMoR backend (it keeps running; it was not started from Blender)"
         else:
@@ -311,6 +312,12 @@ class Backend:
         self.proc = None
         if self.owned and self.connection_file is not None:
             self.connection_file.unlink(missing_ok=True)  # a killed backend leaves it behind
+
+    def remove_files(self) -> None:
+        """Delete the temporary folder (connection file, stderr log) of a backend that has ended."""
+        if self.proc is None and self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = self.log_path = None
 
     def close_client(self) -> None:
         if self.client is not None:
@@ -345,11 +352,14 @@ def get() -> Backend:
 
 def shutdown_owned() -> None:
     """Stop a backend Blender started (on unregister and at exit); leave attached ones running."""
-    if _backend is not None and (_backend.proc is not None or _backend.client is not None):
-        try:
+    if _backend is None:
+        return
+    try:
+        if _backend.proc is not None or _backend.client is not None:
             _backend.stop(timeout=2.0)
-        except Exception:  # never block Blender from quitting
-            pass
+        _backend.remove_files()  # also after a backend that failed to start or died
+    except Exception:  # never block Blender from quitting
+        pass
 
 
 # --------------------------------------------------------------------------- UI

@@ -321,6 +321,7 @@ def test_backend_start_and_stop_from_blender(walk, prefs, backend_mod, tmp_path,
     assert bpy.ops.dreamor.backend_stop() == {"FINISHED"}
     assert proc.wait(timeout=5) == 0  # it shut down cleanly on request
     assert not conn.exists() and b.state == "stopped"
+    assert not conn.parent.exists()  # its temporary folder (stderr log) is gone too
     assert backend_mod.status_line(bpy.context)[0] == "Not running"
 
 
@@ -336,6 +337,10 @@ def test_backend_start_reports_why_it_cannot_start(prefs, backend_mod, tmp_path)
         bpy.ops.dreamor.backend_start()
     state, text, detail = backend_mod.status(bpy.context)
     assert (state, text) == ("stopped", "Not running") and "cannot load models/vae.pt" in detail
+    log_dir = backend_mod.get().log_path.parent
+    assert log_dir.is_dir()
+    backend_mod.shutdown_owned()  # at exit: the failed start's folder is removed
+    assert not log_dir.exists()
     prefs.python_path, prefs.connection_file = "", str(tmp_path / "nobody.json")
     with pytest.raises(RuntimeError, match="no connection file at .*nobody.json; is the DREAMoR backend running"):
         bpy.ops.dreamor.backend_start()
