@@ -23,8 +23,9 @@ root and body 6D rotations are re-orthonormalised (Gram-Schmidt) after adding th
 Bone projection (our addition, on by default: ``MotionVAE.project_bones``): ``decode`` puts
 the regressed joints of x^_t back on the caller's skeleton (``skeleton.project_bone_lengths``:
 bone directions kept, lengths set to the rest skeleton's) before they feed the next step, so
-bone-length errors cannot compound over long rollouts. The training pass (``forward``) does
-not project.
+bone-length errors cannot compound over long free-running rollouts (sampling). The training
+pass (``forward``) does not project, and the refinement turns it off
+(``RefineConfig.project_bones``: its rollouts are short and anchored by observations).
 
 Every function is batched over any leading dims (B, T, ...); ``rest_joints`` is (B, 22, 3)
 (the clip's skeleton, broadcast over time) or (22, 3).
@@ -275,27 +276,33 @@ class MotionVAE(nn.Module):
         prev_c, cur_c, _ = canonical_pairs(x_prev, x_t, rest_joints)
         return self.posterior_c(prev_c, cur_c)
 
-    def decode(self, x_prev: torch.Tensor, z: torch.Tensor, rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step: world x_{t-1} (B, ..., 273), z_t (B, ..., Z) -> world x^_t (B, ..., 273), contact logits (B, ..., 9)."""
+    def decode(self, x_prev: torch.Tensor, z: torch.Tensor, rest_joints: torch.Tensor,
+               project_bones: bool | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step: world x_{t-1} (B, ..., 273), z_t (B, ..., Z) -> world x^_t (B, ..., 273), contact logits (B, ..., 9).
+
+        ``project_bones``: put x^_t's joints on the skeleton (None: ``self.project_bones``).
+        """
         frame = canonical_frame(x_prev, rest_joints)
         x_c, logits = self.decode_c(transform_state(x_prev, frame, rest_joints), z)
         x_t = transform_state(x_c, frame.inverse(), rest_joints)
-        return (project_state_bones(x_t, rest_joints) if self.project_bones else x_t), logits
+        project = self.project_bones if project_bones is None else project_bones
+        return (project_state_bones(x_t, rest_joints) if project else x_t), logits
 
     def prior_params(self, x_prev: torch.Tensor, rest_joints: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p(z_t | x_{t-1}) for world x_{t-1} (B, ..., 273) -> mu, logvar (B, ..., Z)."""
         frame = canonical_frame(x_prev, rest_joints)
         return self.prior_c(transform_state(x_prev, frame, rest_joints))
 
-    def rollout(self, x0: torch.Tensor, z: torch.Tensor, rest_joints: torch.Tensor) -> Rollout:
+    def rollout(self, x0: torch.Tensor, z: torch.Tensor, rest_joints: torch.Tensor,
+                project_bones: bool | None = None) -> Rollout:
         """Decode z_{1:T} (B, T, Z) autoregressively from x_0 (B, 273) -> x^_{1:T} (B, T, 273).
 
-        Differentiable w.r.t. z, x0 (and the weights): nothing is detached.
+        Differentiable w.r.t. z, x0 (and the weights): nothing is detached. ``project_bones``: as ``decode``.
         """
         states, logits = [], []
         x = x0
         for t in range(z.shape[1]):
-            x, c = self.decode(x, z[:, t], rest_joints)
+            x, c = self.decode(x, z[:, t], rest_joints, project_bones)
             states.append(x)
             logits.append(c)
         logits_t = torch.stack(logits, dim=1)

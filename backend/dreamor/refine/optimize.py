@@ -86,9 +86,9 @@ def _mean_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
-def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor):
+def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor, project_bones: bool = False):
     """x_0 (B, 273), z (B, L-1, Z) -> states (B, L, 273), FK joints (B, L, 22, 3), contacts (B, L, 9)."""
-    roll = vae.rollout(x0, z, rest)
+    roll = vae.rollout(x0, z, rest, project_bones=project_bones)
     x = torch.cat([x0[:, None], roll.states], dim=1)
     contacts = torch.cat([roll.contacts[:, :1], roll.contacts], dim=1)
     joints = forward_kinematics(state_rotmats(x), rest[:, None], x[..., STATE_SLICES["trans"]]).joints
@@ -124,7 +124,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         z_hat = denoised_targets(vae, diffusion, z0, batch.x_init[:, :-1], rest, cfg, gen)
     if cfg.method == "no_opt":
         with torch.no_grad():
-            x, joints, contacts = _decode(vae, x0, z_hat, rest)
+            x, joints, contacts = _decode(vae, x0, z_hat, rest, cfg.project_bones)
         flat = torch.zeros(len(x0), 2, dtype=x0.dtype)
         return WindowResult(x, joints, contacts, _ground(flat, torch.zeros(len(x0), dtype=x0.dtype)), {})
 
@@ -142,7 +142,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         if should_stop is not None and should_stop():
             raise RefineCancelled("refinement cancelled")
         opt.zero_grad(set_to_none=True)
-        x, joints, contacts = _decode(vae, x0, z, rest)
+        x, joints, contacts = _decode(vae, x0, z, rest, cfg.project_bones)
         c = contacts.detach()
         ground = _ground(tilt, offset)
         parts = [
@@ -181,6 +181,6 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             last_report = now
             progress("optimise", (it + 1) / cfg.iters, terms)
     with torch.no_grad():
-        x, joints, contacts = _decode(vae, x0, z, rest)
+        x, joints, contacts = _decode(vae, x0, z, rest, cfg.project_bones)
         ground = _ground(tilt, offset)
     return WindowResult(x.detach(), joints.detach(), contacts.detach(), (ground[0].detach(), ground[1].detach()), terms)
