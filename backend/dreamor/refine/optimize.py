@@ -86,7 +86,7 @@ def _mean_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
-def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor, project_bones: bool = False):
+def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor, project_bones: bool):
     """x_0 (B, 273), z (B, L-1, Z) -> states (B, L, 273), FK joints (B, L, 22, 3), contacts (B, L, 9)."""
     roll = vae.rollout(x0, z, rest, project_bones=project_bones)
     x = torch.cat([x0[:, None], roll.states], dim=1)
