@@ -14,6 +14,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import DreamorError
 
+SET_HELP = ("override one refinement setting (repeatable), for ablations: a RefineConfig field or weights.TERM, "
+            "e.g. --set weights.sds=0 --set t_range=0.3,0.9")
+
 
 def _cmd_convert(args: argparse.Namespace) -> int:
     from .data.convert import run_convert
@@ -79,6 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
         max_clips=args.max_clips, clips_per_file=args.clips_per_file, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
         noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
+        settings=args.set or [],
     ))
 
 
@@ -160,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help="fast, default or best")
     p.add_argument("--method", default="dreamor", help="dreamor, vae_only (HuMoR-style) or no_opt")
     p.add_argument("--denoise-steps", type=int, default=None, help="DDIM steps K per target (preset default)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: models/vae-small.pt)")
     p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
@@ -189,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusion masks and noise")
     p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")
     p.add_argument("--denoise-steps", type=int, default=None, help="DREAMoR's K, DDIM steps per target (preset default)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

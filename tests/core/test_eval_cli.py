@@ -126,3 +126,31 @@ def test_clips_per_file_takes_the_first_clips_of_each_file(takes, tmp_path, caps
     assert rep["clips"] == 3 and "--clips-per-file 1" in rep["command"]
     code, io = _run(capsys, "eval", takes, "--clips-per-file", "0", "--out", out, "--quiet")
     assert code == 2 and "--clips-per-file 0" in io.err
+
+
+def test_set_overrides_reach_the_refinement_and_the_report_command(tmp_path, mocap_dir, capsys, monkeypatch,
+                                                                    tiny_checkpoints):
+    from dreamor.evaluate import baselines
+    from dreamor.refine import api
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    monkeypatch.setattr(baselines, "_MODELS", {})
+    seen, real = [], api.refine
+
+    def spy(clip, visible=None, config=None, **kw):
+        seen.append(config)
+        return real(clip, visible, config, **kw)
+
+    monkeypatch.setattr(api, "refine", spy)
+    code, _ = _run(capsys, "eval", mocap_dir / BANDAI[2], "--methods", "dreamor", "--preset", "fast", "--clip-frames", "45",
+                   "--max-clips", "1", "--no-plots", "--quiet", "--set", "iters=3", "--set", "weights.sds=0",
+                   "--out", tmp_path / "out")
+    assert code == 0
+    assert seen and all(c.iters == 3 and c.weights.sds == 0 and c.preset == "fast" for c in seen)
+    assert "--set iters=3 --set weights.sds=0" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_bad_set_is_refused_before_any_work(takes, tmp_path, capsys):
+    code, cap = _run(capsys, "eval", takes, "--set", "weights.nope=1", "--out", tmp_path / "out")
+    assert code == 2 and "no such energy weight" in cap.err and "sds" in cap.err
+    assert not (tmp_path / "out").exists()

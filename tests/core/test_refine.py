@@ -204,3 +204,21 @@ def test_shipped_models_are_stable_under_tiny_input_changes(mocap_dir):
     err = lambda j: np.linalg.norm(j - clean.joints, axis=-1)[hidden].mean()  # noqa: E731
     assert np.linalg.norm(a - b, axis=-1)[hidden].mean() < 0.01
     assert err(a) < 0.08 and err(b) < 0.08  # and both well below the rest pose (~12 cm on this clip)
+
+
+def test_settings_override_fields_and_weights_without_touching_the_preset():
+    from dreamor.refine.config import PRESETS as REFINE_PRESETS
+
+    cfg = refine_preset("default", ["iters=7", "t_range=0.3,0.9", "learned_init=off", "weights.sds=0", "lr=1e-2"])
+    assert (cfg.iters, cfg.t_range, cfg.learned_init, cfg.weights.sds, cfg.lr) == (7, (0.3, 0.9), False, 0.0, 0.01)
+    assert cfg.weights.guess == REFINE_PRESETS["default"].weights.guess
+    assert REFINE_PRESETS["default"].iters == 120 and REFINE_PRESETS["default"].weights.sds == 0.05
+
+
+@pytest.mark.parametrize("item, says", [
+    ("iters", "NAME=VALUE"), ("iters=1.5", "expected int"), ("t_range=0.3", "expected tuple"),
+    ("weights.nope=1", "no such energy weight"), ("method=vae_only", "no such setting"), ("obs_sigma=x", "expected float"),
+])
+def test_bad_settings_are_clear_errors(item, says):
+    with pytest.raises(ValueError, match=says):
+        refine_preset("fast", [item])

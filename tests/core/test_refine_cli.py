@@ -31,6 +31,8 @@ def test_refine_bvh_with_occlusion(tmp_path, mocap_dir, ckpts, capsys):
     (["--occlude", "lower_body", "--frames", "50:10"], "outside"),
     (["--frames", "1:5"], "needs --occlude"),
     (["--preset", "turbo"], "unknown preset"),
+    (["--set", "weights.sds"], "NAME=VALUE"),
+    (["--set", "iters=many"], "expected int"),
 ])
 def test_refine_bad_options(tmp_path, mocap_dir, ckpts, capsys, args, msg):
     out = tmp_path / "o.npz"

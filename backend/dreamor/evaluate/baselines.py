@@ -44,12 +44,14 @@ _HEADING_PAIRS = ((16, 17), (13, 14), (1, 2), (18, 19), (4, 5))
 
 @dataclass
 class MethodConfig:
-    """What every method is run with. ``denoise_steps`` is DREAMoR's K (None: the preset's)."""
+    """What every method is run with. ``denoise_steps`` is DREAMoR's K (None: the preset's);
+    ``settings``: NAME=VALUE overrides of the refinement config (``refine.config.apply_settings``)."""
 
     preset: str = "default"
     device: str = "cpu"
     seed: int = 0
     denoise_steps: int | None = None
+    settings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,8 @@ def _learned(name: str, what: str) -> Method:
         if reason:
             raise DreamorError(f"method '{name}' is not available: {reason}")
         overrides = {"denoise_steps": config.denoise_steps} if config.denoise_steps else {}
-        cfg = refine_preset(config.preset, method=name, device=config.device, seed=config.seed, **overrides)
+        cfg = refine_preset(config.preset, config.settings, method=name, device=config.device, seed=config.seed,
+                            **overrides)
         out = refine(observed, observed.visible, cfg, models=_models(config.device))
         return out.to_clip(observed)
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from ..data.clip import Clip
 from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts
 from ..errors import DreamorError, InputFileError
+from ..refine.config import refine_preset
 from ..skeleton import NUM_JOINTS
 from . import metrics as M
 from .baselines import Method, MethodConfig, get_methods
@@ -44,6 +45,7 @@ class EvalSettings:
     device: str = "cpu"
     noise_cm: float = 4.0
     denoise_steps: int | None = None  # DREAMoR's K (None: the preset's)
+    settings: list[str] = field(default_factory=list)  # --set NAME=VALUE refinement overrides
     plots: bool = True
     quiet: bool = False
 
@@ -59,6 +61,8 @@ class EvalSettings:
             parts += ["--noise-cm", f"{self.noise_cm:g}"]
         if self.denoise_steps is not None:
             parts += ["--denoise-steps", str(self.denoise_steps)]
+        for item in self.settings:
+            parts += ["--set", item]
         return " ".join(shlex.quote(p) for p in parts + ["--out", self.out])
 
 
@@ -180,12 +184,16 @@ def evaluate(settings: EvalSettings) -> EvalResult:
         raise DreamorError(f"--max-clips {settings.max_clips}: give at least 1 (or leave it out for every clip)")
     if settings.clips_per_file is not None and settings.clips_per_file < 1:
         raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
+    try:
+        refine_preset(settings.preset, settings.settings)
+    except ValueError as exc:
+        raise DreamorError(str(exc)) from None
     methods = get_methods(settings.methods)
     result = EvalResult(settings, resolve_device(settings.device))
     files = find_eval_files(settings.paths)
     occ_cfg = OcclusionConfig(noise_sigma_m=settings.noise_cm / 100.0)
     cfg = MethodConfig(preset=settings.preset, device=settings.device, seed=settings.seed,
-                       denoise_steps=settings.denoise_steps)
+                       denoise_steps=settings.denoise_steps, settings=tuple(settings.settings))
     body = _smpl_body(methods)
     for m in methods:
         result.methods[m.name] = {k: M.Mean() for k in M.METRIC_COLUMNS}

@@ -9,7 +9,7 @@ Methods in the same code path (for the evaluation's baselines):
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 METHODS = ("dreamor", "vae_only", "no_opt")
 
@@ -88,11 +88,62 @@ PRESETS: dict[str, RefineConfig] = {
 }
 
 
-def refine_preset(name: str = "default", **overrides) -> RefineConfig:
-    """A copy of a named preset with fields replaced; ValueError names the choices."""
+def refine_preset(name: str = "default", settings: list[str] | tuple[str, ...] = (), **overrides) -> RefineConfig:
+    """A copy of a named preset with fields replaced, then ``settings`` applied (see ``apply_settings``);
+    ValueError names the choices."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset '{name}'; choose one of {', '.join(PRESETS)}")
-    cfg = replace(copy.deepcopy(PRESETS[name]), **overrides)
+    cfg = apply_settings(replace(copy.deepcopy(PRESETS[name]), **overrides), settings)
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method '{cfg.method}'; choose one of {', '.join(METHODS)}")
+    return cfg
+
+
+def _parse_value(text: str, like, name: str):
+    """``text`` as the type of ``like`` (the field's current value): bool, int, float or a tuple of floats."""
+    text = text.strip()
+    try:
+        if isinstance(like, bool):
+            if text.lower() not in ("true", "false", "1", "0", "on", "off"):
+                raise ValueError
+            return text.lower() in ("true", "1", "on")
+        if isinstance(like, int):
+            return int(text)
+        if isinstance(like, float):
+            return float(text)
+        if isinstance(like, tuple):
+            parts = tuple(float(v) for v in text.split(","))
+            if len(parts) != len(like):
+                raise ValueError
+            return parts
+    except ValueError:
+        raise ValueError(f"--set {name}={text}: expected {type(like).__name__} like {like!r}") from None
+    raise ValueError(f"--set {name}: this setting cannot be changed here")
+
+
+#: fields that --set leaves alone (each has its own option or is not a tuning knob).
+_NOT_SETTABLE = {"preset", "method", "weights", "device"}
+
+
+def apply_settings(cfg: RefineConfig, settings: list[str] | tuple[str, ...]) -> RefineConfig:
+    """Apply ``NAME=VALUE`` strings (the CLI's ``--set``): NAME is a RefineConfig field (``iters``,
+    ``t_range=0.2,0.5``, ``learned_init=false``) or ``weights.TERM`` (``weights.sds=0``), for ablations.
+    Returns a new config; ValueError says what was wrong, naming the choices."""
+    cfg = replace(cfg, weights=replace(cfg.weights))
+    settable = [f.name for f in fields(RefineConfig) if f.name not in _NOT_SETTABLE]
+    for item in settings:
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. weights.sds=0 or iters=200")
+        if name.startswith("weights."):
+            term = name.split(".", 1)[1]
+            if term not in {f.name for f in fields(EnergyWeights)}:
+                choices = ", ".join(f.name for f in fields(EnergyWeights))
+                raise ValueError(f"--set {name}: no such energy weight; choose one of {choices}")
+            cfg.weights = replace(cfg.weights, **{term: _parse_value(value, getattr(cfg.weights, term), name)})
+        elif name in settable:
+            cfg = replace(cfg, **{name: _parse_value(value, getattr(cfg, name), name)})
+        else:
+            raise ValueError(f"--set {name}: no such setting; choose one of {', '.join(settable)} or weights.TERM")
     return cfg
