@@ -21,10 +21,7 @@ class EnergyWeights:
     sds: float = 0.05  # sum_z ||z - sg(z_hat)||^2 per latent (dreamor)
     prior: float = 0.002  # -log p(z_t | x_{t-1}) per latent (vae_only)
     obs: float = 2000.0  # robust joint distance (m^2, saturates at obs_sigma^2)
-    #: the same distance for hidden joints to the completion network's guess. 2000 (was 500; 5000 was worse):
-    #: at 500 the optimiser drifted off the guess, 6 held-out clips with limb gaps: occluded 9.70 -> 6.59 cm
-    #: (guess alone 6.45), lower body hidden 5.48 -> 5.44 cm; visible 0.92 -> 0.96 cm.
-    guess: float = 2000.0
+    guess: float = 500.0  # the same distance for hidden joints to the completion network's guess
     #: m^2 between the joints two overlapping windows give the same frame. Without it, windows disagreed on
     #: hidden ankles and the cross-fade showed as toe pops (walk: 95th-percentile excess step at seams 4.1 -> 1.4 cm;
     #: 6 clips: occluded 3.56 -> 3.64 cm). Off in ``fast``, where it cost accuracy (3.29 -> 3.92 cm on the walk).
@@ -73,14 +70,19 @@ class RefineConfig:
     init_smooth: float = 2.0
     optimize_ground: bool = True
     obs_sigma: float = 0.1  # metres, Geman-McClure scale
-    #: Geman-McClure scale of the pull towards the guess (0.3 and 1.0 m were tried against seam jumps of the
-    #: hidden feet: no clear change, see docs/benchmarks/refine.md).
-    guess_sigma: float = 0.1
+    #: Geman-McClure scale of the pull towards the guess, metres. 1.0 (was 0.1): at 0.1 the pull fades for a
+    #: joint more than ~20 cm off the guess (the penalty saturates), and on two of 24 held-out clips with limb
+    #: gaps hidden joints drifted away for good (occluded 28 cm on both, the guess alone 4.5 and 3.5 cm). 24 clips,
+    #: limb gaps: occluded 8.02 -> 7.48 cm (guess alone 7.51), visible 1.05 -> 1.02; lower body 5.02 -> 5.01 cm,
+    #: visible 0.64 -> 0.62 (docs/benchmarks/refine.md). The ``fast`` preset gains too (see PRESETS).
+    guess_sigma: float = 1.0
     seed: int = 0
     device: str = "cpu"
 
 
 PRESETS: dict[str, RefineConfig] = {
+    # The guess pull is 500 here too since its scale is 1 m (24 held-out clips, lower body: occluded 5.84 -> 5.27 cm,
+    # visible 2.12 -> 1.20 against weight 2000 at 0.1 m; limb gaps 8.21 -> 7.57 cm, visible 2.28 -> 1.86).
     "fast": RefineConfig(preset="fast", iters=40, refresh_every=10, denoise_steps=5,
                          weights=EnergyWeights(overlap=0.0)),
     "default": RefineConfig(preset="default"),
