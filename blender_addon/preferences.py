@@ -79,9 +79,9 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
         name="Quality",
         description="Refinement preset: more optimisation steps cost time",
         items=(
-            ("fast", "Fast", "Few steps; a quick look"),
-            ("default", "Default", "The paper's settings"),
-            ("best", "Best", "More steps and re-targeting; slowest"),
+            ("fast", "Fast", "40 optimisation steps: about a third of Default's time (8 s for 10 s of motion on 2 CPU cores); a quick look"),
+            ("default", "Default", "120 optimisation steps: about 20-25 s for 10 s of motion on 2 CPU cores"),
+            ("best", "Best", "300 optimisation steps: about 2.4x as long as Default (59 s for 10 s of motion on 2 CPU cores)"),
         ),
         default="default",
     )
