@@ -434,7 +434,8 @@ class DREAMOR_OT_refine(bpy.types.Operator):
         except refine.RefineError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, text)
+        warning = run.warning()
+        self.report({"WARNING"} if warning else {"INFO"}, f"{text}. Warning: {warning}" if warning else text)
         return {"FINISHED"}
 
 

@@ -90,7 +90,7 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
     keep_visible: BoolProperty(
         name="Keep Visible Bones",
         description="Bones that were visible keep their captured motion exactly; only occluded bones change",
-        default=False,
+        default=True,
     )
     refine_frames: EnumProperty(
         name="Frames",

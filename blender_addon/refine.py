@@ -247,6 +247,11 @@ class RefineRun:
         self.backend.our_job = False
         return True
 
+    def warning(self) -> str:
+        """The backend's warning about the result ('' when none): e.g. visible joints it could not follow."""
+        metrics = getattr(self.result, "metrics", None) or {}
+        return str(metrics.get("warning") or "")
+
     # -- writing
     def apply(self, context) -> str:
         """Write the result as a new action on the armature; returns the report sentence.

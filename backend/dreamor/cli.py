@@ -82,7 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
         max_clips=args.max_clips, clips_per_file=args.clips_per_file, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
         noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
-        settings=args.set or [],
+        settings=args.set or [], bodies=[b.strip() for b in args.bodies.split(",") if b.strip()] or ["native"],
     ))
 
 
@@ -195,6 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")
     p.add_argument("--denoise-steps", type=int, default=None, help="DREAMoR's K, DDIM steps per target (preset default)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
+    p.add_argument("--bodies", default="native", metavar="BODY,...",
+                   help="put every clip on each body first: native (its own), smpl (SMPL neutral), xS (its own "
+                        "scaled by S, e.g. x1.2); several give DIR/<body>/ reports and DIR/bodies.md (default native)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

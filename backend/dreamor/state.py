@@ -123,14 +123,14 @@ def state_to_aa(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
 
 
 def contact_labels(joints: np.ndarray | torch.Tensor, fps: float = 30.0) -> np.ndarray:
-    """(T, 22, 3) world joints (Z-up, floor z = 0) -> (T, 9) float {0, 1} contact labels.
+    """(..., T, 22, 3) world joints (Z-up, floor z = 0) -> (..., T, 9) float {0, 1} contact labels.
 
     Speeds are rescaled to metres per 30 Hz frame, so the rule holds at any rate.
     """
-    j = np.asarray(joints, dtype=np.float64)[:, list(CONTACT_JOINTS)]
-    if len(j) < 2:
-        speed = np.zeros(j.shape[:2])
+    j = np.asarray(joints, dtype=np.float64)[..., list(CONTACT_JOINTS), :]
+    if j.shape[-3] < 2:
+        speed = np.zeros(j.shape[:-1])
     else:
-        d = np.linalg.norm(np.diff(j, axis=0), axis=-1) * (fps / 30.0)
-        speed = np.concatenate([d[:1], d], axis=0)
+        d = np.linalg.norm(np.diff(j, axis=-3), axis=-1) * (fps / 30.0)
+        speed = np.concatenate([d[..., :1, :], d], axis=-2)
     return ((speed < CONTACT_SPEED_M_PER_FRAME) & (j[..., 2] < CONTACT_HEIGHT_M)).astype(np.float32)

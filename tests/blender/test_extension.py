@@ -68,7 +68,7 @@ def test_installed_extension_registers(addon):
     prefs = bpy.context.preferences.addons[addon.__name__].preferences
     assert prefs.device == "auto" and prefs.python_path == ""
     settings = bpy.context.scene.dreamor
-    assert (settings.preset, settings.keep_visible, settings.refine_frames) == ("default", False, "ALL")
+    assert (settings.preset, settings.keep_visible, settings.refine_frames) == ("default", True, "ALL")
     assert hasattr(bpy.types, "DREAMOR_PT_refine")
     overlay = importlib.import_module(f"{addon.__name__}.overlay")
     assert overlay._handle is not None

@@ -154,3 +154,22 @@ def test_a_bad_set_is_refused_before_any_work(takes, tmp_path, capsys):
     code, cap = _run(capsys, "eval", takes, "--set", "weights.nope=1", "--out", tmp_path / "out")
     assert code == 2 and "no such energy weight" in cap.err and "sds" in cap.err
     assert not (tmp_path / "out").exists()
+
+
+def test_bodies_give_one_report_per_body_and_a_summary(takes, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, io = _run(capsys, "eval", takes, "--methods", "input,interp", "--bodies", "native,smpl,x1.2",
+                    "--clip-frames", "60", "--clips-per-file", "1", "--no-plots", "--out", out, "--quiet")
+    assert code == 0, io.err
+    summary = json.loads((out / "bodies.json").read_text())
+    assert list(summary["bodies"]) == ["native", "smpl", "x1.2"] and "--bodies native,smpl,x1.2" in summary["command"]
+    native, big = summary["bodies"]["native"]["input"], summary["bodies"]["x1.2"]["input"]
+    # holding hidden legs at rest on a body 1.2 x as large: every error 1.2 x as large
+    assert big["occ_cm"] == pytest.approx(1.2 * native["occ_cm"], rel=1e-3) and big["occ_vs_native"] == pytest.approx(1.2, rel=1e-3)
+    assert summary["bodies"]["smpl"]["interp"]["clips_worse_than_input"] is not None
+    for body in ("native", "smpl", "x1.2"):
+        rep = json.loads((out / body / "report.json").read_text())
+        assert rep["settings"]["body"] == body and rep["clips"] == 3
+    assert "| x1.2 | interp |" in (out / "bodies.md").read_text()
+    code, io = _run(capsys, "eval", takes, "--bodies", "native,giant", "--out", tmp_path / "bad", "--quiet")
+    assert code == 2 and "unknown body 'giant'" in io.err and not (tmp_path / "bad").exists()

@@ -2,6 +2,8 @@
 clip/AMASS .npz -> clip .npz, clip .npz -> SMPL-22 BVH, and whole folders in parallel."""
 from __future__ import annotations
 
+import csv
+import functools
 import os
 import sys
 from dataclasses import replace
@@ -42,11 +44,42 @@ def with_joints_and_contacts(clip: Clip) -> Clip:
     return replace(clip, joints=joints, contacts=contact_labels(joints, clip.fps))
 
 
+@functools.lru_cache(maxsize=64)
+def _manifest_rates(folder: str) -> dict[str, float]:
+    """{file name: capture_fps} from a ``manifest.csv`` beside the files, where it has that column."""
+    path = Path(folder) / "manifest.csv"
+    if not path.is_file():
+        return {}
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    out = {}
+    for row in rows:
+        try:
+            out[row["file"]] = float(row["capture_fps"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return out
+
+
+def capture_rate(path: Path) -> float | None:
+    """The real capture rate of a BVH whose header is wrong, from its folder's ``manifest.csv``
+    (``capture_fps``; the CMU salsa takes are 60 fps although their headers say 120), else None."""
+    return _manifest_rates(str(path.resolve().parent)).get(path.name)
+
+
 def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS) -> Clip:
-    """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate)."""
+    """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate).
+
+    A BVH's frame rate is its header's unless a ``manifest.csv`` beside it gives ``capture_fps``."""
     path = Path(path)
     if is_bvh(path):
         clip = retarget_bvh(read_bvh(path), name=clip_stem(path))
+        rate = capture_rate(path)
+        if rate is not None and rate > 0 and abs(rate - clip.fps) > 1e-3:
+            clip = replace(clip, fps=rate)
     elif path.suffix.lower() == ".npz":
         clip = load_clip(path)
     else:

@@ -1,10 +1,13 @@
 """Training data: real mocap -> DREAMoR states, a take/style-disjoint split, normalisation
 statistics and windows for training. Built once, cached as one `.npz`.
 
-Split (validation holds out whole takes *and* whole styles; Bandai has no actor ids):
-- Bandai: every take of the styles in ``VAL_STYLES``, plus the last take of each
-  (dataset, content, style) group of dataset-2;
-- CMU / other: every fifth take (by sorted name).
+Two validation splits, neither trained on:
+- ``val`` (the default split; holds out whole takes *and* whole styles, Bandai has no actor ids):
+  Bandai: every take of the styles in ``VAL_STYLES``, plus the last take of each (dataset, content,
+  style) group of dataset-2; CMU / other: every fifth take (by sorted name);
+- ``unseen`` (generalisation): every take of the CMU subjects in ``UNSEEN_SUBJECTS``, whole
+  subjects of varied content (everyday motion with stairs, jumps and sitting; modern dance;
+  basketball; walks), so no take of those performers is ever trained on.
 """
 from __future__ import annotations
 
@@ -20,9 +23,13 @@ from ..errors import DreamorError, InputFileError
 from .convert import clip_stem, find_motion_files, read_motion
 from .parallel import parallel_map
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Bandai styles held out entirely for validation (one per dataset).
 VAL_STYLES = {("dataset-1", "old"), ("dataset-2", "elderly")}
+#: CMU subjects held out entirely (the ``unseen`` split): 14 (stairs, ladder, jumps, sitting, everyday),
+#: 05 (modern dance and a walk), 06 (basketball and a walk), 08 (walks).
+UNSEEN_SUBJECTS = {"05", "06", "08", "14"}
+SPLITS = ("train", "val", "unseen")
 
 
 @dataclass
@@ -34,8 +41,20 @@ class MotionData:
     clip_starts: np.ndarray  # (C + 1,) int64, clip c = rows clip_starts[c]:clip_starts[c+1]
     rest_joints: np.ndarray  # (C, 22, 3) float32
     names: np.ndarray  # (C,) str
-    is_val: np.ndarray  # (C,) bool
+    is_val: np.ndarray  # (C,) bool: the default validation split
     weights: np.ndarray  # (C,) float32 sampling weight per frame of the clip
+    is_unseen: np.ndarray  # (C,) bool: the unseen-subject split
+
+    @property
+    def is_train(self) -> np.ndarray:
+        """(C,) bool: the clips training may use (in neither validation split)."""
+        return ~self.is_val & ~self.is_unseen
+
+    def split_mask(self, split: str) -> np.ndarray:
+        """(C,) bool for 'train', 'val' or 'unseen'."""
+        if split not in SPLITS:
+            raise ValueError(f"unknown split '{split}'; choose one of {', '.join(SPLITS)}")
+        return {"train": self.is_train, "val": self.is_val, "unseen": self.is_unseen}[split]
 
     @property
     def num_clips(self) -> int:
@@ -66,6 +85,12 @@ def is_validation(name: str) -> bool:
     return False
 
 
+def is_unseen_subject(name: str) -> bool:
+    """Whether a take (file stem, e.g. ``cmu_14_07``) belongs to the unseen-subject split."""
+    parts = name.split("_")
+    return len(parts) >= 3 and parts[0] == "cmu" and parts[1] in UNSEEN_SUBJECTS
+
+
 def _last_takes(names: list[str]) -> set[str]:
     """Last take of each (dataset-2, content, style) group; every fifth other (CMU) take."""
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -74,7 +99,7 @@ def _last_takes(names: list[str]) -> set[str]:
         parts = n.split("_")
         if n.startswith("dataset-2_") and len(parts) == 4:
             groups.setdefault(tuple(parts[:3]), []).append(n)
-        elif not n.startswith("dataset-"):
+        elif not n.startswith("dataset-") and not is_unseen_subject(n):
             others.append(n)
     held = {sorted(v)[-1] for v in groups.values() if len(v) > 1}
     held.update(sorted(others)[4::5])
@@ -149,8 +174,9 @@ def build_motion_data(
         clip_starts=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         rest_joints=np.stack([it["rest"] for it in items]),
         names=np.array(names),
-        is_val=np.array([is_validation(n) or n in held for n in names]),
+        is_val=np.array([(is_validation(n) or n in held) and not is_unseen_subject(n) for n in names]),
         weights=np.array([it["weight"] for it in items], np.float32),
+        is_unseen=np.array([is_unseen_subject(n) for n in names]),
     )
     data.save(cache)
     return data
@@ -168,7 +194,7 @@ class NormStats:
 
 def norm_stats(data: MotionData, min_std: float = 1e-3) -> NormStats:
     xs, ds = [], []
-    for c in np.flatnonzero(~data.is_val):
+    for c in np.flatnonzero(data.is_train):
         x, _ = data.clip(c)
         xs.append(x)
         ds.append(np.diff(x, axis=0))
@@ -181,16 +207,22 @@ class WindowSampler:
     """Random training windows of ``length`` consecutive frames from one split.
 
     Windows are drawn with probability proportional to each clip's weight (so the rare
-    motions of CMU `extra/` can be weighted up) times its number of windows.
+    motions of CMU `extra/` can be weighted up) times its number of windows. With ``augment``,
+    every sampled window is put on a random body (``bodies.random_body``; states, velocities and
+    contact labels re-derived), sized to the reference leg length as every network sees bodies.
     """
 
-    def __init__(self, data: MotionData, length: int, validation: bool = False, seed: int = 0):
+    def __init__(self, data: MotionData, length: int, validation: bool = False, seed: int = 0,
+                 split: str | None = None, augment=None):
         self.data = data
         self.length = length
+        self.augment = augment
+        span = length + (1 if augment is not None else 0)  # one frame more: exact velocities at frame 0
+        self._span = span
         starts, probs, clips = [], [], []
-        for c in np.flatnonzero(data.is_val == validation):
+        for c in np.flatnonzero(data.split_mask(split or ("val" if validation else "train"))):
             s, e = data.clip_starts[c], data.clip_starts[c + 1]
-            n = e - s - length + 1
+            n = e - s - span + 1
             if n <= 0:
                 continue
             starts.append(np.arange(s, s + n))
@@ -213,5 +245,14 @@ class WindowSampler:
         return self.take(pick)
 
     def take(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self.starts[pick][:, None] + np.arange(self.length)
-        return self.data.states[rows], self.data.contacts[rows], self.data.rest_joints[self.clips[pick]]
+        rows = self.starts[pick][:, None] + np.arange(self._span)
+        states, contacts, rest = self.data.states[rows], self.data.contacts[rows], self.data.rest_joints[self.clips[pick]]
+        if self.augment is None:
+            return states, contacts, rest
+        import torch
+
+        from ..bodies import random_body, repose_states
+
+        new_rest = np.stack([random_body(r, self.rng, self.augment) for r in rest])
+        x, c = repose_states(torch.from_numpy(states), torch.from_numpy(rest).double(), torch.from_numpy(new_rest))
+        return x[:, 1:].numpy(), c[:, 1:].numpy(), new_rest.astype(np.float32)

@@ -74,7 +74,7 @@ def report_dict(result: EvalResult) -> dict:
         "files_read": result.files,
         "skipped": result.skipped,
         "settings": {"paths": s.paths, "clip_frames": s.clip_frames, "max_clips": s.max_clips, "seed": s.seed,
-                     "preset": s.preset, "noise_cm": s.noise_cm if s.protocol == "noisy" else None},
+                     "preset": s.preset, "noise_cm": s.noise_cm if s.protocol == "noisy" else None, "body": s.body},
         "clip_names": result.clip_names,
         "command": s.command(),
         "metric_definitions": M.__doc__.split("\n\n", 2)[-1],
@@ -217,3 +217,67 @@ def write_report(result: EvalResult, out: Path) -> list[Path]:
     plots = write_plots(result, out) if result.settings.plots else []
     paths[1].write_text(report_markdown(rep, [p.name for p in plots]))
     return paths + plots
+
+
+_SUMMARY_KEYS = ("occ_cm", "vis_cm", "all_cm", "legs_cm", "accel_err_ms2", "skate_cm")
+
+
+def bodies_summary(results: list[EvalResult], command: str) -> dict:
+    """Per body and method: the pooled metrics, the worst clip's hidden and visible errors, hidden error
+    as a ratio to the native body's, and how many clips ended worse than the ``input`` method's
+    (doing nothing: hidden joints held at the rest pose) when that method was run."""
+    out: dict = {"command": command, "device": results[0].device,
+                 "protocol": results[0].settings.protocol, "bodies": {}}
+    native = {}
+    for r in results:
+        body = r.settings.body
+        per_clip: dict[str, dict[str, dict]] = {}
+        for row in r.per_clip:
+            per_clip.setdefault(row["method"], {})[row["clip"]] = row
+        rows = {}
+        for name, means in r.methods.items():
+            vals = M.values(means)
+            clips = per_clip.get(name, {})
+            worst = lambda k: max((c[k] for c in clips.values() if c.get(k) is not None), default=None)  # noqa: E731
+            entry = {k: vals.get(k) for k in _SUMMARY_KEYS}
+            entry.update(worst_occ_cm=worst("occ_cm"), worst_vis_cm=worst("vis_cm"), clips=len(clips))
+            if "input" in per_clip and name != "input":
+                base = per_clip["input"]
+                entry["clips_worse_than_input"] = sum(
+                    1 for c, row in clips.items()
+                    if row.get("occ_cm") is not None and base.get(c, {}).get("occ_cm") is not None
+                    and row["occ_cm"] > base[c]["occ_cm"])
+            rows[name] = entry
+            if body == "native":
+                native[name] = entry["occ_cm"]
+        out["bodies"][body] = rows
+    for rows in out["bodies"].values():
+        for name, entry in rows.items():
+            ref, occ = native.get(name), entry["occ_cm"]
+            entry["occ_vs_native"] = occ / ref if ref and occ is not None else None
+    return out
+
+
+def write_bodies_summary(results: list[EvalResult], out: Path, command: str) -> list[Path]:
+    """DIR/bodies.json and DIR/bodies.md: one table across the bodies of ``--bodies``."""
+    rep = bodies_summary(results, command)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bodies.json").write_text(json.dumps(rep, indent=2) + "\n")
+    head = ["Body", "Method", "Occ", "Vis", "All", "Legs", "AccelErr", "Skate", "worst Occ", "worst Vis",
+            "Occ / native", "clips worse than input"]
+    lines = [f"# Across bodies: {rep['protocol']}", "", f"Device: {rep['device']}. Command: `{rep['command']}`", "",
+             "Positions in cm (pooled over clips; *worst* = the worst clip's mean); AccelErr in m/s², Skate in cm per "
+             "frame. *Occ / native*: hidden-joint error relative to the same method on the clips' own bodies. "
+             "*Clips worse than input*: clips whose hidden joints ended further off than doing nothing (the input "
+             "method).", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for body, rows in rep["bodies"].items():
+        for name, e in rows.items():
+            cells = [_fmt(k, e.get(k)) for k in _SUMMARY_KEYS] + [_fmt("", e.get("worst_occ_cm")),
+                                                                   _fmt("", e.get("worst_vis_cm"))]
+            ratio = e.get("occ_vs_native")
+            cells.append("—" if ratio is None else f"{ratio:.2f}")
+            worse = e.get("clips_worse_than_input")
+            cells.append("—" if worse is None else f"{worse} of {e['clips']}")
+            lines.append(f"| {body} | {name} | " + " | ".join(cells) + " |")
+    (out / "bodies.md").write_text("\n".join(lines) + "\n")
+    return [out / "bodies.json", out / "bodies.md"]

@@ -5,6 +5,11 @@ joints and HuMoR contact labels, and cut into consecutive clips of ``clip_frames
 last piece shorter than that is kept when it has at least ``MIN_FRAMES``). Every clip is
 occluded once (seeded per clip), every method sees that same observation, and metrics pool
 over all points of all clips (see ``metrics``). Unreadable files are reported and skipped.
+
+``bodies`` puts every clip on each of several bodies before it is occluded (``bodies.named_body``:
+``native``, ``smpl``, ``xS``; the same local rotations, the root path scaled with leg length, back
+on the floor): one report per body in ``DIR/<body>/`` and a summary across bodies in
+``DIR/bodies.md`` / ``bodies.json``.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..bodies import named_body, repose_clip
 from ..data.clip import Clip
 from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts
 from ..errors import DreamorError, InputFileError
@@ -46,6 +52,8 @@ class EvalSettings:
     noise_cm: float = 4.0
     denoise_steps: int | None = None  # DREAMoR's K (None: the preset's)
     settings: list[str] = field(default_factory=list)  # --set NAME=VALUE refinement overrides
+    bodies: list[str] = field(default_factory=lambda: ["native"])  # --bodies: each clip on each of these
+    body: str = "native"  # the body of this run (one of ``bodies``)
     plots: bool = True
     quiet: bool = False
 
@@ -63,6 +71,8 @@ class EvalSettings:
             parts += ["--denoise-steps", str(self.denoise_steps)]
         for item in self.settings:
             parts += ["--set", item]
+        if self.bodies != ["native"]:
+            parts += ["--bodies", ",".join(self.bodies)]
         return " ".join(shlex.quote(p) for p in parts + ["--out", self.out])
 
 
@@ -152,6 +162,8 @@ def _clips(files: list[Path], settings: EvalSettings, result: EvalResult, bar: t
             bar.update()
             continue
         clip = replace(clip, name=clip_stem(f))
+        if settings.body != "native":
+            clip = repose_clip(clip, named_body(settings.body, clip.rest_joints))
         result.files += 1
         yield from cut_clip(clip, settings.clip_frames)[: settings.clips_per_file]
         bar.update()
@@ -186,6 +198,7 @@ def evaluate(settings: EvalSettings) -> EvalResult:
         raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
     try:
         refine_preset(settings.preset, settings.settings)
+        named_body(settings.body, np.ones((NUM_JOINTS, 3)))
     except ValueError as exc:
         raise DreamorError(str(exc)) from None
     methods = get_methods(settings.methods)
@@ -254,12 +267,31 @@ def _evaluate_clip(gt: Clip, methods: list[Method], cfg: MethodConfig, occ_cfg: 
 
 
 def run_eval(settings: EvalSettings) -> int:
-    """CLI entry: evaluate and write the report. Exit status 1 when some files were skipped."""
-    from .report import write_report
+    """CLI entry: evaluate and write the report(s). Exit status 1 when some files were skipped."""
+    from .report import write_bodies_summary, write_report
 
-    result = evaluate(settings)
-    paths = write_report(result, Path(settings.out))
-    print(f"evaluated {len(result.clip_names)} clip(s) from {result.files} file(s) with "
-          f"{', '.join(settings.methods)}; wrote {', '.join(str(p) for p in paths)}"
-          + (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
-    return 1 if result.skipped else 0
+    for b in settings.bodies:
+        try:
+            named_body(b, np.ones((NUM_JOINTS, 3)))
+        except ValueError as exc:
+            raise DreamorError(f"--bodies: {exc}") from None
+    if len(settings.bodies) != len(set(settings.bodies)):
+        raise DreamorError(f"--bodies {','.join(settings.bodies)}: a body is listed twice")
+    if len(settings.bodies) == 1:
+        runs = [replace(settings, body=settings.bodies[0])]
+    else:
+        runs = [replace(settings, body=b, out=str(Path(settings.out) / b)) for b in settings.bodies]
+    results, skipped = [], 0
+    for run in runs:
+        result = evaluate(run)
+        paths = write_report(result, Path(run.out))
+        results.append(result)
+        skipped = max(skipped, len(result.skipped))
+        print(f"evaluated {len(result.clip_names)} clip(s) from {result.files} file(s) with "
+              f"{', '.join(settings.methods)}" + (f" on body '{run.body}'" if len(runs) > 1 else "")
+              + f"; wrote {', '.join(str(p) for p in paths)}"
+              + (f"; skipped {len(result.skipped)} unreadable file(s)" if result.skipped else ""))
+    if len(runs) > 1:
+        paths = write_bodies_summary(results, Path(settings.out), settings.command())
+        print(f"wrote {', '.join(str(p) for p in paths)}")
+    return 1 if skipped else 0

@@ -150,11 +150,18 @@ class JointInfill(nn.Module):
 @torch.no_grad()
 def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """Fill hidden joints: (T, 22, 3) m at 30 Hz, (T, 22) bool, (22, 3) -> (T, 22, 3) with the
-    visible joints exactly as given and the hidden ones from the network."""
-    feat, origin, yaw = features(joints, visible, rest)
+    visible joints exactly as given and the hidden ones from the network.
+
+    The network sees the body at the reference size (``bodies.body_scale``): positions are divided
+    by the body's scale on the way in and multiplied on the way out, so a uniformly scaled body gets
+    the same, scaled, answer."""
+    from ..bodies import body_scale
+
+    s = body_scale(rest)
+    feat, origin, yaw = features(np.where(visible[..., None], joints, 0.0) / s, visible, rest / s)
     p = next(model.parameters())
     local = model(torch.from_numpy(feat).to(p)[None])[0].double().cpu().numpy()
-    return np.where(visible[..., None], joints, to_world(local, origin, yaw))
+    return np.where(visible[..., None], joints, to_world(local, origin, yaw) * s)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -160,7 +160,7 @@ def canonical_norm_stats(data: MotionData, max_pairs: int = 200_000, seed: int =
     Standard deviations are floored (STATE_STD_FLOOR, DELTA_STD_FLOOR).
     """
     rows, clips = [], []
-    for c in np.flatnonzero(~data.is_val):
+    for c in np.flatnonzero(data.is_train):
         s, e = data.clip_starts[c], data.clip_starts[c + 1]
         rows.append(np.arange(s, e - 1))
         clips.append(np.full(e - 1 - s, c))

@@ -1,7 +1,9 @@
 """The refinement engine as a library call: ``refine(clip, visible, config) -> Refined``.
 
-The caller's skeleton (``clip.rest_joints``, from the clip or the armature) is the body.
-Observations are the clip's joints (``clip.joints``; computed by FK from the clip's
+The caller's skeleton (``clip.rest_joints``, from the clip or the armature) is the body. The
+networks see it at the reference size (``bodies.body_scale``): the clip is scaled so its legs are
+``REFERENCE_LEG_M`` long, refined, and scaled back, so a uniformly scaled body gets the scaled
+result. Observations are the clip's joints (``clip.joints``; computed by FK from the clip's
 rotations when absent); joints where ``visible`` is False never enter the result (they may
 be garbage or NaN). Any frame rate in, the same frames and rate out (the model runs at 30 Hz).
 Long clips are cut into overlapping windows, optimised in batches and cross-faded.
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
+from ..bodies import body_scale, scale_clip
 from ..data.clip import Clip
 from ..data.resample import MODEL_FPS, resample_clip
 from ..data.retarget import solve_rotations
@@ -46,6 +49,10 @@ class Refined:
     fps: float
     energies: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    #: how far the result's visible joints are from where they were observed (cm): mean and 95th percentile.
+    quality: dict[str, float] = field(default_factory=dict)
+    #: sentences for the user when the result should be checked (see ``visible_guard``).
+    warnings: list[str] = field(default_factory=list)
 
     def to_clip(self, like: Clip) -> Clip:
         return replace(like, trans=self.trans, root_orient=self.root_orient, pose_body=self.pose_body,
@@ -184,6 +191,11 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     joints, vis = _observations(clip, visible)
+    try:
+        size = body_scale(clip.rest_joints)
+    except ValueError as exc:
+        raise DreamorError(f"the clip's skeleton is unusable: {exc}") from None
+    clip, joints = scale_clip(clip, 1.0 / size), joints / size
     models = models or load_models(device=cfg.device)
     dev = torch.device(cfg.device)
     models.vae.to(dev)
@@ -234,13 +246,35 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             done = windows[: (ci + 1) * cfg.max_batch_windows]
             end = chunks[ci + 1][0][0]  # frames before the next chunk's first window are final
             out = _assemble(done, states, contacts, rest, end, clip.fps, MODEL_FPS)
-            partial(0, out)
+            partial(0, _scaled(out, size))
     timings["optimise_s"] = time.perf_counter() - t1
-    out = _assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames)
+    out = _scaled(_assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames), size)
     out.energies = energies
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
+    return visible_guard(out, joints * size, vis, cfg.visible_warn_cm)
+
+
+def visible_guard(out: Refined, observed: np.ndarray, visible: np.ndarray, warn_cm: float) -> Refined:
+    """Measure how far the result's visible joints are from the observation ((T, 22, 3) m, (T, 22));
+    add a warning when the mean is over ``warn_cm``: the refinement could not follow this body or
+    motion, and the user should check the result (or keep the visible bones as captured)."""
+    err = np.linalg.norm(out.joints - observed, axis=-1)[visible] * 100
+    if err.size == 0:
+        return out
+    mean, p95 = float(err.mean()), float(np.percentile(err, 95))
+    out.quality = {"visible_cm": mean, "visible_p95_cm": p95}
+    if mean > warn_cm:
+        out.warnings.append(
+            f"the refined motion's visible joints are {mean:.1f} cm (95th percentile {p95:.1f} cm) from where they were "
+            f"observed, more than {warn_cm:g} cm: unless the capture was marked noisy, the refinement did not follow "
+            "this body or motion well; check the result, or keep the visible bones as captured")
     return out
+
+
+def _scaled(r: Refined, factor: float) -> Refined:
+    """A result with its lengths (trans, joints) times ``factor``: back from the reference size."""
+    return replace(r, trans=r.trans * factor, joints=r.joints * factor)
 
 
 def _assemble(windows, states, contacts, rest: np.ndarray, n: int, fps_out: float, fps_in: float,
@@ -285,8 +319,11 @@ def load_runner(device: str = "cpu"):
     models = load_models(device=device)
 
     def to_output(r: Refined) -> JobOutput:
+        metrics: dict = {k: float(v) for k, v in {**r.energies, **r.timings, **r.quality}.items()}
+        if r.warnings:
+            metrics["warning"] = " ".join(r.warnings)
         return JobOutput(trans=r.trans, root_orient=r.root_orient, pose_body=r.pose_body, joints=r.joints,
-                         contacts=r.contacts, metrics={k: float(v) for k, v in {**r.energies, **r.timings}.items()})
+                         contacts=r.contacts, metrics=metrics)
 
     def run(job, sink, should_stop) -> JobOutput:
         cfg = refine_preset(job.options.get("preset", "default"), device=device)

@@ -74,6 +74,8 @@ def run_refine(args) -> int:
     finally:
         bar.close()
     save_clip(replace(result.to_clip(clip), visible=vis), out)
+    for w in result.warnings:
+        print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {out} ({clip.num_frames} frames at {clip.fps:g} fps, {(~vis).mean():.0%} of joint-frames "
               f"occluded, {result.timings['total_s']:.1f} s)")

@@ -76,6 +76,9 @@ class RefineConfig:
     #: limb gaps: occluded 8.02 -> 7.48 cm (guess alone 7.51), visible 1.05 -> 1.02; lower body 5.02 -> 5.01 cm,
     #: visible 0.64 -> 0.62 (docs/benchmarks/refine.md). The ``fast`` preset gains too (see PRESETS).
     guess_sigma: float = 1.0
+    #: warn (``Refined.warnings``) when the result's visible joints are on average further than this
+    #: from the observation, centimetres (the product must never silently make a capture worse).
+    visible_warn_cm: float = 2.0
     seed: int = 0
     device: str = "cpu"
 

@@ -194,7 +194,7 @@ class TransitionSampler:
 
     def __init__(self, data: MotionData, lat: Latents, validation: bool, seed: int):
         self.data, self.lat = data, lat
-        self.index = np.flatnonzero(data.is_val[lat.clips] == validation)
+        self.index = np.flatnonzero((data.is_val if validation else data.is_train)[lat.clips])
         if len(self.index) == 0:
             raise DreamorError(f"no {'validation' if validation else 'training'} transitions")
         self.cdf = np.cumsum(data.weights[lat.clips[self.index]].astype(np.float64))

@@ -7,9 +7,15 @@ random span; half the windows also get Gaussian noise (sigma up to 4 cm) on what
 Loss: L1 distance of the predicted body-frame joints to the clean ones, hidden joints weighted
 1 and visible ones ``visible_weight``. AdamW, warmup + cosine decay, resumable checkpoints.
 
-Validation (held-out takes and styles, lower body hidden): ``val_hidden_cm``, the mean error of
-the completed hidden joints, next to ``val_rest_cm``, the rest-pose guess the refinement used
-before (``evaluate.baselines.run_input``).
+Every window is put on a random body (``bodies.BodyAugment``, ``body_augment`` in the config):
+the network must work on any proportions; sizes are normalised before it sees them.
+
+Validation, lower body hidden, mean error of the completed hidden joints: ``val_hidden_cm`` (the
+default split, each take on its own body), ``val_bodies_hidden_cm`` (the same takes on random
+bodies) and ``unseen_hidden_cm`` (the unseen-subject split on random bodies, the figure the best
+checkpoint is chosen by), next to ``val_rest_cm``, the rest-pose guess the refinement used
+before (``evaluate.baselines.run_input``). The best checkpoint so far is kept beside the output
+as ``<name>-best.pt``.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from ..bodies import BodyAugment
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
@@ -51,12 +58,17 @@ class InfillTrainConfig:
     val_windows: int = 256
     ckpt_every: int = 250
     seed: int = 0
+    #: random bodies per window (None: each take on its own body, as before session 6).
+    body_augment: BodyAugment | None = field(default_factory=BodyAugment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InfillTrainConfig":
+        d = dict(d)
+        if isinstance(d.get("body_augment"), dict):
+            d["body_augment"] = BodyAugment.from_dict(d["body_augment"])
         return _from_dict(cls, d)
 
 
@@ -100,8 +112,9 @@ def _window_joints(states: np.ndarray) -> np.ndarray:
     return states[..., STATE_SLICES["joints"]].reshape(*states.shape[:-1], NUM_JOINTS, 3).astype(np.float64)
 
 
-def _val_batch(data: MotionData, cfg: InfillTrainConfig):
-    sampler = WindowSampler(data, cfg.window, validation=True, seed=1234)
+def _val_batch(data: MotionData, cfg: InfillTrainConfig, split: str = "val", bodies: bool = False):
+    """Fixed validation windows of one split (on random bodies when ``bodies``), lower body hidden."""
+    sampler = WindowSampler(data, cfg.window, split=split, seed=1234, augment=BodyAugment() if bodies else None)
     rng = np.random.default_rng(1234)
     states, _, rest = sampler.sample(cfg.val_windows)
     joints = _window_joints(states)
@@ -110,15 +123,20 @@ def _val_batch(data: MotionData, cfg: InfillTrainConfig):
     return joints, rest.astype(np.float64), masks, feat, target, mask
 
 
+def hidden_error_cm(model: JointInfill, val) -> float:
+    """Mean error (cm) of the hidden joints of a validation batch (``_val_batch``)."""
+    _, _, _, feat, target, mask = val
+    with torch.no_grad():
+        pred = model(feat)
+    return (pred - target).norm(dim=-1)[~mask].mean().item() * 100
+
+
 def validate(model: JointInfill, val) -> dict[str, float]:
     from ..evaluate.baselines import run_input
     from ..data.clip import Clip
 
     joints, rest, masks, feat, target, mask = val
-    with torch.no_grad():
-        pred = model(feat)
-    hidden = ~mask
-    err = (pred - target).norm(dim=-1)[hidden].mean().item() * 100
+    err = hidden_error_cm(model, val)
     rest_err = []
     for j, r, vis in zip(joints, rest, masks):
         obs = Clip(trans=j[:, 0] - r[0], root_orient=np.zeros((len(j), 3)), pose_body=np.zeros((len(j), 63)), fps=FPS,
@@ -144,22 +162,36 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
         step, seconds, metrics = ckpt["step"], ckpt.get("seconds", 0.0), ckpt.get("metrics", {})
     else:  # feature normalisation from a sample of training windows
         rng = np.random.default_rng(cfg.seed)
-        states, _, rest = WindowSampler(data, cfg.window, seed=cfg.seed).sample(256)
+        states, _, rest = WindowSampler(data, cfg.window, seed=cfg.seed, augment=cfg.body_augment).sample(256)
         masks = np.stack([random_mask(cfg.window, rng) for _ in states])
         feat, _, _ = make_batch(_window_joints(states), rest.astype(np.float64), masks, np.zeros(len(states)), rng)
         flat = feat.reshape(-1, feat.shape[-1])
         model.feat_mean.copy_(flat.mean(0))
         model.feat_std.copy_(flat.std(0).clamp_min(1e-2))
     model.to(device)
-    sampler = WindowSampler(data, cfg.window, seed=cfg.seed + step)
+    sampler = WindowSampler(data, cfg.window, seed=cfg.seed + step, augment=cfg.body_augment)
     rng = np.random.default_rng(cfg.seed + step)
-    val = _val_batch(data, cfg)
-    val = (*val[:3], *(t.to(device) for t in val[3:]))
 
-    def save(final: bool = False) -> None:
+    def on_device(v):
+        return (*v[:3], *(t.to(device) for t in v[3:]))
+
+    val = on_device(_val_batch(data, cfg))
+    extra_vals = {"val_bodies_hidden_cm": on_device(_val_batch(data, cfg, "val", bodies=True))}
+    if data.is_unseen.any():
+        try:
+            extra_vals["unseen_hidden_cm"] = on_device(_val_batch(data, cfg, "unseen", bodies=True))
+        except DreamorError:  # no unseen take is long enough
+            pass
+    best_key = "unseen_hidden_cm" if "unseen_hidden_cm" in extra_vals else "val_bodies_hidden_cm"
+    best_path = out.with_name(out.stem + "-best.pt")
+    history = list(metrics.get("history", []))
+    best = min((h[best_key] for h in history if best_key in h), default=float("inf"))
+
+    def save(final: bool = False, path: Path = out) -> None:
         extra = {} if final else {"optimizer": opt.state_dict()}
-        save_infill(model, out, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
-                    data={"train_clips": int((~data.is_val).sum()), "frames": int(len(data.states))}, **extra)
+        save_infill(model, path, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
+                    data={"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
+                          "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}, **extra)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train infill", disable=quiet, unit="step")
     while step < cfg.steps:
@@ -184,9 +216,16 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
         bar.set_postfix(loss=f"{loss.item():.4f}")
         if step % cfg.val_every == 0 or step == cfg.steps:
             model.eval()
-            metrics = {**validate(model, val), "step": step}
-            bar.write(f"step {step}: hidden joints {metrics['val_hidden_cm']:.2f} cm "
-                      f"(rest-pose guess {metrics['val_rest_cm']:.2f} cm)")
+            now = {**validate(model, val), **{k: hidden_error_cm(model, v) for k, v in extra_vals.items()},
+                   "step": step, "seconds": round(seconds, 1)}
+            history.append(now)
+            metrics = {**now, "history": history}
+            bar.write(f"step {step}: hidden joints {now['val_hidden_cm']:.2f} cm, on random bodies "
+                      f"{now['val_bodies_hidden_cm']:.2f}, unseen subjects {now.get('unseen_hidden_cm', float('nan')):.2f} "
+                      f"(rest-pose guess {now['val_rest_cm']:.2f} cm)")
+            if now[best_key] < best:
+                best = now[best_key]
+                save(final=True, path=best_path)
         if step % cfg.ckpt_every == 0 or step == cfg.steps:
             save(final=step == cfg.steps)
     bar.close()

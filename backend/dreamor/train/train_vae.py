@@ -52,7 +52,9 @@ from ..models.vae import (MotionVAE, canonical_norm_stats, canonical_pairs, chec
 VAL_FRAMES = 61
 REPO_ROOT = Path(__file__).resolve().parents[3]
 #: default training data (relative to the repository): (folder, sampling weight).
-DEFAULT_DATA = (("../shared/data/mocap/train", 1.0), ("../shared/data/mocap/extra", 4.0))
+#: extra/ (15 min of jumps, stairs, sitting, sports, dance) x4; extra2/ (19 min: salsa, Indian dance, walks) x2.
+DEFAULT_DATA = (("../shared/data/mocap/train", 1.0), ("../shared/data/mocap/extra", 4.0),
+                ("../shared/data/mocap/extra2", 2.0))
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # states (B, L, 273), contacts (B, L, 9), rest (B, 22, 3)
 
@@ -129,7 +131,7 @@ def validation_batch(data: MotionData, cfg: TrainConfig, device: torch.device | 
     Returns (batch or None, a note on where the windows came from).
     """
     for split, validation in (("validation", True), ("training (no usable validation takes)", False)):
-        if not (data.is_val == validation).any():
+        if not (data.is_val if validation else data.is_train).any():
             continue
         for length in (VAL_FRAMES, max(cfg.window, 2)):
             try:
@@ -296,8 +298,8 @@ def train_vae(
         metrics.update(
             preset=cfg.preset, world_size=world, device=str(dev.type),
             params=sum(p.numel() for n, p in vae.named_parameters() if not n.startswith("prior.")),
-            train_clips=int((~data.is_val).sum()), val_clips=int(data.is_val.sum()),
-            train_frames=int(sum(data.clip_starts[c + 1] - data.clip_starts[c] for c in np.flatnonzero(~data.is_val))),
+            train_clips=int(data.is_train.sum()), val_clips=int(data.is_val.sum()), unseen_clips=int(data.is_unseen.sum()),
+            train_frames=int(sum(data.clip_starts[c + 1] - data.clip_starts[c] for c in np.flatnonzero(data.is_train))),
         )
         history = list(metrics.get("history", []))
         vae.to(dev)
@@ -406,7 +408,7 @@ def parse_data_spec(spec: str) -> tuple[Path, float]:
 
 
 def default_sources() -> list[tuple[Path, float]]:
-    """The project's mocap: train/ (weight 1) and the rarer motions of extra/ (weight 4)."""
+    """The project's mocap: train/ (weight 1), the rarer motions of extra/ (weight 4) and extra2/ (weight 2)."""
     out = [((REPO_ROOT / rel).resolve(), w) for rel, w in DEFAULT_DATA]
     missing = [str(p) for p, _ in out if not p.is_dir()]
     if missing:
