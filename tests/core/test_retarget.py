@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from dreamor.data.bvh import bvh_fk, read_bvh
+from dreamor.data.convert import read_motion
+from dreamor.state import clip_to_state
 from dreamor.data.retarget import Y_UP_TO_Z_UP, _target_positions, detect_skeleton, retarget_bvh
 from dreamor.rotations import aa_to_mat
 from dreamor.skeleton import BONES, forward_kinematics
@@ -106,3 +108,60 @@ def test_skeleton_keeps_source_bone_lengths(mocap_dir):
     rest = clip.rest_joints
     assert np.linalg.norm(rest[4] - rest[1]) == pytest.approx(0.391, abs=0.005)
     assert np.linalg.norm(rest[7] - rest[4]) == pytest.approx(0.410, abs=0.005)
+
+
+# The Motionbuilder fixture's joints under their 3dsMax-friendly names (the same tree; see the mocap README).
+MB_TO_3DSMAX = {
+    "LeftUpLeg": "LeftHip", "LeftLeg": "LeftKnee", "LeftFoot": "LeftAnkle", "LeftToeBase": "LeftToe",
+    "RightUpLeg": "RightHip", "RightLeg": "RightKnee", "RightFoot": "RightAnkle", "RightToeBase": "RightToe",
+    "LowerBack": "lowerback", "Spine": "Chest", "Spine1": "Chest2", "Neck": "lowerneck", "Neck1": "Neck",
+    "LeftShoulder": "LeftCollar", "LeftArm": "LeftShoulder", "LeftForeArm": "LeftElbow", "LeftHand": "LeftWrist",
+    "LeftFingerBase": "lhand", "LeftHandIndex1": "LFingers",
+    "RightShoulder": "RightCollar", "RightArm": "RightShoulder", "RightForeArm": "RightElbow",
+    "RightHand": "RightWrist", "RightFingerBase": "rhand", "RightHandIndex1": "RFingers",
+}
+
+
+def _rewrite_hierarchy(src, dst, rename=None, scale_offsets=None):
+    """Copy a BVH with joints renamed and/or some joints' OFFSETs scaled (name -> factor)."""
+    import re
+
+    lines, current = [], None
+    for line in src.read_text().splitlines():
+        m = re.match(r"(\s*)(ROOT|JOINT)\s+(\S+)", line)
+        if m:
+            current = m.group(3)
+            line = f"{m.group(1)}{m.group(2)} {(rename or {}).get(current, current)}"
+        elif "End Site" in line:
+            current = None
+        elif line.strip().startswith("OFFSET") and current in (scale_offsets or {}):
+            vals = [float(v) * scale_offsets[current] for v in line.split()[1:]]
+            line = line[: line.index("OFFSET")] + "OFFSET " + " ".join(f"{v:.6f}" for v in vals)
+        lines.append(line)
+    dst.write_text("\n".join(lines) + "\n")
+    return dst
+
+
+def test_retarget_cmu_3dsmax_layout(mocap_dir, tmp_path):
+    """The 3dsMax names (LeftShoulder = upper arm, LeftCollar = clavicle) give the Motionbuilder joints."""
+    src = mocap_dir / "cmu_02_01.bvh"
+    max_file = _rewrite_hierarchy(src, tmp_path / "131_like.bvh", rename=MB_TO_3DSMAX)
+    assert detect_skeleton(read_bvh(max_file)).name == "cmu_3dsmax"
+    mb, mx = read_motion(src), read_motion(max_file)
+    assert mx.num_frames == mb.num_frames
+    _, j_mb = clip_to_state(mb)
+    _, j_mx = clip_to_state(mx)
+    err = np.linalg.norm(j_mx.numpy() - j_mb.numpy(), axis=-1).max(0)  # (22,) metres
+    legs = [0, 1, 2, 3, 4, 5, 7, 8, 10, 11]
+    assert err[legs].max() < 1e-4
+    # spine3 is Spine1 there and midway Chest2-Neck here, so the upper spine is fitted a little differently
+    assert err.max() < 0.06 and np.delete(err, [6, 9]).max() < 0.005
+
+
+def test_retarget_pfnn_bone_lengths(mocap_dir, tmp_path):
+    """PFNN captures: the Motionbuilder layout with their own bone lengths, which the clip keeps."""
+    src = mocap_dir / "cmu_02_01.bvh"
+    longer = _rewrite_hierarchy(src, tmp_path / "pfnn_like.bvh", scale_offsets={"LeftLeg": 1.1, "RightLeg": 1.1})
+    assert detect_skeleton(read_bvh(longer)).name == "cmu"
+    thigh = lambda c: np.linalg.norm(c.rest_joints[4] - c.rest_joints[1])  # noqa: E731
+    assert thigh(read_motion(longer)) == pytest.approx(1.1 * thigh(read_motion(src)), rel=1e-3)

@@ -119,12 +119,28 @@ CMU_DAZ = SkeletonMap(
     drop_first_frame=True,
 )
 
+#: The cgspeed 3dsMax-friendly CMU conversion: the Motionbuilder tree with other names. Name trap: here
+#: ``LeftShoulder`` is the upper arm (SMPL ``left_shoulder``) and ``LeftCollar`` the clavicle, which, like
+#: ``lowerneck``, has zero length; the collars are points half-way out to the upper arms, as for Motionbuilder.
+CMU_3DSMAX = SkeletonMap(
+    "cmu_3dsmax", 0.0254 / 0.45,
+    _smpl_order(
+        pelvis="Hips", left_hip="LeftHip", right_hip="RightHip", spine1="Chest", left_knee="LeftKnee",
+        right_knee="RightKnee", spine2="Chest2", left_ankle="LeftAnkle", right_ankle="RightAnkle",
+        spine3=("mid", "Chest2", "Neck"), left_foot="LeftToe", right_foot="RightToe", neck="Neck",
+        left_collar=("lerp", "LeftCollar", "LeftShoulder", 0.5), right_collar=("lerp", "RightCollar", "RightShoulder", 0.5),
+        head="Head", left_shoulder="LeftShoulder", right_shoulder="RightShoulder", left_elbow="LeftElbow",
+        right_elbow="RightElbow", left_wrist="LeftWrist", right_wrist="RightWrist",
+    ),
+    leaf_sources={10: "LeftToe", 11: "RightToe", 15: "Head", 20: "LeftWrist", 21: "RightWrist"},
+)
+
 #: Our own SMPL-22 BVH (what `dreamor convert IN.npz OUT.bvh` writes), so it reads back.
 SMPL22 = SkeletonMap(
     "smpl22", 0.01, JOINT_NAMES, leaf_sources={j: JOINT_NAMES[j] for j in (10, 11, 15, 20, 21)}
 )
 
-SKELETON_MAPS: tuple[SkeletonMap, ...] = (BANDAI, LAFAN1, CMU_MOTIONBUILDER, CMU_DAZ, SMPL22)
+SKELETON_MAPS: tuple[SkeletonMap, ...] = (BANDAI, LAFAN1, CMU_MOTIONBUILDER, CMU_DAZ, CMU_3DSMAX, SMPL22)
 
 
 def detect_skeleton(bvh: BVH) -> SkeletonMap:
@@ -137,7 +153,7 @@ def detect_skeleton(bvh: BVH) -> SkeletonMap:
     missing = sorted(best.required - names)
     raise InputFileError(
         f"{bvh.path}: unknown skeleton: closest is {best.name}, but joint(s) {', '.join(missing)} are missing "
-        f"(supported: Bandai Namco, LAFAN1, CMU (Motionbuilder and Daz-friendly), SMPL-22)"
+        f"(supported: Bandai Namco, LAFAN1, CMU (Motionbuilder, Daz and 3dsMax-friendly; PFNN), SMPL-22)"
     )
 
 
