@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_sub = p.add_subparsers(dest="model", required=True)
     t = train_sub.add_parser(
         "vae", help="train the MotionVAE and its Gaussian conditional prior",
-        description="Train the MotionVAE on mocap (default: ../shared/data/mocap/train and extra/ x4), then fit "
+        description="Train the MotionVAE on mocap (default: ../shared/data/mocap/train, extra/ x4 and extra2/ x2), then fit "
                     "its conditional prior. Data parallel: torchrun --nproc_per_node N -m dreamor.cli train vae ...",
     )
     _train_args(t, "vae", "small (2-core CPU, ~1 h), gpu, or tiny (tests)", "continue the checkpoint at --out",
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     _train_args(t, "diffusion", "small (2-core CPU, < 1 h), gpu, or tiny (tests)", "continue the run that writes --out",
                 "data, latent and resume cache folder (default: cache/ in the repository)")
     t.add_argument("--batch-size", type=int, default=None, help="transitions per step")
+    t.add_argument("--init", default=None, metavar="CKPT",
+                   help="start a new run from this diffusion checkpoint's weights (same architecture)")
     t.set_defaults(func=_cmd_train_diffusion)
 
     t = train_sub.add_parser(

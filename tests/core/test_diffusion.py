@@ -274,6 +274,11 @@ def test_cli_train_diffusion(tmp_path, mocap_dir, capsys):
     assert main(args) == 2 and "--resume" in capsys.readouterr().err  # never overwrites silently
     assert main(args + ["--resume", "--steps", "7"]) == 0 and load_diffusion(tmp_path / "d.pt")[1]["step"] == 7
     assert main(args[:-1] + ["--preset", "huge"]) == 2 and "unknown preset" in capsys.readouterr().err
+    # a warm start from d.pt: a new run whose first weights are d.pt's
+    warm = [a if a != str(tmp_path / "d.pt") else str(tmp_path / "warm.pt") for a in args]
+    assert main(warm + ["--init", str(tmp_path / "d.pt"), "--steps", "1"]) == 0
+    assert load_diffusion(tmp_path / "warm.pt")[1]["metrics"]["init"] == "d.pt"
+    assert main(warm + ["--init", str(tmp_path / "nothing.pt")]) == 2 and "no such checkpoint" in capsys.readouterr().err
 
 
 @pytest.mark.gpu

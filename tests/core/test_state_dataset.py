@@ -95,3 +95,14 @@ def test_weights_tilt_sampling(tmp_path, mocap_dir):
     picks = sampler.clips[sampler.rng.choice(len(sampler), 2000, p=sampler.probs)]
     share_b = np.mean(data.names[picks] == "walk")
     assert share_b > 0.9
+
+
+def test_adding_a_folder_keeps_the_other_folders_split():
+    """Every fifth CMU take is chosen within its own folder: extra2/ (or any new folder) must not move takes
+    of extra/ between training and validation (today's validation split stays comparable)."""
+    extra = [f"cmu_13_{i:02d}" for i in range(10)]
+    alone = _last_takes(extra, [1] * len(extra))
+    extra2 = [f"cmu_07_{i:02d}" for i in range(7)]
+    both = _last_takes(extra + extra2, [1] * len(extra) + [2] * len(extra2))
+    assert {n for n in both if n.startswith("cmu_13")} == alone
+    assert {n for n in both if n.startswith("cmu_07")} == {"cmu_07_04"}

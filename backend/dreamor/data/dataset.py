@@ -23,7 +23,7 @@ from ..errors import DreamorError, InputFileError
 from .convert import clip_stem, find_motion_files, read_motion
 from .parallel import parallel_map
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 #: Bandai styles held out entirely for validation (one per dataset).
 VAL_STYLES = {("dataset-1", "old"), ("dataset-2", "elderly")}
 #: CMU subjects held out entirely (the ``unseen`` split): 14 (stairs, ladder, jumps, sitting, everyday),
@@ -91,23 +91,26 @@ def is_unseen_subject(name: str) -> bool:
     return len(parts) >= 3 and parts[0] == "cmu" and parts[1] in UNSEEN_SUBJECTS
 
 
-def _last_takes(names: list[str]) -> set[str]:
-    """Last take of each (dataset-2, content, style) group; every fifth other (CMU) take."""
+def _last_takes(names: list[str], sources: list[int] | None = None) -> set[str]:
+    """Last take of each (dataset-2, content, style) group; every fifth other (CMU) take of each source
+    folder (by sorted name within the folder, so adding a folder leaves the others' split as it was;
+    takes of the unseen subjects count in that order but go to the unseen split)."""
     groups: dict[tuple[str, ...], list[str]] = {}
-    others = []
-    for n in names:
+    others: dict[int, list[str]] = {}
+    for n, src in zip(names, sources or [0] * len(names)):
         parts = n.split("_")
         if n.startswith("dataset-2_") and len(parts) == 4:
             groups.setdefault(tuple(parts[:3]), []).append(n)
-        elif not n.startswith("dataset-") and not is_unseen_subject(n):
-            others.append(n)
+        elif not n.startswith("dataset-"):
+            others.setdefault(src, []).append(n)
     held = {sorted(v)[-1] for v in groups.values() if len(v) > 1}
-    held.update(sorted(others)[4::5])
+    for v in others.values():
+        held.update(sorted(v)[4::5])
     return held
 
 
-def _load_one(job: tuple[str, float]) -> dict | str:
-    path, weight = job
+def _load_one(job: tuple[str, float, int]) -> dict | str:
+    path, weight, source = job
     from ..state import clip_to_state, contact_labels
 
     try:
@@ -123,12 +126,13 @@ def _load_one(job: tuple[str, float]) -> dict | str:
         "contacts": contact_labels(joints.numpy(), clip.fps),
         "rest": clip.rest_joints.astype(np.float32),
         "weight": weight,
+        "source": source,
     }
 
 
-def _fingerprint(jobs: list[tuple[str, float]]) -> str:
+def _fingerprint(jobs: list[tuple[str, float, int]]) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}".encode())
-    for path, w in jobs:
+    for path, w, _ in jobs:
         st = os.stat(path)
         h.update(f"{path}|{st.st_size}|{int(st.st_mtime)}|{w}".encode())
     return h.hexdigest()[:16]
@@ -142,8 +146,8 @@ def build_motion_data(
     The result is cached in ``cache_dir`` under a fingerprint of the inputs, so a second
     call with the same files loads in about a second.
     """
-    jobs: list[tuple[str, float]] = []
-    for src, weight in sources:
+    jobs: list[tuple[str, float, int]] = []
+    for k, (src, weight) in enumerate(sources):
         src = Path(src)
         if src.is_dir():
             files = find_motion_files(src) + sorted(src.rglob("*.npz"))
@@ -151,7 +155,7 @@ def build_motion_data(
             files = [src]
         else:
             raise InputFileError(f"{src}: no such file or folder")
-        jobs += [(str(f), float(weight)) for f in files]
+        jobs += [(str(f), float(weight), k) for f in files]
     if not jobs:
         raise InputFileError("no motion files found in " + ", ".join(str(s) for s, _ in sources))
     cache = Path(cache_dir) / f"motion_data_{_fingerprint(jobs)}.npz"
@@ -166,7 +170,7 @@ def build_motion_data(
     if not items:
         raise InputFileError("none of the motion files could be read")
     names = [it["name"] for it in items]
-    held = _last_takes(names)
+    held = _last_takes(names, [it["source"] for it in items])
     lengths = np.array([len(it["states"]) for it in items])
     data = MotionData(
         states=np.concatenate([it["states"] for it in items]).astype(np.float32),

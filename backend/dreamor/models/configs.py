@@ -16,6 +16,8 @@ import copy
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
+from ..bodies import BodyAugment
+
 
 @dataclass
 class VAEConfig:
@@ -98,6 +100,9 @@ class TrainConfig:
     prior_lr: float = 1e-3
     prior_batch_size: int = 256
     seed: int = 0
+    #: every training window on a random body (``bodies.BodyAugment``); None: each take on its own body
+    #: (checkpoints before session 6, whose configs lack the key, load with today's default: on).
+    body_augment: BodyAugment | None = field(default_factory=BodyAugment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

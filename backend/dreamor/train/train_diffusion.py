@@ -35,8 +35,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import MotionData, build_motion_data
+from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
+from ..bodies import BodyAugment
 from ..models.configs import _from_dict
 from ..models.diffusion import DiffusionConfig, LatentDiffusion, load_diffusion, save_diffusion, vae_condition
 from ..models.vae import MotionVAE, load_vae
@@ -70,6 +71,10 @@ class DiffusionTrainConfig:
     ckpt_every: int = 1000
     log_every: int = 20
     seed: int = 0
+    #: share of each batch drawn as fresh transitions put on random bodies (``bodies.BodyAugment``) and
+    #: encoded by the frozen VAE on the fly; the rest come from the cached latents of the takes' own bodies.
+    body_share: float = 0.75
+    body_augment: BodyAugment | None = field(default_factory=BodyAugment)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -222,6 +227,21 @@ def clean_latents(lat: Latents, idx: np.ndarray, source: str, device: torch.devi
     return mu.to(device)
 
 
+@torch.no_grad()
+def body_batch(vae: MotionVAE, sampler: WindowSampler, n: int, source: str,
+               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """n fresh transitions on random bodies (a 2-frame ``sampler`` with ``augment``) -> clean latents
+    z0 (n, Z) encoded by the frozen VAE, and conditions (n, 273), on the VAE's device."""
+    dev = vae.state_mean.device
+    states, _, rest = sampler.sample(n)
+    x = torch.from_numpy(states).to(dev)
+    r = torch.from_numpy(rest).to(dev)
+    mu, logvar = vae.encode(x[:, 0], x[:, 1], r)
+    if source == "sample":
+        mu = mu + logvar.mul(0.5).exp() * torch.randn(mu.shape, generator=generator).to(dev)
+    return mu.float(), vae_condition(vae, x[:, 0], r)
+
+
 def make_batch(vae: MotionVAE, data: MotionData, lat: Latents, idx: np.ndarray, source: str,
                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Transitions ``idx`` -> clean latents z0 (B, Z) and conditions (B, 273) on the VAE's device."""
@@ -282,11 +302,14 @@ def train_diffusion(
     cache_dir: str | os.PathLike = "cache",
     workers: int = 0,
     quiet: bool = False,
+    init: str | os.PathLike | None = None,
 ) -> dict:
     """Train (or resume) the diffusion prior on the latents of the VAE at ``vae_path``.
 
     Give ``sources`` (folders/files with sampling weights) or ready ``data``. ``overrides``
     replace top-level fields of ``cfg`` (or, when resuming, of the run's own config).
+    ``init``: a diffusion checkpoint of the same architecture whose weights a new run starts
+    from (a warm start, e.g. after the VAE was fine-tuned; the latent statistics are the new VAE's).
     Writes ``out`` (EMA weights) and the resume state; returns the final metrics.
     """
     out = Path(out)
@@ -329,8 +352,17 @@ def train_diffusion(
     if state is not None:
         model.load_state_dict(state["model"])
     else:
+        if init is not None:
+            start, _ = load_diffusion(init, dev)
+            if start.config != model.config:
+                raise DreamorError(f"--init {init}: its architecture differs from the preset's; use a matching preset")
+            model.load_state_dict(start.state_dict())
+            metrics["init"] = Path(init).name
         model.set_latent_stats(clean_latents(lat, train_sampler.fixed(200_000, seed=cfg.seed), cfg.latent_source,
                                              dev, torch.Generator().manual_seed(cfg.seed)))
+    bodies = None
+    if cfg.body_augment is not None and cfg.body_share > 0:
+        bodies = WindowSampler(data, 2, seed=cfg.seed + 7 * step + 3, augment=cfg.body_augment)
     ema = copy.deepcopy(model).eval().requires_grad_(False)
     if state is not None:
         ema.load_state_dict(state["ema"])
@@ -344,6 +376,13 @@ def train_diffusion(
     except DreamorError:
         val_sampler, val_note = TransitionSampler(data, lat, validation=False, seed=0), "training split (no validation takes)"
     val_z, val_cond = make_batch(vae, data, lat, val_sampler.fixed(cfg.val_transitions), "mean")
+    body_vals = {}  # the same check on transitions put on random bodies: default and unseen-subject splits
+    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
+        try:
+            sampler = WindowSampler(data, 2, split=split, seed=12345, augment=cfg.body_augment or BodyAugment())
+        except DreamorError:
+            continue
+        body_vals[name] = body_batch(vae, sampler, cfg.val_transitions, "mean")
     metrics.update(preset=cfg.preset, device=dev.type, params=sum(p.numel() for p in model.parameters()),
                    train_transitions=len(train_sampler.index), val_transitions=int(val_z.shape[0]), val_split=val_note,
                    latent_std=float(model.latent_std))
@@ -363,9 +402,14 @@ def train_diffusion(
     def validate() -> None:
         m = evaluate(ema, val_z, val_cond)
         metrics["val"] = m
-        history.append({"step": step, **m})
+        entry = {"step": step, **m}
+        for name, (z, c) in body_vals.items():
+            metrics[name] = evaluate(ema, z, c)
+            entry.update({f"{name}_{k}": v for k, v in metrics[name].items()})
+        history.append(entry)
         if not quiet:
-            tqdm.write(f"[val {step}] " + " ".join(f"{k}={v:.4g}" for k, v in m.items()), file=sys.stderr)
+            tqdm.write(f"[val {step}] " + " ".join(f"{k}={v:.4g}" for k, v in entry.items() if k != "step"),
+                       file=sys.stderr)
 
     if step >= cfg.steps:
         if not quiet:
@@ -381,7 +425,11 @@ def train_diffusion(
         lr = lr_at(step, cfg)
         for group in opt.param_groups:
             group["lr"] = lr
-        z0, cond = make_batch(vae, data, lat, train_sampler.sample(cfg.batch_size), cfg.latent_source, g)
+        n_body = int(round(cfg.batch_size * cfg.body_share)) if bodies is not None else 0
+        z0, cond = make_batch(vae, data, lat, train_sampler.sample(cfg.batch_size - n_body), cfg.latent_source, g)
+        if n_body:
+            zb, cb = body_batch(vae, bodies, n_body, cfg.latent_source, g)
+            z0, cond = torch.cat([z0, zb]), torch.cat([cond, cb])
         loss, terms = model.loss(z0, cond)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -422,6 +470,9 @@ def run_train_diffusion(args) -> int:
     for k in ("steps", "batch_size"):
         if k in overrides and overrides[k] < 1:
             raise DreamorError(f"--{k.replace('_', '-')} must be at least 1")
+    init = getattr(args, "init", None)
+    if init is not None and not Path(init).is_file():
+        raise DreamorError(f"--init {init}: no such checkpoint")
     vae_path = Path(args.vae) if args.vae else default_vae()
     sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
     for path, _ in sources:
@@ -433,7 +484,7 @@ def run_train_diffusion(args) -> int:
     if out.exists() and not args.resume:
         raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
     metrics = train_diffusion(cfg, out, vae_path, sources=sources, resume=args.resume, overrides=overrides,
-                              device=args.device, cache_dir=cache, workers=args.workers, quiet=args.quiet)
+                              device=args.device, cache_dir=cache, workers=args.workers, quiet=args.quiet, init=init)
     if "val" in metrics:
         v = metrics["val"]
         print("validation: " + ", ".join(f"{k} {v[k]:.3g}" for k in v))

@@ -24,6 +24,8 @@ Validation metrics (on held-out takes; windows of 61 frames):
 - ``kl``: mean KL(q || N(0, I)); ``z_std``: std of posterior means, averaged over z dims;
   ``active_dims``: z dims whose posterior mean varies (var > 0.01);
 - ``prior_kl``: mean KL(q || p(z_t | x_{t-1})) once the prior is fitted.
+The same metrics on the validation takes put on random bodies (``val_bodies``) and on the
+unseen-subject split on random bodies (``unseen``), where the data has them.
 """
 from __future__ import annotations
 
@@ -143,6 +145,21 @@ def validation_batch(data: MotionData, cfg: TrainConfig, device: torch.device | 
 
 
 @torch.no_grad()
+def body_validation_batches(data: MotionData, cfg: TrainConfig, device: torch.device | str) -> dict[str, Batch]:
+    """Fixed validation windows on random bodies: the default split (``val_bodies``) and the
+    unseen-subject split (``unseen``), each where it has takes long enough."""
+    from ..bodies import BodyAugment
+
+    out = {}
+    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
+        try:
+            sampler = WindowSampler(data, VAL_FRAMES, split=split, seed=12345, augment=cfg.body_augment or BodyAugment())
+        except DreamorError:
+            continue
+        out[name] = to_batch(sampler.sample(cfg.val_windows), device)
+    return out
+
+
 def evaluate(vae: MotionVAE, batch: Batch, cfg: TrainConfig, prior_fitted: bool = False) -> dict[str, float]:
     """Validation metrics (see the module docstring) on windows (B, L, 273)."""
     was_training = vae.training
@@ -304,8 +321,10 @@ def train_vae(
         history = list(metrics.get("history", []))
         vae.to(dev)
         torch.manual_seed(cfg.seed + 1000 * rank + 7 * step)
-        sampler = WindowSampler(data, cfg.window, validation=False, seed=cfg.seed + 1000 * rank + 7 * step)
+        sampler = WindowSampler(data, cfg.window, validation=False, seed=cfg.seed + 1000 * rank + 7 * step,
+                                augment=cfg.body_augment)
         val_batch, val_note = validation_batch(data, cfg, dev) if main else (None, "")
+        extra_val = body_validation_batches(data, cfg, dev) if main else {}
         metrics["val_windows"] = val_note
 
         def save(**extra) -> None:
@@ -317,9 +336,15 @@ def train_vae(
                 return
             m = evaluate(vae, val_batch, cfg, prior_fitted=prior_fitted)
             metrics["val"] = m
-            history.append({"step": step, "stage": tag, **m})
+            entry = {"step": step, "stage": tag, **m}
+            for name, batch in extra_val.items():
+                e = evaluate(vae, batch, cfg, prior_fitted=prior_fitted)
+                metrics[name] = e
+                entry.update({f"{name}_{k}": e[k] for k in ("one_step_joint_cm", "rollout_1s_cm", "rollout_2s_cm")})
+            history.append(entry)
             if not quiet:
-                tqdm.write(f"[{tag} {step}] " + " ".join(f"{k}={v:.4g}" for k, v in m.items()), file=sys.stderr)
+                tqdm.write(f"[{tag} {step}] " + " ".join(f"{k}={v:.4g}" for k, v in entry.items()
+                                                         if k not in ("step", "stage")), file=sys.stderr)
 
         # --- stage 1: the VAE
         if step < cfg.steps:
