@@ -1,6 +1,6 @@
 """`dreamor demo`: the main job on the bundled sample, in headless Blender through the real add-on.
 
-Builds and enables the add-on, imports the bundled Bandai Namco walk (retargeted to SMPL-22)
+Builds and enables the add-on, imports the bundled Bandai Namco walk (retargeted to SMPL-22, put on an SMPL neutral body)
 with ``dreamor.import_clip``, marks the lower body occluded over the middle half of the clip
 with ``dreamor.mark_occluded`` and turns the clean motion into a capture: the hidden leg bones
 freeze at their last seen pose and every bone gets a little seeded rotation jitter (the pelvis a
@@ -100,11 +100,15 @@ def op(name: str, **kwargs) -> None:
 
 
 def clean_clip(quick: bool):
-    """The bundled walk retargeted to SMPL-22 at 30 Hz, with joints and contact labels."""
-    from .data.convert import read_motion, with_joints_and_contacts
+    """The bundled walk retargeted to SMPL-22 at 30 Hz and put on an SMPL neutral body (what an animator's
+    SMPL / SMPL-X armature has, not the capture's own skeleton: ``bodies.repose_clip``), with joints and
+    contact labels."""
+    from .bodies import repose_clip
+    from .data.convert import read_motion
+    from .skeleton import SMPL_NEUTRAL_REST_JOINTS
 
     with resources.as_file(resources.files("dreamor").joinpath("assets/samples", SAMPLE)) as sample:
-        clean = with_joints_and_contacts(read_motion(sample))
+        clean = repose_clip(read_motion(sample), SMPL_NEUTRAL_REST_JOINTS)
     if quick:
         n = QUICK_FRAMES
         clean = replace(clean, trans=clean.trans[:n], root_orient=clean.root_orient[:n], pose_body=clean.pose_body[:n],
@@ -146,7 +150,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
 
-    step("import", f"importing the bundled walk {SAMPLE} (retargeted to SMPL-22, 30 Hz) with dreamor.import_clip ...")
+    step("import", f"importing the bundled walk {SAMPLE} (retargeted to SMPL-22, 30 Hz, on an SMPL neutral body) with dreamor.import_clip ...")
     clean = clean_clip(quick)
     t = clean.num_frames
     clean_npz = save_clip(replace(clean, contacts=None), staging / "clean.npz")  # a capture brings no contact labels
@@ -188,6 +192,9 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     preset = "fast" if quick else "default"
     step("refine", f"refining with the {preset} preset (dreamor.refine) ...")
     scene.dreamor.preset = preset
+    # Every bone of this capture carries jitter for the refine to remove, so the visible bones may move too
+    # (the add-on's default, Keep Visible Bones, would keep their jitter as captured).
+    scene.dreamor.keep_visible = False
 
     def refine_line():
         run = refine.active
@@ -220,7 +227,8 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
         "sample": SAMPLE, "frames": t, "hidden_frames": [a, b], "hidden_bones": lower,
         "noise": {"rotation_deg": NOISE_DEG, "pelvis_m": NOISE_M, "seed": SEED,
                   "visible_joint_shift_cm": round(moved_cm, 3)},
-        "hidden_input": "hidden bones hold their last seen rotation", "preset": preset, "device": device_used,
+        "hidden_input": "hidden bones hold their last seen rotation", "body": "SMPL neutral", "preset": preset,
+        "device": device_used,
         "models": models, "blender": bpy.app.version_string, "seconds": step.seconds(),
     }
     (staging / "metrics.json").write_text(json.dumps(report, indent=2))

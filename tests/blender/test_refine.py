@@ -497,3 +497,25 @@ def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub
         np.testing.assert_allclose(run.preview, joints_cm, atol=1e-9)
     finally:
         refine.active = None
+
+
+def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny, sub):
+    """The backend's guard (visible joints it could not follow) reaches the animator as a WARNING report;
+    the result is still written (one new action), so it can be inspected and undone."""
+    operators = sub("operators")
+    op_cls = operators.DREAMOR_OT_refine
+
+    class FakeOp:
+        _start, _end, _finish, execute = op_cls._start, op_cls._end, op_cls._finish, op_cls.execute
+
+        def __init__(self):
+            self.reports = []
+
+        def report(self, kind, text):
+            self.reports.append((set(kind), text))
+
+    tiny("--warning", "the refined motion's visible joints are 5.0 cm from where they were observed")
+    op = FakeOp()
+    assert op.execute(bpy.context) == {"FINISHED"} and walk.animation_data.action.name == "walk_refined"
+    kind, text = op.reports[-1]
+    assert kind == {"WARNING"} and "refined frames 1..102" in text and "visible joints are 5.0 cm" in text

@@ -19,6 +19,7 @@ if __name__ == "__main__":
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--window", type=int, default=64)
     p.add_argument("--step-s", type=float, default=0.0)
+    p.add_argument("--warning", default="", help="a warning every result carries (as the real runner's guard)")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING, format="serve_tiny: %(message)s")
-    sys.exit(serve({"cpu": TinyRunner(window=args.window, step_s=args.step_s)}, connection_file=args.connection_file, port=args.port))
+    sys.exit(serve({"cpu": TinyRunner(window=args.window, step_s=args.step_s, warning=args.warning)}, connection_file=args.connection_file, port=args.port))

@@ -56,12 +56,14 @@ def expected_for(trans, root_orient, pose_body, rest_joints, fps, visible=None, 
 
 class TinyRunner:
     """window: frames per step; step_s: seconds of "work" per window; silent_s: seconds
-    of work before the first progress (to test heartbeats); fail: an exception to raise."""
+    of work before the first progress (to test heartbeats); fail: an exception to raise;
+    warning: a sentence every result carries in ``metrics["warning"]`` (as the real runner's guard)."""
 
     info = {"model": "tiny-smoother", "kernel": "1-2-1"}
 
-    def __init__(self, window: int = 64, step_s: float = 0.0, silent_s: float = 0.0, fail: Exception | None = None):
-        self.window, self.step_s, self.silent_s, self.fail = window, step_s, silent_s, fail
+    def __init__(self, window: int = 64, step_s: float = 0.0, silent_s: float = 0.0, fail: Exception | None = None,
+                 warning: str = ""):
+        self.window, self.step_s, self.silent_s, self.fail, self.warning = window, step_s, silent_s, fail, warning
         self.calls = 0
         self.stopped = 0  # jobs that ended because should_stop() turned True
 
@@ -88,6 +90,8 @@ class TinyRunner:
             if t > self.window:
                 sink.partial(start, JobOutput(**{k: v[start:stop] for k, v in out.arrays().items()}))
         out.metrics["runner_s"] = time.perf_counter() - t0  # for the wire-overhead benchmark
+        if self.warning:
+            out.metrics["warning"] = self.warning
         return out
 
 
