@@ -185,3 +185,20 @@ def test_joint_completion_is_scale_equivariant(walk):
     small = complete(model, walk.joints, vis, walk.rest_joints)
     big = complete(model, walk.joints * 1.2, vis, walk.rest_joints * 1.2)
     np.testing.assert_allclose(big, small * 1.2, atol=1e-4)
+
+
+def test_visible_guard_allows_for_jitter_in_the_capture():
+    """Cleaning 1-2 cm of capture jitter off visible joints is the job, not a failure: no warning then."""
+    from dreamor.refine.api import Refined, visible_guard
+
+    t = 60
+    rng = np.random.default_rng(0)
+    clean = np.zeros((t, 22, 3))
+    clean[..., 0] = np.linspace(0, 1, t)[:, None]  # a steady walk along x
+    noisy = clean + rng.normal(0, 0.015, clean.shape)  # ~2.6 cm of jitter
+    vis = np.ones((t, 22), bool)
+    r = Refined(np.zeros((t, 3)), np.zeros((t, 3)), np.zeros((t, 63)), clean, np.zeros((t, 9)), 30.0)
+    out = visible_guard(replace(r, warnings=[]), noisy, vis, warn_cm=2.0)
+    assert out.quality["visible_cm"] > 2.0 and out.quality["observed_jitter_cm"] > 1.0 and out.warnings == []
+    far = visible_guard(replace(r, joints=clean + 0.2, warnings=[]), noisy, vis, warn_cm=2.0)
+    assert len(far.warnings) == 1  # 35 cm off is not jitter
