@@ -12,7 +12,7 @@ Rest joints are (..., 22, 3) metres in SMPL's native frame (Y-up, facing +Z, +X 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -81,13 +81,6 @@ class BodyAugment:
     scale: tuple[float, float] = (1.0, 1.0)
     #: share of windows kept on their own body (size-normalised only).
     p_native: float = 0.15
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "BodyAugment":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
 def _from_offsets(off: np.ndarray) -> np.ndarray:
@@ -173,10 +166,10 @@ def repose(local_rotmats: torch.Tensor, trans: torch.Tensor, rest_old: torch.Ten
     new = forward_kinematics(local_rotmats, rest_new[..., None, :, :], trans_new).joints
     low_old = old[..., _FOOT_JOINTS, 2].amin(dim=(-1, -2))
     low_new = new[..., _FOOT_JOINTS, 2].amin(dim=(-1, -2))
-    dz = (low_old * s[..., 0] - low_new)[..., None, None]
-    up = torch.zeros_like(trans_new)
-    up[..., 2] = 1.0
-    return trans_new + dz * up, new + dz[..., None] * up[..., None, :]
+    dz = (low_old * s[..., 0] - low_new)[..., None]  # (..., 1)
+    trans_new[..., 2] += dz
+    new[..., 2] += dz[..., None]
+    return trans_new, new
 
 
 def repose_clip(clip, rest_new: np.ndarray):
@@ -215,3 +208,19 @@ def repose_states(states: torch.Tensor, rest_old: torch.Tensor, rest_new: torch.
     out[..., STATE_SLICES["joints"]] = flat
     out[..., STATE_SLICES["joints_vel"]] = vel(flat)
     return out.to(states.dtype), torch.from_numpy(contact_labels(joints.numpy(), fps))
+
+
+def body_validation_samplers(data, length: int, augment: BodyAugment | None = None, seed: int = 12345) -> dict:
+    """Fixed-seed samplers of ``length``-frame windows on random bodies for validation:
+    ``val_bodies`` (the default split) and ``unseen`` (the unseen-subject split), each where the
+    data has takes long enough."""
+    from .data.dataset import WindowSampler
+    from .errors import DreamorError
+
+    out = {}
+    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
+        try:
+            out[name] = WindowSampler(data, length, split=split, seed=seed, augment=augment or BodyAugment())
+        except DreamorError:
+            continue
+    return out

@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
-from ..bodies import BodyAugment
+from ..bodies import BodyAugment, body_validation_samplers
 from ..models.configs import _from_dict
 from ..models.diffusion import DiffusionConfig, LatentDiffusion, load_diffusion, save_diffusion, vae_condition
 from ..models.vae import MotionVAE, load_vae
@@ -376,13 +376,9 @@ def train_diffusion(
     except DreamorError:
         val_sampler, val_note = TransitionSampler(data, lat, validation=False, seed=0), "training split (no validation takes)"
     val_z, val_cond = make_batch(vae, data, lat, val_sampler.fixed(cfg.val_transitions), "mean")
-    body_vals = {}  # the same check on transitions put on random bodies: default and unseen-subject splits
-    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
-        try:
-            sampler = WindowSampler(data, 2, split=split, seed=12345, augment=cfg.body_augment or BodyAugment())
-        except DreamorError:
-            continue
-        body_vals[name] = body_batch(vae, sampler, cfg.val_transitions, "mean")
+    # the same check on transitions put on random bodies: default and unseen-subject splits
+    body_vals = {name: body_batch(vae, s, cfg.val_transitions, "mean")
+                 for name, s in body_validation_samplers(data, 2, cfg.body_augment).items()}
     metrics.update(preset=cfg.preset, device=dev.type, params=sum(p.numel() for p in model.parameters()),
                    train_transitions=len(train_sampler.index), val_transitions=int(val_z.shape[0]), val_split=val_note,
                    latent_std=float(model.latent_std))

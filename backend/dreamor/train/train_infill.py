@@ -66,9 +66,6 @@ class InfillTrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "InfillTrainConfig":
-        d = dict(d)
-        if isinstance(d.get("body_augment"), dict):
-            d["body_augment"] = BodyAugment.from_dict(d["body_augment"])
         return _from_dict(cls, d)
 
 

@@ -148,16 +148,10 @@ def validation_batch(data: MotionData, cfg: TrainConfig, device: torch.device | 
 def body_validation_batches(data: MotionData, cfg: TrainConfig, device: torch.device | str) -> dict[str, Batch]:
     """Fixed validation windows on random bodies: the default split (``val_bodies``) and the
     unseen-subject split (``unseen``), each where it has takes long enough."""
-    from ..bodies import BodyAugment
+    from ..bodies import body_validation_samplers
 
-    out = {}
-    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
-        try:
-            sampler = WindowSampler(data, VAL_FRAMES, split=split, seed=12345, augment=cfg.body_augment or BodyAugment())
-        except DreamorError:
-            continue
-        out[name] = to_batch(sampler.sample(cfg.val_windows), device)
-    return out
+    return {name: to_batch(s.sample(cfg.val_windows), device)
+            for name, s in body_validation_samplers(data, VAL_FRAMES, cfg.body_augment).items()}
 
 
 def evaluate(vae: MotionVAE, batch: Batch, cfg: TrainConfig, prior_fitted: bool = False) -> dict[str, float]:
