@@ -349,7 +349,8 @@ class DREAMOR_OT_refine(bpy.types.Operator):
     def _start(self, context) -> refine.RefineRun | None:
         settings = context.scene.dreamor
         try:
-            run = refine.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames)
+            run = refine.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames,
+                                   noisy=settings.noisy)
         except (refine.RefineError, backend.BackendUnavailable) as exc:
             self.report({"ERROR"}, str(exc))
             backend.tag_redraw()

@@ -92,6 +92,12 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
         description="Bones that were visible keep their captured motion exactly; only occluded bones change",
         default=True,
     )
+    noisy: BoolProperty(
+        name="Noisy Capture",
+        description="The captured joints are noisy (e.g. tracked from video): the refinement smooths them instead of "
+                    "keeping them where they were captured",
+        default=False,
+    )
     refine_frames: EnumProperty(
         name="Frames",
         description="Frames to refine",

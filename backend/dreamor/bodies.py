@@ -81,6 +81,8 @@ class BodyAugment:
     scale: tuple[float, float] = (1.0, 1.0)
     #: share of windows kept on their own body (size-normalised only).
     p_native: float = 0.15
+    #: share of windows mirrored left/right first (``mirror_states``); 0 for validation sets.
+    p_mirror: float = 0.0
 
 
 def _from_offsets(off: np.ndarray) -> np.ndarray:
@@ -210,6 +212,40 @@ def repose_states(states: torch.Tensor, rest_old: torch.Tensor, rest_new: torch.
     return out.to(states.dtype), torch.from_numpy(contact_labels(joints.numpy(), fps))
 
 
+#: each joint's mirror image (left <-> right), and each contact label's.
+MIRROR_JOINTS: tuple[int, ...] = tuple(
+    next((b if a == j else a for a, b in MIRROR_PAIRS if j in (a, b)), j) for j in range(NUM_JOINTS))
+MIRROR_CONTACTS: tuple[int, ...] = (0, 2, 1, 4, 3, 6, 5, 8, 7)  # pelvis, l/r knee, l/r ankle, l/r toe, l/r wrist
+
+
+def mirror_states(states: torch.Tensor, contacts: torch.Tensor, rest: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mirror image of a motion (left <-> right): states (..., T, 273), contacts (..., T, 9), rest
+    joints (..., 22, 3) -> the same three, mirrored.
+
+    The world and the body frame are reflected in their x (the body's left) axes, W = M = diag(-1, 1, 1):
+    joint j of the image is W p_{m(j)}, its local rotation M R_{m(j)} M (the root's W R_0 M), the rest
+    joints M rest_{m(j)}; angular velocity, a pseudo-vector, becomes -W w. Mirroring twice is the identity.
+    """
+    from .rotations import mat_to_r6d
+    from .state import STATE_SLICES, state_rotmats
+
+    x = states.clone()
+    flip = x.new_tensor([-1.0, 1.0, 1.0])
+    rot = state_rotmats(states)[..., list(MIRROR_JOINTS), :, :]
+    rot = flip[:, None] * rot * flip  # M R M for every joint (W = M numerically)
+    t = x.shape[:-1]
+    x[..., STATE_SLICES["root_orient"]] = mat_to_r6d(rot[..., 0, :, :])
+    x[..., STATE_SLICES["pose_body"]] = mat_to_r6d(rot[..., 1:, :, :]).reshape(*t, -1)
+    x[..., STATE_SLICES["root_orient_vel"]] = -flip * states[..., STATE_SLICES["root_orient_vel"]]
+    for key in ("trans", "trans_vel"):
+        x[..., STATE_SLICES[key]] = flip * states[..., STATE_SLICES[key]]
+    for key in ("joints", "joints_vel"):
+        j = states[..., STATE_SLICES[key]].reshape(*t, NUM_JOINTS, 3)[..., list(MIRROR_JOINTS), :]
+        x[..., STATE_SLICES[key]] = (flip * j).reshape(*t, -1)
+    return x, contacts[..., list(MIRROR_CONTACTS)], flip * rest[..., list(MIRROR_JOINTS), :]
+
+
 def body_validation_samplers(data, length: int, augment: BodyAugment | None = None, seed: int = 12345) -> dict:
     """Fixed-seed samplers of ``length``-frame windows on random bodies for validation:
     ``val_bodies`` (the default split) and ``unseen`` (the unseen-subject split), each where the
@@ -220,7 +256,8 @@ def body_validation_samplers(data, length: int, augment: BodyAugment | None = No
     out = {}
     for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
         try:
-            out[name] = WindowSampler(data, length, split=split, seed=seed, augment=augment or BodyAugment())
+            out[name] = WindowSampler(data, length, split=split, seed=seed,
+                                      augment=replace(augment or BodyAugment(), p_mirror=0.0))
         except DreamorError:
             continue
     return out

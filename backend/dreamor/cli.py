@@ -164,7 +164,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--occlude", default=None, help="lower_body, a group (left_leg, ...) or JOINT,JOINT,... (SMPL names)")
     p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude marks apply to (default: all)")
     p.add_argument("--preset", default="default", help="fast, default or best")
-    p.add_argument("--method", default="dreamor", help="dreamor, vae_only (HuMoR-style) or no_opt")
+    p.add_argument("--method", default="dreamor",
+                   help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
+    p.add_argument("--noisy", action="store_true",
+                   help="the capture's visible joints are noisy (e.g. from video): smooth them instead of keeping them "
+                        "where observed")
     p.add_argument("--denoise-steps", type=int, default=None, help="DDIM steps K per target (preset default)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -195,6 +195,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     # Every bone of this capture carries jitter for the refine to remove, so the visible bones may move too
     # (the add-on's default, Keep Visible Bones, would keep their jitter as captured).
     scene.dreamor.keep_visible = False
+    scene.dreamor.noisy = True  # the jitter is to be smoothed away, not met
 
     def refine_line():
         run = refine.active

@@ -12,6 +12,7 @@ from dreamor.bodies import (
     BodyAugment,
     body_scale,
     leg_length,
+    mirror_states,
     named_body,
     random_body,
     repose,
@@ -98,6 +99,32 @@ def test_repose_states_matches_the_state_of_the_reposed_clip(walk):
     ref, joints = clip_to_state(repose_clip(walk, SMPL_NEUTRAL_REST_JOINTS))
     np.testing.assert_allclose(out[0, 1:].numpy(), ref[1:].numpy(), atol=2e-4)  # velocities in m/s
     np.testing.assert_array_equal(contacts[0].numpy(), contact_labels(joints.numpy()))
+
+
+def test_mirrored_motion_is_the_mirror_image_and_a_consistent_state(walk):
+    from dreamor.state import motion_to_state, state_rotmats
+
+    x, joints = clip_to_state(walk)
+    contacts = torch.from_numpy(contact_labels(joints.numpy()))
+    rest = torch.from_numpy(walk.rest_joints).float()
+    mx, mc, mrest = mirror_states(x, contacts, rest)
+    # the image's rotations, FK'd on the image's rest joints, give back its whole state (velocities too)
+    ref, mjoints = motion_to_state(state_rotmats(mx.double()), mx[:, STATE_SLICES["trans"]].double(), mrest.double())
+    np.testing.assert_allclose(mx.numpy(), ref.float().numpy(), atol=2e-4)
+    # the left ankle of the image is the right ankle of the take, reflected in x (the world's left-right axis)
+    np.testing.assert_allclose(mjoints[:, 7].numpy(), joints[:, 8].numpy() * [-1, 1, 1], atol=1e-5)
+    np.testing.assert_array_equal(mc.numpy(), contact_labels(mjoints.numpy()))
+    back = mirror_states(mx, mc, mrest)
+    for a, b in zip(back, (x, contacts, rest)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_mirroring_sampler_keeps_windows_consistent(mocap_dir, tmp_path):
+    data = build_motion_data([(mocap_dir, 1.0)], tmp_path / "cache", workers=1, quiet=True)
+    states, contacts, rest = WindowSampler(data, 12, seed=0, augment=BodyAugment(p_mirror=1.0)).sample(8)
+    joints = states[..., STATE_SLICES["joints"]].reshape(8, 12, 22, 3)
+    np.testing.assert_allclose(bone_lengths(joints), np.repeat(bone_lengths(rest)[:, None], 12, 1), atol=1e-4)
+    assert (contacts[:, 1:] != contact_labels(joints)[:, 1:]).mean() < 1e-3
 
 
 def test_augmented_windows_are_consistent(mocap_dir, tmp_path):

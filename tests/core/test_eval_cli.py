@@ -152,7 +152,7 @@ def test_set_overrides_reach_the_refinement_and_the_report_command(tmp_path, moc
 
 def test_a_bad_set_is_refused_before_any_work(takes, tmp_path, capsys):
     code, cap = _run(capsys, "eval", takes, "--set", "weights.nope=1", "--out", tmp_path / "out")
-    assert code == 2 and "no such energy weight" in cap.err and "sds" in cap.err
+    assert code == 2 and "no such weights setting" in cap.err and "sds" in cap.err
     assert not (tmp_path / "out").exists()
 
 

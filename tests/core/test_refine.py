@@ -217,7 +217,7 @@ def test_settings_override_fields_and_weights_without_touching_the_preset():
 
 @pytest.mark.parametrize("item, says", [
     ("iters", "NAME=VALUE"), ("iters=1.5", "expected int"), ("t_range=0.3", "expected tuple"),
-    ("weights.nope=1", "no such energy weight"), ("method=vae_only", "no such setting"), ("obs_sigma=x", "expected float"),
+    ("weights.nope=1", "no such weights setting"), ("method=vae_only", "no such setting"), ("obs_sigma=x", "expected float"),
 ])
 def test_bad_settings_are_clear_errors(item, says):
     with pytest.raises(ValueError, match=says):

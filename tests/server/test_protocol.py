@@ -171,7 +171,7 @@ def submit(**changes) -> Message:
 
 def test_check_submit_normalises_arrays_and_fills_options():
     arrays, fps, options = protocol.check_submit(submit(trans=make_clip(12)["trans"].astype(np.float32)))
-    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "device": None}
+    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "noisy": False, "device": None}
     assert arrays["trans"].dtype == np.float64 and arrays["trans"].flags.writeable
     assert arrays["visible"].dtype == bool and arrays["visible"].shape == (12, 22)
     arrays, _, _ = protocol.check_submit(submit(visible=None))
@@ -194,6 +194,7 @@ def test_check_submit_normalises_arrays_and_fills_options():
         ({"options": {"preset": "ultra"}}, "preset 'ultra' is not one of"),
         ({"options": {"iterations": 5}}, r"unknown option\(s\) \['iterations'\]"),
         ({"options": {"keep_visible": "yes"}}, "keep_visible must be true or false"),
+        ({"options": {"noisy": 1}}, "noisy must be true or false"),
     ],
 )
 def test_check_submit_rejects_with_a_sentence(changes, pattern):

@@ -213,7 +213,8 @@ class WindowSampler:
     Windows are drawn with probability proportional to each clip's weight (so the rare
     motions of CMU `extra/` can be weighted up) times its number of windows. With ``augment``,
     every sampled window is put on a random body (``bodies.random_body``; states, velocities and
-    contact labels re-derived), sized to the reference leg length as every network sees bodies.
+    contact labels re-derived), sized to the reference leg length as every network sees bodies, after
+    mirroring a share ``augment.p_mirror`` of them left/right (``bodies.mirror_states``).
     """
 
     def __init__(self, data: MotionData, length: int, validation: bool = False, seed: int = 0,
@@ -255,8 +256,13 @@ class WindowSampler:
             return states, contacts, rest
         import torch
 
-        from ..bodies import random_body, repose_states
+        from ..bodies import mirror_states, random_body, repose_states
 
-        new_rest = np.stack([random_body(r, self.rng, self.augment) for r in rest])
-        x, c = repose_states(torch.from_numpy(states), torch.from_numpy(rest).double(), torch.from_numpy(new_rest))
+        states, rest = torch.from_numpy(states), torch.from_numpy(rest).double()
+        flip = torch.from_numpy(self.rng.random(len(pick)) < self.augment.p_mirror)
+        if flip.any():
+            m_states, _, m_rest = mirror_states(states[flip], torch.from_numpy(contacts[flip]), rest[flip])
+            states[flip], rest[flip] = m_states, m_rest
+        new_rest = np.stack([random_body(r, self.rng, self.augment) for r in rest.numpy()])
+        x, c = repose_states(states, rest, torch.from_numpy(new_rest))
         return x[:, 1:].numpy(), c[:, 1:].numpy(), new_rest.astype(np.float32)

@@ -182,7 +182,7 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return np.swapaxes(vt, -1, -2) @ (fix[..., :, None] * np.swapaxes(u, -1, -2))
 
 
-def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def smallest_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Smallest rotations (..., 3, 3) taking unit vectors a to b (..., 3)."""
     axis = np.cross(a, b)
     s = np.linalg.norm(axis, axis=-1, keepdims=True)
@@ -199,7 +199,7 @@ def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(*a.shape[:-1], 3, 3)
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
+def unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
@@ -237,7 +237,7 @@ def skeleton_from_targets(targets: np.ndarray) -> np.ndarray:
     off = smpl_off.copy()
     for j in range(1, NUM_JOINTS):
         length = np.mean(np.linalg.norm(targets[:, j] - targets[:, PARENTS[j]], axis=-1))
-        off[j] = _unit(smpl_off[j]) * length
+        off[j] = unit(smpl_off[j]) * length
     for j in _CONSTELLATIONS:
         off[list(CHILDREN[j])] = _constellation_offsets(targets, j)
     rest = np.empty_like(off)
@@ -264,9 +264,9 @@ def solve_rotations(targets: np.ndarray, rest: np.ndarray, leaf_globals: dict[in
             glob[:, j] = kabsch(np.broadcast_to(off[list(kids)], dst.shape), dst)
         elif kids:
             c = kids[0]
-            now = _unit(np.einsum("tij,j->ti", parent_rot, off[c]))
-            want = _unit(targets[:, c] - targets[:, j])
-            glob[:, j] = _swing(now, want) @ parent_rot
+            now = unit(np.einsum("tij,j->ti", parent_rot, off[c]))
+            want = unit(targets[:, c] - targets[:, j])
+            glob[:, j] = smallest_rotation(now, want) @ parent_rot
             if j in _HINGES:
                 glob[:, j] = _hinge_twist(glob[:, j], targets, j, *_HINGES[j])
         elif leaf_globals and j in leaf_globals:
@@ -280,13 +280,13 @@ def solve_rotations(targets: np.ndarray, rest: np.ndarray, leaf_globals: dict[in
 
 def _hinge_twist(rot: np.ndarray, targets: np.ndarray, j: int, c: int, g: int, hinge: np.ndarray) -> np.ndarray:
     """Twist rot (T, 3, 3) about the bone j->c so the child's hinge axis is normal to the limb plane."""
-    d1 = _unit(targets[:, c] - targets[:, j])
-    d2 = _unit(targets[:, g] - targets[:, c])
+    d1 = unit(targets[:, c] - targets[:, j])
+    d2 = unit(targets[:, g] - targets[:, c])
     n = np.cross(d1, d2)
     s = np.linalg.norm(n, axis=-1)
     n = n / np.maximum(s, 1e-12)[:, None]
     a = rot @ hinge
-    a = _unit(a - np.sum(a * d1, -1, keepdims=True) * d1)
+    a = unit(a - np.sum(a * d1, -1, keepdims=True) * d1)
     phi = np.arctan2(np.sum(d1 * np.cross(a, n), -1), np.sum(a * n, -1))
     # Only trust the plane when the limb is clearly bent (15..35 degrees ramp).
     w = np.clip((s - np.sin(np.radians(15))) / (np.sin(np.radians(35)) - np.sin(np.radians(15))), 0.0, 1.0)

@@ -13,7 +13,7 @@ vertex error can be measured with a real SMPL model.
 - ``interp``: per joint, a cubic spline (not-a-knot) through the visible frames fills every gap with a
   visible frame on both sides; elsewhere (clip ends, never-seen joints) as ``input``.
 - ``infill``: the joint-completion network alone (``models.infill``), the first guess the refinement
-  starts from; contacts by the labelling rule.
+  starts from, posed by IK through the engine (``dreamor refine --method infill``, the same result).
 - ``vae_only``, ``no_opt``, ``dreamor``: the refinement engine (``refine.api.refine``) with the
   shipped checkpoints: HuMoR-style optimisation with the VAE's Gaussian prior, DREAMoR's denoised
   latents without optimisation, and the full method (any preset, any K). Unavailable, with the
@@ -191,7 +191,8 @@ def _learned(name: str, what: str) -> Method:
     def unavailable() -> str | None:
         from ..refine.api import models_dir
 
-        need = ["vae-small.pt"] + (["diffusion-small.pt"] if name != "vae_only" else [])
+        need = {"infill": ["vae-small.pt", "infill-small.pt"], "vae_only": ["vae-small.pt"]}.get(
+            name, ["vae-small.pt", "diffusion-small.pt"])
         missing = [f for f in need if not (models_dir() / f).exists()]
         if missing:
             return (f"trained checkpoint(s) {', '.join(missing)} not found in {models_dir()}; train them with "
@@ -216,30 +217,7 @@ def _learned(name: str, what: str) -> Method:
 
 register(Method("input", run_input, "observation as given (hidden joints held at last seen, else rest pose)"))
 register(Method("interp", run_interp, "per-joint cubic interpolation across gaps, else as input"))
-def _infill_unavailable() -> str | None:
-    from ..refine.api import models_dir
-
-    if not (models_dir() / "infill-small.pt").exists():
-        return f"no joint-completion checkpoint infill-small.pt in {models_dir()}; train it with `dreamor train infill`"
-    return None
-
-
-def run_infill(observed: Clip, config: MethodConfig | None = None) -> Clip:
-    """The joint-completion network alone (the refinement's first guess), at 30 Hz."""
-    from ..models.infill import complete
-
-    reason = _infill_unavailable()
-    if reason:
-        raise DreamorError(f"method 'infill' is not available: {reason}")
-    if abs(observed.fps - 30.0) > 1e-6:
-        raise DreamorError("method 'infill' runs on 30 Hz clips (dreamor eval resamples them)")
-    model = _models((config or MethodConfig()).device).infill
-    joints = complete(model, run_interp(observed).joints, observed.visible, observed.rest_joints)
-    return _prediction(observed, joints)
-
-
-register(Method("infill", run_infill, "the joint-completion network alone (the refinement's first guess)",
-                unavailable=_infill_unavailable))
+register(_learned("infill", "the joint-completion network alone, posed by IK (the refinement's first guess)"))
 register(_learned("vae_only", "HuMoR-style: the same optimisation with the MotionVAE Gaussian prior instead of the diffusion target"))
 register(_learned("no_opt", "VAE latents noised and denoised by the diffusion prior, no optimisation (Table 3, w/o opt. diff.)"))
 register(_learned("dreamor", "DREAMoR: SDS + observation + regularisers test-time optimisation (any preset, any K)"))

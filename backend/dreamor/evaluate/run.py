@@ -205,8 +205,10 @@ def evaluate(settings: EvalSettings) -> EvalResult:
     result = EvalResult(settings, resolve_device(settings.device))
     files = find_eval_files(settings.paths)
     occ_cfg = OcclusionConfig(noise_sigma_m=settings.noise_cm / 100.0)
+    # the noisy protocol's observation is marked noisy, as a user marks such a capture (`dreamor refine --noisy`)
+    marks = ("noisy=true",) if settings.protocol == "noisy" else ()
     cfg = MethodConfig(preset=settings.preset, device=settings.device, seed=settings.seed,
-                       denoise_steps=settings.denoise_steps, settings=tuple(settings.settings))
+                       denoise_steps=settings.denoise_steps, settings=marks + tuple(settings.settings))
     body = _smpl_body(methods)
     for m in methods:
         result.methods[m.name] = {k: M.Mean() for k in M.METRIC_COLUMNS}

@@ -27,9 +27,10 @@ from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from ..rotations import aa_to_mat, mat_to_aa
 from ..skeleton import NUM_JOINTS, PARENTS, forward_kinematics
-from ..state import motion_to_state, state_rotmats
+from ..state import contact_labels, motion_to_state, state_rotmats
 from .config import RefineConfig, refine_preset
 from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
+from .visible_fit import meet_observation
 
 MIN_FRAMES = 8  # at 30 Hz
 MODELS_DIR_ENV = "DREAMOR_MODELS_DIR"
@@ -225,6 +226,12 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     t1 = time.perf_counter()
     states, contacts, energies = [], [], {}
     chunks = [windows[i : i + cfg.max_batch_windows] for i in range(0, len(windows), cfg.max_batch_windows)]
+    if cfg.method == "infill":  # the first guess alone: posed to reach the completed joints, nothing optimised
+        if models.infill is None:
+            raise DreamorError("method 'infill' needs the joint-completion network (models/infill-small.pt)")
+        windows, chunks = [(0, n)], []
+        states = [_initial_states(obs30, rest).double()]
+        contacts = [torch.from_numpy(contact_labels(obs30, MODEL_FPS))]
     for ci, chunk in enumerate(chunks):
         def chunk_progress(stage, fraction, terms, ci=ci):
             if progress is not None:
@@ -248,7 +255,15 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             out = _assemble(done, states, contacts, rest, end, clip.fps, MODEL_FPS)
             partial(0, _scaled(out, size))
     timings["optimise_s"] = time.perf_counter() - t1
-    out = _scaled(_assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames), size)
+    out = _assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames)
+    if cfg.meet_observation and not cfg.noisy:  # visible joints put where they were observed (refine.visible_fit)
+        t2 = time.perf_counter()
+        rot = aa_to_mat(torch.from_numpy(np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], 1)))
+        rot, trans, fitted = meet_observation(rot.numpy(), out.trans, rest, joints, vis)
+        aa = mat_to_aa(torch.from_numpy(rot)).numpy()
+        out = replace(out, trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=fitted)
+        timings["fit_s"] = time.perf_counter() - t2
+    out = _scaled(out, size)
     out.energies = energies
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
@@ -331,7 +346,7 @@ def load_runner(device: str = "cpu"):
                          contacts=r.contacts, metrics=metrics)
 
     def run(job, sink, should_stop) -> JobOutput:
-        cfg = refine_preset(job.options.get("preset", "default"), device=device)
+        cfg = refine_preset(job.options.get("preset", "default"), device=device, noisy=bool(job.options.get("noisy", False)))
         clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
                     rest_joints=job.rest_joints)
         try:

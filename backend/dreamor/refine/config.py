@@ -4,14 +4,15 @@ Methods in the same code path (for the evaluation's baselines):
 - ``dreamor``: SDS towards the latent diffusion prior's denoised targets (the paper);
 - ``vae_only``: HuMoR-style, the MotionVAE's Gaussian conditional prior -log p(z_t | x_{t-1})
   in place of the diffusion target;
-- ``no_opt``: the diffusion-denoised latents of the initial encoding, decoded without optimisation.
+- ``no_opt``: the diffusion-denoised latents of the initial encoding, decoded without optimisation;
+- ``infill``: the first guess alone (the joint-completion network, posed by IK), nothing optimised.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, fields, replace
 
-METHODS = ("dreamor", "vae_only", "no_opt")
+METHODS = ("dreamor", "vae_only", "no_opt", "infill")
 
 
 @dataclass
@@ -79,6 +80,12 @@ class RefineConfig:
     #: warn (``Refined.warnings``) when the result's visible joints are on average further than this
     #: from the observation, centimetres (the product must never silently make a capture worse).
     visible_warn_cm: float = 2.0
+    #: the capture's visible joints are noisy (e.g. from video): the result follows the motion, not every
+    #: observed position -- the final stage that makes visible joints meet the observation is skipped.
+    noisy: bool = False
+    #: the final stage (``refine.visible_fit``): visible joints put where they were observed by IK on the result,
+    #: hidden ones carried by their corrected parents. Skipped when ``noisy``.
+    meet_observation: bool = True
     seed: int = 0
     device: str = "cpu"
 
@@ -130,10 +137,13 @@ def _parse_value(text: str, like, name: str):
 _NOT_SETTABLE = {"preset", "method", "weights", "device"}
 
 
+#: nested settings groups: ``weights.TERM``.
+_GROUPS = ("weights",)
+
+
 def apply_settings(cfg: RefineConfig, settings: list[str] | tuple[str, ...]) -> RefineConfig:
     """Apply ``NAME=VALUE`` strings (the CLI's ``--set``): NAME is a RefineConfig field (``iters``,
-    ``t_range=0.2,0.5``, ``learned_init=false``) or ``weights.TERM`` (``weights.sds=0``), for ablations.
-    Returns a new config; ValueError says what was wrong, naming the choices."""
+    ``t_range=0.2,0.5``, ``learned_init=false``) or ``weights.TERM`` (``weights.sds=0``), for ablations. Returns a new config; ValueError says what was wrong, naming the choices."""
     cfg = replace(cfg, weights=replace(cfg.weights))
     settable = [f.name for f in fields(RefineConfig) if f.name not in _NOT_SETTABLE]
     for item in settings:
@@ -141,12 +151,13 @@ def apply_settings(cfg: RefineConfig, settings: list[str] | tuple[str, ...]) -> 
         name = name.strip()
         if not sep or not name:
             raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. weights.sds=0 or iters=200")
-        if name.startswith("weights."):
-            term = name.split(".", 1)[1]
-            if term not in {f.name for f in fields(EnergyWeights)}:
-                choices = ", ".join(f.name for f in fields(EnergyWeights))
-                raise ValueError(f"--set {name}: no such energy weight; choose one of {choices}")
-            cfg.weights = replace(cfg.weights, **{term: _parse_value(value, getattr(cfg.weights, term), name)})
+        group, dot, term = name.partition(".")
+        if dot and group in _GROUPS:
+            sub = getattr(cfg, group)
+            if term not in {f.name for f in fields(sub)}:
+                choices = ", ".join(f.name for f in fields(sub))
+                raise ValueError(f"--set {name}: no such {group} setting; choose one of {choices}")
+            setattr(cfg, group, replace(sub, **{term: _parse_value(value, getattr(sub, term), name)}))
         elif name in settable:
             cfg = replace(cfg, **{name: _parse_value(value, getattr(cfg, name), name)})
         else:

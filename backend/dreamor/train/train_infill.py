@@ -58,8 +58,9 @@ class InfillTrainConfig:
     val_windows: int = 256
     ckpt_every: int = 250
     seed: int = 0
-    #: random bodies per window (None: each take on its own body, as before session 6).
-    body_augment: BodyAugment | None = field(default_factory=BodyAugment)
+    #: random bodies per window (None: each take on its own body, as before session 6); half the
+    #: windows mirrored left/right first (session 7).
+    body_augment: BodyAugment | None = field(default_factory=lambda: BodyAugment(p_mirror=0.5))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,0 +1,94 @@
+"""The refinement's last stage (visible joints put where they were observed), ``--method infill``
+and the ``noisy`` mark."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.evaluate.occlusion import occlude
+from dreamor.refine.visible_fit import meet_observation
+from dreamor.rotations import aa_to_mat
+from dreamor.skeleton import JOINT_GROUPS, forward_kinematics
+
+
+@pytest.fixture(scope="module")
+def walk(mocap_dir):
+    c = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
+    return replace(c, trans=c.trans[:60], root_orient=c.root_orient[:60], pose_body=c.pose_body[:60],
+                   joints=c.joints[:60], contacts=c.contacts[:60])
+
+
+def _perturbed(walk, deg=4.0, seed=0):
+    """The walk's rotations (T, 22, 3, 3) turned a few degrees per joint and its root moved ~2 cm: a 'result'."""
+    rng = np.random.default_rng(seed)
+    rot = aa_to_mat(torch.from_numpy(walk.local_aa)).numpy()
+    turn = aa_to_mat(torch.from_numpy(rng.normal(0, np.radians(deg), rot.shape[:2] + (3,)))).numpy()
+    return rot @ turn, walk.trans + rng.normal(0, 0.02, walk.trans.shape)
+
+
+def test_visible_joints_meet_the_observation_and_hidden_legs_keep_their_orientation(walk):
+    rot, trans = _perturbed(walk)
+    vis = np.ones((walk.num_frames, 22), bool)
+    vis[:, list(JOINT_GROUPS["lower_body"])] = False
+    before = forward_kinematics(torch.from_numpy(rot), torch.from_numpy(walk.rest_joints), torch.from_numpy(trans))
+    observed = np.where(vis[..., None], walk.joints, np.nan)  # hidden values never matter
+    new_rot, new_trans, joints = meet_observation(rot, trans, walk.rest_joints, observed, vis)
+    assert np.abs(joints - walk.joints)[vis].max() < 1e-6  # exact: the observation is on this skeleton
+    after = forward_kinematics(torch.from_numpy(new_rot), torch.from_numpy(walk.rest_joints), torch.from_numpy(new_trans))
+    np.testing.assert_allclose(after.joints.numpy(), joints, atol=1e-9)  # returned joints are the FK of the pose
+    legs = list(JOINT_GROUPS["legs"])
+    np.testing.assert_allclose(after.global_rotmats.numpy()[:, legs], before.global_rotmats.numpy()[:, legs], atol=1e-9)
+    # the hidden legs hang from the corrected hips: their shape is the result's, not the truth's
+    shape = lambda j: j[:, legs] - j[:, [1, 2, 1, 2, 1, 2]]  # noqa: E731
+    np.testing.assert_allclose(shape(joints), shape(before.joints.numpy()), atol=1e-9)
+
+
+def test_everything_visible_gives_the_observed_motion(walk):
+    rot, trans = _perturbed(walk, deg=8.0, seed=1)
+    vis = np.ones((walk.num_frames, 22), bool)
+    _, _, joints = meet_observation(rot, trans, walk.rest_joints, walk.joints, vis)
+    assert np.abs(joints - walk.joints).max() < 1e-6
+
+
+def test_a_hidden_spine_moves_with_the_visible_arms_below_it(walk):
+    rot, trans = _perturbed(walk)
+    vis = np.ones((walk.num_frames, 22), bool)
+    vis[:, list(JOINT_GROUPS["spine"])] = False
+    before = forward_kinematics(torch.from_numpy(rot), torch.from_numpy(walk.rest_joints), torch.from_numpy(trans)).joints.numpy()
+    _, _, joints = meet_observation(rot, trans, walk.rest_joints, walk.joints, vis)
+    err = lambda j: np.linalg.norm(j - walk.joints, axis=-1)  # noqa: E731
+    assert err(joints)[vis].mean() < 0.3 * err(before)[vis].mean()
+    assert err(joints)[~vis].mean() < err(before)[~vis].mean()
+
+
+def test_refine_meets_visible_joints_unless_the_capture_is_marked_noisy(tiny_checkpoints, walk, monkeypatch):
+    from dreamor.refine.api import load_models, refine
+    from dreamor.refine.config import refine_preset
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    models = load_models()
+    obs = occlude(walk, "lower_body")
+    cfg = refine_preset("fast", iters=6, window=20, overlap=6)
+    vis_err = lambda r: np.linalg.norm(r.joints - walk.joints, axis=-1)[obs.visible].mean()  # noqa: E731
+    assert vis_err(refine(obs, config=cfg, models=models)) < 1e-5
+    assert vis_err(refine(obs, config=replace(cfg, noisy=True), models=models)) > 1e-3  # the rollout's own
+
+
+def test_method_infill_is_the_first_guess(walk):
+    """``--method infill`` poses the joint-completion network's guess: no optimisation in between."""
+    from dreamor.models.infill import complete
+    from dreamor.refine.api import load_models, models_dir, refine
+    from dreamor.refine.config import refine_preset
+
+    if not (models_dir() / "infill-small.pt").exists():
+        pytest.skip("shipped checkpoints not present")
+    models = load_models()
+    obs = occlude(walk, "lower_body")
+    guess = complete(models.infill, np.nan_to_num(obs.joints), obs.visible, walk.rest_joints)
+    out = refine(obs, config=refine_preset("default", method="infill"), models=models)
+    hidden = ~obs.visible
+    assert np.linalg.norm(out.joints - guess, axis=-1)[hidden].mean() < 0.015  # posed on the skeleton's bones
+    assert np.abs(out.joints - walk.joints)[obs.visible].max() < 1e-5
+    assert out.timings["optimise_s"] < 0.5
