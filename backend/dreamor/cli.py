@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("output", help="OUT.npz")
     p.add_argument("--occlude", default=None, help="lower_body, a group (left_leg, ...) or JOINT,JOINT,... (SMPL names)")
     p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude marks apply to (default: all)")
-    p.add_argument("--preset", default="default", help="fast, default or best")
+    p.add_argument("--preset", default="default", help="fast, default, best, or paper (the paper's configuration)")
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
     p.add_argument("--noisy", action="store_true",
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default="lower_body", choices=["lower_body", "limb_gaps", "noisy"])
     p.add_argument("--methods", default="input,interp",
                    help="comma-separated: input, interp, infill, vae_only, no_opt, dreamor (default: input,interp)")
-    p.add_argument("--preset", default="default", choices=["fast", "default", "best"], help="refinement preset")
+    p.add_argument("--preset", default="default", choices=["fast", "default", "best", "paper"], help="refinement preset")
     p.add_argument("--max-clips", type=int, default=None, help="stop after N clips")
     p.add_argument("--clips-per-file", type=int, default=None, help="only the first N clips of each file")
     p.add_argument("--clip-frames", type=int, default=300, help="clip length in frames at 30 Hz (default 300)")

@@ -13,7 +13,7 @@ from dreamor.models.configs import PRESETS
 from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion
 from dreamor.models.vae import MotionVAE
 from dreamor.refine.api import Models, _assemble, blend_weights, keep_visible_rotations, refine, split_windows
-from dreamor.refine.config import refine_preset
+from dreamor.refine.config import apply_settings, refine_preset
 from dreamor.refine.optimize import RefineCancelled
 from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
@@ -243,3 +243,36 @@ def test_the_pull_towards_the_guess_does_not_fade_for_a_joint_far_off_it(preset)
         (cfg.weights.guess * e).backward()
         pulls.append(float(joints.grad.norm()))
     assert pulls[1] >= pulls[0] > 0
+
+
+def test_t_prime_annealing_moves_from_high_to_low_noise():
+    from dreamor.refine.optimize import t_range_at
+
+    cfg = refine_preset("default", ["t_anneal=true", "t_range=0.1,0.7"])
+    assert t_range_at(cfg, 0.0) == (0.1, 0.7)
+    assert t_range_at(cfg, 0.5) == pytest.approx((0.1, 0.4))
+    assert t_range_at(cfg, 1.0) == pytest.approx((0.1, 0.1))
+    assert t_range_at(refine_preset("default"), 1.0) == refine_preset("default").t_range  # off by default
+
+
+@pytest.mark.parametrize("setting", ["guess_final=0", "t_anneal=true", "weights.sds=0", "denoise_steps=1"])
+def test_ablation_flags_reach_the_engine(models, clip, setting):
+    from dreamor.models.infill import InfillConfig, JointInfill
+
+    import copy
+
+    torch.manual_seed(0)
+    diffusion = copy.deepcopy(models.diffusion)
+    torch.nn.init.normal_(diffusion.out.weight, std=0.1)  # an untrained one predicts eps = 0: K would not matter
+    with_guess = replace(models, diffusion=diffusion,
+                         infill=JointInfill(InfillConfig(channels=16, dilations=(1, 2))).eval())
+    obs = occlude(clip, "lower_body")
+    base = refine(obs, config=_cfg(meet_observation=False), models=with_guess).joints
+    changed = refine(obs, config=apply_settings(_cfg(meet_observation=False), [setting]), models=with_guess).joints
+    assert np.abs(changed - base).max() > 1e-5
+
+
+def test_the_paper_preset_is_the_papers_configuration():
+    cfg = refine_preset("paper")
+    assert not cfg.learned_init and cfg.t_range == (0.0, 1.0) and cfg.denoise_steps == 10 and cfg.guidance > 1
+    assert not cfg.meet_observation and cfg.method == "dreamor"

@@ -57,6 +57,8 @@ class RefineConfig:
     denoise_steps: int = 10
     t_range: tuple[float, float] = (0.2, 0.5)
     guidance: float = 1.0
+    #: anneal t': the range's upper end moves down to its lower end over the iterations (coarse to fine).
+    t_anneal: bool = False
     #: recompute the denoised targets every this many iterations.
     refresh_every: int = 20
     #: contact terms only after this fraction of the iterations (first fit the observations).
@@ -77,6 +79,9 @@ class RefineConfig:
     #: limb gaps: occluded 8.02 -> 7.48 cm (guess alone 7.51), visible 1.05 -> 1.02; lower body 5.02 -> 5.01 cm,
     #: visible 0.64 -> 0.62 (docs/benchmarks/refine.md). The ``fast`` preset gains too (see PRESETS).
     guess_sigma: float = 1.0
+    #: the pull towards the guess at the last iteration, as a fraction of ``weights.guess`` (linear fade; 1 = constant,
+    #: 0 = the guess is only the start where the prior disagrees).
+    guess_final: float = 1.0
     #: warn (``Refined.warnings``) when the result's visible joints are on average further than this
     #: from the observation, centimetres (the product must never silently make a capture worse).
     visible_warn_cm: float = 2.0
@@ -97,6 +102,10 @@ PRESETS: dict[str, RefineConfig] = {
                          weights=EnergyWeights(overlap=0.0)),
     "default": RefineConfig(preset="default"),
     "best": RefineConfig(preset="best", iters=300, lr=0.02, refresh_every=25, overlap=10),
+    # The paper's configuration (section 3.4): hidden joints start from splines / the rest pose (no completion
+    # network), t' ~ U[1, T], K = 10 DDIM steps with classifier-free guidance, no final fit to the observation.
+    "paper": RefineConfig(preset="paper", learned_init=False, t_range=(0.0, 1.0), guidance=2.0, denoise_steps=10,
+                          meet_observation=False),
 }
 
 

@@ -95,13 +95,20 @@ def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor, project_
     return x, joints, contacts
 
 
+def t_range_at(cfg: RefineConfig, progress: float) -> tuple[float, float]:
+    """The t' range (fractions of T) at this fraction of the iterations: ``cfg.t_range``, or with
+    ``t_anneal`` its upper end moving down to its lower end (high noise first, as DreamFusion anneals)."""
+    lo, hi = cfg.t_range
+    return (lo, hi - (hi - lo) * progress) if cfg.t_anneal else (lo, hi)
+
+
 def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest: torch.Tensor,
-                     cfg: RefineConfig, generator: torch.Generator) -> torch.Tensor:
+                     cfg: RefineConfig, generator: torch.Generator, progress: float = 0.0) -> torch.Tensor:
     """z_hat (B, L-1, Z): each latent noised to its own random t' and denoised with K DDIM steps + CFG."""
     from ..models.diffusion import vae_condition
 
     t_total = diffusion.schedule.num_train_timesteps
-    lo, hi = cfg.t_range
+    lo, hi = t_range_at(cfg, progress)
     frac = lo + (hi - lo) * torch.rand(z.shape[:-1], generator=generator)
     t = (frac * t_total).long().clamp(0, t_total - 1).to(z.device)
     cond = vae_condition(vae, x_prev, rest)
@@ -158,12 +165,13 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             parts.append((w.overlap, (e, {"overlap": float(e.detach())})))
         if w.guess > 0 and batch.guessed is not None:
             e, _ = E.observation(joints, observed, batch.guessed, cfg.guess_sigma)
-            parts.append((w.guess, (e, {"guess": float(e.detach())})))
+            fade = 1.0 - (1.0 - cfg.guess_final) * it / max(cfg.iters - 1, 1)  # the guess: a tether, or a start
+            parts.append((w.guess * fade, (e, {"guess": float(e.detach())})))
         if it >= cfg.contacts_from * cfg.iters:
             parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
         if cfg.method == "dreamor":
             if it > 0 and it % cfg.refresh_every == 0:
-                z_hat = denoised_targets(vae, diffusion, z.detach(), x[:, :-1].detach(), rest, cfg, gen)
+                z_hat = denoised_targets(vae, diffusion, z.detach(), x[:, :-1].detach(), rest, cfg, gen, it / cfg.iters)
             parts.append((w.sds, E.sds(z, z_hat)))
         else:  # vae_only: HuMoR's learned conditional prior
             mu, logvar = vae.prior_params(x[:, :-1], rest)
