@@ -38,7 +38,7 @@ def test_connection_file_is_private_and_removed_on_exit(tmp_path, how):
         data = json.loads(conn.read_text())
         assert set(data) == {"transport", "ip", "port", "key", "signature_scheme", "pid", "protocol"}
         assert (data["transport"], data["ip"], data["signature_scheme"], data["protocol"], data["pid"]) == ("tcp", "127.0.0.1", "hmac-sha256", 1, proc.pid)
-        assert len(bytes.fromhex(data["key"])) == 32
+        assert len(bytes.fromhex(data["key"])) == 32  # 64 hex digits; the HMAC key is the string's bytes
         assert not list(conn.parent.glob(".*.tmp"))  # written atomically, no leftovers
         with Client.from_connection_file(conn, timeout=10) as client:
             assert client.hello()["pid"] == proc.pid

@@ -43,7 +43,7 @@ def submit_frames(frames: int = 10) -> tuple[dict, list[bytes]]:
 
 def test_shared_modules_import_only_stdlib_numpy_zmq_and_each_other():
     """The add-on ships verbatim copies of protocol.py and client.py: no torch, no dreamor.*."""
-    allowed = {"__future__", "hashlib", "hmac", "json", "math", "os", "uuid", "dataclasses", "typing",
+    allowed = {"__future__", "hashlib", "hmac", "json", "math", "os", "secrets", "uuid", "dataclasses", "typing",
                "collections", "time", "numpy", "zmq"}
     for name in ("protocol.py", "client.py"):
         tree = ast.parse((SERVER_DIR / name).read_text())

@@ -6,8 +6,9 @@ A message is the frames ``[signature, header, buffer...]``:
   "content": {...}, "buffers": [{"name", "dtype", "shape"}, ...]}``, one buffer spec per
   raw frame that follows, in order. ``dtype`` is numpy's little-endian string
   (``"<f8"``, ``"<f4"``, ``"|b1"``, ``"|u1"``, ``"<i4"``, ``"<i8"``; ``"float64"`` etc. too).
-- ``signature``: hex HMAC-SHA256, with the connection file's key, of the header bytes
-  followed by every buffer's bytes. Never pickle.
+- ``signature``: hex HMAC-SHA256 of the header bytes followed by every buffer's bytes, keyed
+  with the connection file's ``key`` string encoded as UTF-8 bytes (Jupyter's convention: the
+  string itself, not the bytes its hex digits spell). Never pickle. docs/protocol.md has it all.
 
 Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job messages ``job_id``):
 
@@ -37,6 +38,7 @@ import hmac
 import json
 import math
 import os
+import secrets
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -136,6 +138,11 @@ def _wire_array(arr: np.ndarray) -> np.ndarray:
         else:
             raise TypeError(f"cannot send an array of dtype {arr.dtype}; use float32/float64, bool, uint8 or int32/64")
     return arr if arr.flags.c_contiguous else arr.copy(order="C")  # (ascontiguousarray makes 0-d arrays 1-d)
+
+
+def new_key() -> bytes:
+    """A fresh signing key: 64 random hex digits, as the bytes of that string (see ConnectionInfo)."""
+    return secrets.token_hex(32).encode("ascii")
 
 
 def sign(key: bytes, header: bytes, buffers: Iterable) -> str:
@@ -415,7 +422,8 @@ def json_safe(values: Mapping[str, Any] | None) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- connection file
 @dataclass(frozen=True)
 class ConnectionInfo:
-    """Where the backend listens and the key that signs its messages (the connection file)."""
+    """Where the backend listens and the key that signs its messages (the connection file).
+    ``key``: the HMAC key, the UTF-8 bytes of the file's ``key`` string."""
 
     ip: str
     port: int
@@ -432,7 +440,7 @@ class ConnectionInfo:
             "transport": self.transport,
             "ip": self.ip,
             "port": self.port,
-            "key": self.key.hex(),
+            "key": self.key.decode("utf-8"),
             "signature_scheme": SIGNATURE_SCHEME,
             "pid": self.pid,
             "protocol": PROTOCOL_VERSION,
@@ -455,6 +463,8 @@ def read_connection_file(path: str | os.PathLike) -> ConnectionInfo:
             raise ValueError(f"the backend speaks protocol {data.get('protocol')!r} but this client speaks {PROTOCOL_VERSION}; update one of them")
         if data.get("transport") != "tcp":
             raise ValueError(f"transport {data.get('transport')!r} is not 'tcp'")
-        return ConnectionInfo(ip=str(data["ip"]), port=int(data["port"]), key=bytes.fromhex(data["key"]), pid=data.get("pid"))
+        if not isinstance(data["key"], str) or not data["key"]:
+            raise ValueError("its key is not a string")
+        return ConnectionInfo(ip=str(data["ip"]), port=int(data["port"]), key=data["key"].encode("utf-8"), pid=data.get("pid"))
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise ValueError(f"connection file {path} is not usable: {exc}") from None

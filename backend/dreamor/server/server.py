@@ -115,7 +115,7 @@ class Server:
         self.default_device = next(iter(self.runners))
         self.port = port
         self.connection_file = Path(connection_file) if connection_file else default_connection_file()
-        self.key = key or os.urandom(32)
+        self.key = key or protocol.new_key()
         self.max_message_bytes = max_message_bytes
         self.max_queued = max_queued
         self.info: ConnectionInfo | None = None
