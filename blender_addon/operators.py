@@ -350,7 +350,7 @@ class DREAMOR_OT_refine(bpy.types.Operator):
         settings = context.scene.dreamor
         try:
             run = refine.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames,
-                                   noisy=settings.noisy)
+                                   noisy=settings.noisy, lock_feet=settings.lock_feet)
         except (refine.RefineError, backend.BackendUnavailable) as exc:
             self.report({"ERROR"}, str(exc))
             backend.tag_redraw()

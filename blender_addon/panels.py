@@ -95,6 +95,7 @@ class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):
         col.prop(settings, "refine_frames")
         col.prop(settings, "keep_visible")
         col.prop(settings, "noisy")
+        col.prop(settings, "lock_feet")
         if job.running:
             layout.progress(factor=job.progress, type="BAR", text=job.stage or "Refining...")
             layout.operator("dreamor.refine_cancel", icon="CANCEL")

@@ -98,6 +98,11 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
                     "keeping them where they were captured",
         default=False,
     )
+    lock_feet: BoolProperty(
+        name="Lock Feet",
+        description="Feet the refined motion puts on the ground do not slide (held in place by IK on the legs)",
+        default=True,
+    )
     refine_frames: EnumProperty(
         name="Frames",
         description="Frames to refine",

@@ -105,7 +105,7 @@ class RefineRun:
     """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
 
     def __init__(self, obj, scene, preset: str = "default", keep_visible: bool = False, refine_frames: str = "ALL",
-                 noisy: bool = False):
+                 noisy: bool = False, lock_feet: bool = False):
         try:
             lo, hi = read_range(obj, scene) if obj is not None and obj.type == "ARMATURE" else (scene.frame_start, scene.frame_end)
             self.anim = armature_io.read_animation(obj, scene, (lo, hi))
@@ -138,7 +138,7 @@ class RefineRun:
         try:
             self.job = b.client.submit(
                 a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m],
-                preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy),
+                preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
             )  # fmt: skip
         except client_mod.BackendError as exc:
             raise RefineError(f"the backend refused the clip: {exc.message}") from None

@@ -166,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help="fast, default, best, or paper (the paper's configuration)")
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
+    p.add_argument("--lock-feet", action="store_true",
+                   help="feet the result puts in contact do not slide (held in place by IK on the legs)")
     p.add_argument("--noisy", action="store_true",
                    help="the capture's visible joints are noisy (e.g. from video): smooth them instead of keeping them "
                         "where observed")

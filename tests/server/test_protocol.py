@@ -171,7 +171,7 @@ def submit(**changes) -> Message:
 
 def test_check_submit_normalises_arrays_and_fills_options():
     arrays, fps, options = protocol.check_submit(submit(trans=make_clip(12)["trans"].astype(np.float32)))
-    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "noisy": False, "device": None}
+    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "noisy": False, "lock_feet": False, "device": None}
     assert arrays["trans"].dtype == np.float64 and arrays["trans"].flags.writeable
     assert arrays["visible"].dtype == bool and arrays["visible"].shape == (12, 22)
     arrays, _, _ = protocol.check_submit(submit(visible=None))

@@ -30,6 +30,7 @@ from ..skeleton import NUM_JOINTS, PARENTS, forward_kinematics
 from ..state import contact_labels, motion_to_state, state_rotmats
 from .config import RefineConfig, refine_preset
 from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
+from .foot_lock import lock_feet
 from .visible_fit import meet_observation
 
 MIN_FRAMES = 8  # at 30 Hz
@@ -263,6 +264,11 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         aa = mat_to_aa(torch.from_numpy(rot)).numpy()
         out = replace(out, trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=fitted)
         timings["fit_s"] = time.perf_counter() - t2
+    if cfg.lock_feet:  # feet in contact held in place (refine.foot_lock)
+        rot = aa_to_mat(torch.from_numpy(np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], 1)))
+        rot, locked = lock_feet(rot.numpy(), out.trans, rest, out.contacts, clip.fps)
+        aa = mat_to_aa(torch.from_numpy(rot)).numpy()
+        out = replace(out, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=locked)
     out = _scaled(out, size)
     out.energies = energies
     timings["total_s"] = time.perf_counter() - t0
@@ -346,7 +352,8 @@ def load_runner(device: str = "cpu"):
                          contacts=r.contacts, metrics=metrics)
 
     def run(job, sink, should_stop) -> JobOutput:
-        cfg = refine_preset(job.options.get("preset", "default"), device=device, noisy=bool(job.options.get("noisy", False)))
+        cfg = refine_preset(job.options.get("preset", "default"), device=device, noisy=bool(job.options.get("noisy", False)),
+                            lock_feet=bool(job.options.get("lock_feet", False)))
         clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
                     rest_joints=job.rest_joints)
         try:

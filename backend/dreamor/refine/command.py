@@ -53,7 +53,7 @@ def run_refine(args) -> int:
     if not src.exists():
         raise DreamorError(f"{src}: no such file")
     try:
-        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device, noisy=args.noisy,
+        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device, noisy=args.noisy, lock_feet=args.lock_feet,
                             **({"denoise_steps": args.denoise_steps} if args.denoise_steps else {}))
     except ValueError as exc:
         raise DreamorError(str(exc)) from None

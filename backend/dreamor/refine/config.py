@@ -91,6 +91,8 @@ class RefineConfig:
     #: the final stage (``refine.visible_fit``): visible joints put where they were observed by IK on the result,
     #: hidden ones carried by their corrected parents. Skipped when ``noisy``.
     meet_observation: bool = True
+    #: feet in contact (the result's own contact flags) held in place by IK on the legs (``refine.foot_lock``).
+    lock_feet: bool = False
     seed: int = 0
     device: str = "cpu"
 

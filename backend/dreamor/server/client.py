@@ -258,7 +258,7 @@ class Client:
         **options: Any,
     ) -> Job:
         """Submit a clip (shapes as in ``protocol.submit_message``; options: preset,
-        keep_visible, noisy, device) and return its Job once the backend accepted it.
+        keep_visible, noisy, lock_feet, device) and return its Job once the backend accepted it.
         Input the backend would reject raises BackendError before anything is sent."""
         msg = protocol.submit_message(trans, root_orient, pose_body, rest_joints, fps, visible, **options)
         try:

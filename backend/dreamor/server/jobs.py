@@ -49,7 +49,8 @@ class JobInput:
     as in ``dreamor.data.clip``); rest_joints (22,3) m, the body's zero-pose joints;
     visible (T,22) bool, False where a joint was occluded; fps of the scene; options:
     ``preset`` ("fast" | "default" | "best"), ``keep_visible`` (bool: keep visible joints
-    exactly), ``noisy`` (bool: the capture is noisy, smooth it rather than meet it), ``device``
+    exactly), ``noisy`` (bool: the capture is noisy, smooth it rather than meet it), ``lock_feet``
+    (bool: feet in contact do not slide), ``device``
     (the device this job runs on).
     """
 

@@ -14,7 +14,7 @@ Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job
 
 -> hello {protocol, client}                 <- welcome {protocol, version, pid, devices, default_device, models, limits}
 -> ping {}                                  <- pong {busy, running: [job ids], queued}
--> submit {fps, options: {preset, keep_visible, noisy, device}}
+-> submit {fps, options: {preset, keep_visible, noisy, lock_feet, device}}
    buffers trans (T,3), root_orient (T,3), pose_body (T,63), rest_joints (22,3), visible (T,22) optional
                                             <- accepted {job_id, position (0: runs now), device, frames}
                                             <- progress {stage, fraction 0..1, energies, position, elapsed_s}
@@ -78,7 +78,8 @@ SERVER_STOPPED = "server_stopped"
 
 #: Submit options and their defaults (``device`` None: the backend's own device).
 PRESETS = ("fast", "default", "best")
-OPTION_DEFAULTS: dict[str, Any] = {"preset": "default", "keep_visible": True, "noisy": False, "device": None}
+OPTION_DEFAULTS: dict[str, Any] = {"preset": "default", "keep_visible": True, "noisy": False, "lock_feet": False,
+                                   "device": None}
 
 #: Per-frame arrays of a submit and of a result/partial: name -> shape after the frame axis.
 INPUT_ARRAYS: dict[str, tuple[int, ...]] = {"trans": (3,), "root_orient": (3,), "pose_body": (63,), "visible": (NUM_JOINTS,)}
@@ -376,7 +377,7 @@ def check_options(options: Any, reply_to: str | None = None) -> dict[str, Any]:
     out = {**OPTION_DEFAULTS, **options}
     if out["preset"] not in PRESETS:
         raise ProtocolError(BAD_INPUT, f"preset {out['preset']!r:.30} is not one of {list(PRESETS)}", reply_to)
-    for flag in ("keep_visible", "noisy"):
+    for flag in ("keep_visible", "noisy", "lock_feet"):
         if not isinstance(out[flag], bool):
             raise ProtocolError(BAD_INPUT, f"{flag} must be true or false, got {out[flag]!r:.30}", reply_to)
     if out["device"] is not None and (not isinstance(out["device"], str) or len(out["device"]) > 32):

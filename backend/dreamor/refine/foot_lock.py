@@ -1,0 +1,91 @@
+"""Locked feet: while the result says a foot is in contact, it does not slide (``RefineConfig.lock_feet``).
+
+For each leg and each run of frames where its ankle or toe is in contact (probability > 0.5), the joint is
+held at one anchor (its mean position over the run); the correction fades in and out over ``blend_s`` on either
+side so nothing pops. The leg reaches the held ankle by two-bone IK (hip fixed, the knee kept in the plane of
+hip, ankle and the result's knee, bone lengths exact); a held toe moves the whole foot (its world orientation
+kept) when only the toe is down, and turns the foot about the held ankle when both are. Lengths in metres,
+frames at the clip's own rate.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..data.retarget import smallest_rotation, unit
+from ..skeleton import forward_kinematics, rest_offsets
+
+#: (hip, knee, ankle, toe) joints and the contact-label columns of the ankle and toe, per leg.
+LEGS = (((1, 4, 7, 10), (3, 5)), ((2, 5, 8, 11), (4, 6)))
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[(start, end)) of the runs of True in a (T,) bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
+
+
+def held_offsets(points: np.ndarray, contact: np.ndarray, blend: int) -> np.ndarray:
+    """points (T, 3), contact (T,) bool -> (T, 3) offsets that hold each contact run at its mean position,
+    fading linearly to zero over ``blend`` frames on either side of the run."""
+    t = len(points)
+    offset, weight = np.zeros((t, 3)), np.zeros(t)
+    for s, e in _runs(contact):
+        anchor = points[s:e].mean(0)
+        offset[s:e], weight[s:e] = anchor - points[s:e], 1.0
+        for k in range(1, blend + 1):  # fade-in before the run and fade-out after it, where no stronger hold is
+            w = 1.0 - k / (blend + 1)
+            for f, edge in ((s - k, s), (e - 1 + k, e - 1)):
+                if 0 <= f < t and w > weight[f]:
+                    offset[f], weight[f] = w * (anchor - points[edge]), w
+    return offset
+
+
+def _two_bone(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
+    """Knee and ankle positions (T, 3) reaching ``target`` from ``hip`` with bone lengths l1, l2, the knee in
+    the plane of hip, target and the old knee (reach clamped to what the leg can do)."""
+    to = target - hip
+    d = np.linalg.norm(to, axis=-1, keepdims=True)
+    u = to / np.maximum(d, 1e-9)
+    d = np.clip(d, abs(l1 - l2) + 1e-4, l1 + l2 - 1e-4)
+    bend = knee - hip
+    v = unit(bend - (bend * u).sum(-1, keepdims=True) * u)
+    cos_a = np.clip((l1**2 + d**2 - l2**2) / (2 * l1 * d), -1.0, 1.0)
+    new_knee = hip + l1 * (cos_a * u + np.sqrt(1 - cos_a**2) * v)
+    return new_knee, hip + d * u
+
+
+def lock_feet(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndarray, contacts: np.ndarray, fps: float,
+              blend_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """local_rotmats (T, 22, 3, 3), trans (T, 3) m, rest (22, 3), contacts (T, 9) -> local_rotmats, joints
+    (T, 22, 3) with every contact run of each ankle and toe held in place (see the module docstring)."""
+    fk = forward_kinematics(torch.from_numpy(local_rotmats), torch.from_numpy(rest), torch.from_numpy(trans))
+    joints, world = fk.joints.numpy().copy(), fk.global_rotmats.numpy().copy()
+    off = rest_offsets(np.asarray(rest, np.float64).copy())
+    out = local_rotmats.copy()
+    blend = max(int(round(blend_s * fps)), 1)
+    down = np.asarray(contacts) > 0.5
+    for (hip, knee, ankle, toe), (c_ankle, c_toe) in LEGS:
+        ankle_fix = held_offsets(joints[:, ankle], down[:, c_ankle], blend)
+        toe_fix = held_offsets(joints[:, toe], down[:, c_toe], blend)
+        if not (ankle_fix.any() or toe_fix.any()):
+            continue
+        # the ankle goes where it is held; where only the toe is held, the foot moves with the toe
+        only_toe = ~ankle_fix.any(-1, keepdims=True)
+        target = joints[:, ankle] + np.where(only_toe, toe_fix, ankle_fix)
+        l1, l2 = np.linalg.norm(off[knee]), np.linalg.norm(off[ankle])
+        new_knee, new_ankle = _two_bone(joints[:, hip], joints[:, knee], target, l1, l2)
+        g_hip = smallest_rotation(unit(joints[:, knee] - joints[:, hip]), unit(new_knee - joints[:, hip])) @ world[:, hip]
+        g_knee = smallest_rotation(unit(joints[:, ankle] - joints[:, knee]), unit(new_ankle - new_knee)) @ world[:, knee]
+        g_ankle = world[:, ankle]
+        toe_target = joints[:, toe] + toe_fix
+        both = ~only_toe[:, 0] & toe_fix.any(-1)  # turn the foot about the held ankle towards the held toe
+        if both.any():
+            turn = smallest_rotation(unit(joints[both, toe] - joints[both, ankle]), unit(toe_target[both] - new_ankle[both]))
+            g_ankle = g_ankle.copy()
+            g_ankle[both] = turn @ g_ankle[both]
+        out[:, hip] = np.swapaxes(world[:, 0], 1, 2) @ g_hip  # the hips hang from the pelvis
+        out[:, knee] = np.swapaxes(g_hip, 1, 2) @ g_knee
+        out[:, ankle] = np.swapaxes(g_knee, 1, 2) @ g_ankle
+    joints = forward_kinematics(torch.from_numpy(out), torch.from_numpy(rest), torch.from_numpy(trans)).joints.numpy()
+    return out, joints
