@@ -14,7 +14,8 @@ checked: on visible frames, visible bones get their captured local rotations bac
 pelvis its captured position) whatever the backend returned; ``kept_deg`` says by how much
 the backend's answer had differed.
 
-Live preview: long clips come back in ``partial`` windows before the result. Their joints are
+Live preview: every clip comes back in ``partial`` windows before the result (the motion as it
+stands, at most every 1.5 s of work, and the finished frames of long clips). Their joints are
 kept in :attr:`RefineRun.preview` (Blender world units, over the read frames, NaN where nothing
 has arrived) for the overlay's ghost skeleton (``overlay.ghost_segments``); the preview is drawn,
 never written, so the scene still stays untouched until ``apply``.

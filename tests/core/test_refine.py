@@ -276,3 +276,13 @@ def test_the_paper_preset_is_the_papers_configuration():
     cfg = refine_preset("paper")
     assert not cfg.learned_init and cfg.t_range == (0.0, 1.0) and cfg.denoise_steps == 10 and cfg.guidance > 1
     assert not cfg.meet_observation and cfg.method == "dreamor"
+
+
+def test_every_clip_gets_a_live_preview_while_it_is_optimised(models, clip):
+    """Previews at least every ``preview_every_s`` of work, whatever the clip length (one batch of windows here)."""
+    seen = []
+    out = refine(occlude(clip, "lower_body"), config=_cfg(iters=6, preview_every_s=0.0), models=models,
+                 partial=lambda start, r: seen.append((start, r.joints.shape, np.isfinite(r.joints).all())))
+    assert len(seen) == 5  # every iteration but the last (the result follows)
+    assert all(s == 0 and n[1:] == (22, 3) and finite for s, n, finite in seen)
+    assert seen[-1][1][0] == out.joints.shape[0]

@@ -187,7 +187,9 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     """Refine ``clip`` given a (T, 22) visibility mask; see the module docstring.
 
     progress(stage, fraction, energies) is called while working; should_stop() is polled
-    every iteration and raises RefineCancelled (nothing is returned half-done).
+    every iteration and raises RefineCancelled (nothing is returned half-done); partial(0, Refined)
+    gets a preview of the frames optimised so far, as they stand, every ``cfg.preview_every_s``
+    seconds of work and after each finished batch of windows (before the final fit to the observation).
     """
     cfg = config or refine_preset("default")
     timings: dict[str, float] = {}
@@ -246,7 +248,16 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in chunk]).to(dev),
             starts=[s for s, _ in chunk],
         )
-        res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop)
+        def chunk_preview(x, c, ci=ci, chunk=chunk):  # every finished chunk and this one as it stands
+            done = windows[: ci * cfg.max_batch_windows + len(chunk)]
+            now_states = states + list(x.cpu().double())
+            now_contacts = contacts + list(c.cpu().double())
+            whole = clip.num_frames if done[-1][1] == n else None  # all windows: the same frames as the result
+            partial(0, _scaled(_assemble(done, now_states, now_contacts, rest, done[-1][1], clip.fps, MODEL_FPS,
+                                         num_out=whole), size))
+
+        res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop,
+                               chunk_preview if partial is not None else None)
         states += list(res.states.cpu().double())
         contacts += list(res.contacts.cpu().double())
         energies = res.energies

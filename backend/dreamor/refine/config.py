@@ -50,6 +50,8 @@ class RefineConfig:
     overlap: int = 8
     #: windows per optimisation batch (bounds memory for long clips; each batch can be previewed).
     max_batch_windows: int = 24
+    #: a live preview (``refine(partial=...)``) of the motion as it stands, at most this many seconds apart.
+    preview_every_s: float = 1.5
     #: DDIM steps K per denoised target, the t' range (fractions of T) and CFG guidance ω.
     #: ω = 1 (no CFG; the paper uses CFG): its targets are closer to the clean latents at every t'
     #: (docs/benchmarks/diffusion/eval.md), it needs one pass instead of two, and on 6 held-out clips

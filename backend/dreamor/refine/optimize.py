@@ -26,6 +26,8 @@ from . import energies as E
 from .config import RefineConfig
 
 ProgressFn = Callable[[str, float, dict], None]
+#: preview(states (B, L, 273), contacts (B, L, 9)): the windows' motion as it stands mid-optimisation.
+PreviewFn = Callable[[torch.Tensor, torch.Tensor], None]
 
 
 class RefineCancelled(DreamorError):
@@ -117,8 +119,10 @@ def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest
 
 
 def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
-                     progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None) -> WindowResult:
-    """Run the configured method on a batch of windows; see the module docstring."""
+                     progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
+                     preview: PreviewFn | None = None) -> WindowResult:
+    """Run the configured method on a batch of windows; see the module docstring. ``preview`` gets the
+    current motion every ``cfg.preview_every_s`` seconds of work (a live preview)."""
     gen = torch.Generator().manual_seed(cfg.seed)
     rest = batch.rest_joints
     w = cfg.weights
@@ -145,6 +149,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
     pairs = overlap_pairs(batch.starts, batch.observed.shape[1], batch.visible) if w.overlap > 0 else None
     terms: dict[str, float] = {}
     last_report = 0.0
+    last_preview = time.monotonic()
     for it in range(cfg.iters):
         if should_stop is not None and should_stop():
             raise RefineCancelled("refinement cancelled")
@@ -188,6 +193,9 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         if progress is not None and (now - last_report > 0.2 or it == cfg.iters - 1):
             last_report = now
             progress("optimise", (it + 1) / cfg.iters, terms)
+        if preview is not None and now - last_preview >= cfg.preview_every_s and it < cfg.iters - 1:
+            preview(x.detach(), contacts.detach())  # the motion of this iteration, before its step
+            last_preview = time.monotonic()
     with torch.no_grad():
         x, joints, contacts = _decode(vae, x0, z, rest, cfg.project_bones)
         ground = _ground(tilt, offset)
