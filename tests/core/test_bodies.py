@@ -214,6 +214,24 @@ def test_joint_completion_is_scale_equivariant(walk):
     np.testing.assert_allclose(big, small * 1.2, atol=1e-4)
 
 
+def test_mirror_averaged_completion_is_mirror_equivariant(walk):
+    """Averaging the guesses for a clip and for its mirror image: the mirror image of a clip gets the mirror
+    image of its guess (a network alone does not promise that)."""
+    from dreamor.bodies import MIRROR_JOINTS
+    from dreamor.models.infill import InfillConfig, JointInfill, complete
+
+    torch.manual_seed(0)
+    model = JointInfill(InfillConfig(channels=16, dilations=(1, 2))).eval()
+    vis = np.ones((60, 22), bool)
+    vis[:, [1, 4, 7, 10]] = False  # the left leg: its image hides the right one
+    m, flip = list(MIRROR_JOINTS), np.array([-1.0, 1.0, 1.0])
+    guess = complete(model, walk.joints, vis, walk.rest_joints, mirror_average=True)
+    image = complete(model, walk.joints[:, m] * flip, vis[:, m], walk.rest_joints[m] * flip, mirror_average=True)
+    np.testing.assert_allclose(image, guess[:, m] * flip, atol=1e-5)
+    plain = complete(model, walk.joints[:, m] * flip, vis[:, m], walk.rest_joints[m] * flip)
+    assert np.abs(plain - complete(model, walk.joints, vis, walk.rest_joints)[:, m] * flip).max() > 1e-3
+
+
 def test_visible_guard_allows_for_jitter_in_the_capture():
     """Cleaning 1-2 cm of capture jitter off visible joints is the job, not a failure: no warning then."""
     from dreamor.refine.api import Refined, visible_guard

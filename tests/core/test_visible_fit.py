@@ -86,7 +86,7 @@ def test_method_infill_is_the_first_guess(walk):
         pytest.skip("shipped checkpoints not present")
     models = load_models()
     obs = occlude(walk, "lower_body")
-    guess = complete(models.infill, np.nan_to_num(obs.joints), obs.visible, walk.rest_joints)
+    guess = complete(models.infill, np.nan_to_num(obs.joints), obs.visible, walk.rest_joints, mirror_average=True)
     out = refine(obs, config=refine_preset("default", method="infill"), models=models)
     hidden = ~obs.visible
     assert np.linalg.norm(out.joints - guess, axis=-1)[hidden].mean() < 0.015  # posed on the skeleton's bones

@@ -148,20 +148,33 @@ class JointInfill(nn.Module):
 
 
 @torch.no_grad()
-def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> np.ndarray:
+def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: np.ndarray,
+             mirror_average: bool = False) -> np.ndarray:
     """Fill hidden joints: (T, 22, 3) m at 30 Hz, (T, 22) bool, (22, 3) -> (T, 22, 3) with the
     visible joints exactly as given and the hidden ones from the network.
 
     The network sees the body at the reference size (``bodies.body_scale``): positions are divided
     by the body's scale on the way in and multiplied on the way out, so a uniformly scaled body gets
-    the same, scaled, answer."""
+    the same, scaled, answer. ``mirror_average``: also complete the mirror image (left <-> right) and
+    average the two guesses."""
     from ..bodies import body_scale
 
     s = body_scale(rest)
-    feat, origin, yaw = features(np.where(visible[..., None], joints, 0.0) / s, visible, rest / s)
+    guess = _complete_once(model, joints / s, visible, rest / s)
+    if mirror_average:
+        from ..bodies import MIRROR_JOINTS
+
+        m, flip = list(MIRROR_JOINTS), np.array([-1.0, 1.0, 1.0])
+        image = _complete_once(model, joints[:, m] * flip / s, visible[:, m], rest[m] * flip / s)
+        guess = 0.5 * (guess + image[:, m] * flip)
+    return np.where(visible[..., None], joints, guess * s)
+
+
+def _complete_once(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    feat, origin, yaw = features(np.where(visible[..., None], joints, 0.0), visible, rest)
     p = next(model.parameters())
     local = model(torch.from_numpy(feat).to(p)[None])[0].double().cpu().numpy()
-    return np.where(visible[..., None], joints, to_world(local, origin, yaw) * s)
+    return to_world(local, origin, yaw)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -217,7 +217,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.learned_init and models.infill is not None and not vis30.all():
         from ..models.infill import complete
 
-        obs30 = complete(models.infill, obs30, vis30, rest)  # hidden joints: the network's guess
+        obs30 = complete(models.infill, obs30, vis30, rest, mirror_average=cfg.mirror_guess)  # the network's guess
         guessed = ~vis30
     # Capture noise in the guess becomes huge velocities in the initial states (and latents the
     # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
