@@ -271,7 +271,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.meet_observation and not cfg.noisy:  # visible joints put where they were observed (refine.visible_fit)
         t2 = time.perf_counter()
         rot = aa_to_mat(torch.from_numpy(np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], 1)))
-        rot, trans, fitted = meet_observation(rot.numpy(), out.trans, rest, joints, vis)
+        rot, trans, fitted = meet_observation(rot.numpy(), out.trans, rest, joints, vis, blend=round(0.2 * clip.fps))
         aa = mat_to_aa(torch.from_numpy(rot)).numpy()
         out = replace(out, trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=fitted)
         timings["fit_s"] = time.perf_counter() - t2

@@ -14,31 +14,19 @@ import torch
 
 from ..data.retarget import smallest_rotation, unit
 from ..skeleton import forward_kinematics, rest_offsets
+from .fades import fade_out, runs
 
 #: (hip, knee, ankle, toe) joints and the contact-label columns of the ankle and toe, per leg.
 LEGS = (((1, 4, 7, 10), (3, 5)), ((2, 5, 8, 11), (4, 6)))
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[(start, end)) of the runs of True in a (T,) bool array."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2], edges[1::2]))
-
-
 def held_offsets(points: np.ndarray, contact: np.ndarray, blend: int) -> np.ndarray:
     """points (T, 3), contact (T,) bool -> (T, 3) offsets that hold each contact run at its mean position,
     fading linearly to zero over ``blend`` frames on either side of the run."""
-    t = len(points)
-    offset, weight = np.zeros((t, 3)), np.zeros(t)
-    for s, e in _runs(contact):
-        anchor = points[s:e].mean(0)
-        offset[s:e], weight[s:e] = anchor - points[s:e], 1.0
-        for k in range(1, blend + 1):  # fade-in before the run and fade-out after it, where no stronger hold is
-            w = 1.0 - k / (blend + 1)
-            for f, edge in ((s - k, s), (e - 1 + k, e - 1)):
-                if 0 <= f < t and w > weight[f]:
-                    offset[f], weight[f] = w * (anchor - points[edge]), w
-    return offset
+    inside = np.zeros_like(points)
+    for s, e in runs(contact):
+        inside[s:e] = points[s:e].mean(0) - points[s:e]
+    return fade_out(inside, contact, blend)[0]
 
 
 def _two_bone(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[np.ndarray, np.ndarray]:

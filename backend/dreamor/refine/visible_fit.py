@@ -16,7 +16,9 @@ kinematics on the result, frame by frame, parents before children:
   gave a bone is kept, so a skinned mesh does not wring.
 
 Visible joints then sit where they were observed (exactly, on the skeleton they were observed on),
-hidden ones keep the refined pose hanging from their corrected parents. For captures marked noisy
+hidden ones keep the refined pose hanging from their corrected parents. Where a joint is hidden for a
+gap only, its correction fades out over ``blend`` frames on either side of the gap, so the limb does
+not pop where it goes out of sight. For captures marked noisy
 (``RefineConfig.noisy``) the stage is skipped: there the observation is not where the joints were.
 A first try, a smooth correction fitted by L-BFGS against a penalty on its acceleration, stalled at
 0.6-0.8 cm (the rollout's frame-to-frame error is high-frequency, which such a correction must not
@@ -29,6 +31,7 @@ import torch
 
 from ..data.retarget import smallest_rotation, unit
 from ..skeleton import CHILDREN, NUM_JOINTS, PARENTS, forward_kinematics, rest_offsets
+from .fades import fade_out
 
 
 def _subtree_targets(joints: np.ndarray, observed: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -60,12 +63,20 @@ def _twist(axis: np.ndarray, a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.
 
 
 def meet_observation(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndarray, observed: np.ndarray,
-                     visible: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     visible: np.ndarray, blend: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """local_rotmats (T, 22, 3, 3), trans (T, 3) m, rest (22, 3): the result; observed (T, 22, 3) m
-    (anything where hidden), visible (T, 22) bool -> local_rotmats, trans, joints (T, 22, 3), fitted."""
+    (anything where hidden), visible (T, 22) bool -> local_rotmats, trans, joints (T, 22, 3), fitted.
+    ``blend``: frames over which a joint's correction fades out on either side of where it was seen."""
     fk = forward_kinematics(torch.from_numpy(local_rotmats), torch.from_numpy(rest), torch.from_numpy(trans))
     joints, world = fk.joints.numpy(), fk.global_rotmats.numpy()
-    target, has = _subtree_targets(joints, np.nan_to_num(observed), np.asarray(visible, bool))
+    visible = np.asarray(visible, bool)
+    corr = np.where(visible[..., None], np.nan_to_num(observed) - joints, 0.0)
+    reach = visible.copy()
+    if blend > 0 and not visible.all():
+        for j in np.flatnonzero(visible.any(0) & ~visible.all(0)):  # joints seen in some frames only
+            corr[:, j], weight = fade_out(corr[:, j], visible[:, j], blend)
+            reach[:, j] = weight > 0
+    target, has = _subtree_targets(joints, joints + corr, reach)
     off = rest_offsets(np.asarray(rest, np.float64).copy())
     n = len(trans)
     glob = np.empty_like(local_rotmats)
@@ -81,9 +92,10 @@ def meet_observation(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndar
         if kids:
             src = unit(np.einsum("tij,kj->tki", carried, off[kids]))
             dst = unit(target[:, kids] - pos[:, j : j + 1])
-            w = np.where(has[:, kids], 1.0, 0.0)
+            # seen children lead; a child that only moves with what is seen below it (or fades) follows
+            w = np.where(visible[:, kids], 1.0, np.where(has[:, kids], 1e-6, 0.0))
             dst = np.where(w[..., None] > 0, dst, src)
-            main = np.argmax(w, axis=1)  # the first child with a target
+            main = np.argmax(w, axis=1)  # the first seen child, else the first with a target
             rows = np.arange(n)
             swing = smallest_rotation(src[rows, main], dst[rows, main])
             rot = swing @ carried
