@@ -35,6 +35,7 @@ from .conventions import (
     CONTACT_PROP,
     NUM_JOINTS,
     PARENTS,
+    PINNED_PROP,
     VISIBLE_PROP,
     Convention,
     canonical_axes,
@@ -311,6 +312,7 @@ class ArmatureAnimation:
     rest_joints: np.ndarray  # (22, 3) metres, SMPL native frame
     joints: np.ndarray  # (T, 22, 3) world joint heads, metres
     visible: np.ndarray  # (T, 22) bool from the 'visible' marks (True where unmarked)
+    pinned: np.ndarray | None  # (T, 22) bool from the 'pinned' marks (Pin Pose), None when there are none
     contacts: np.ndarray | None  # (T, 9) in [0, 1] from the 'contact' properties, if any
     fps: float  # the scene's frame rate
     frame_start: int  # first frame (inclusive)
@@ -345,6 +347,8 @@ class ArmatureAnimation:
         }
         if self.contacts is not None:
             out["contacts"] = self.contacts
+        if self.pinned is not None:
+            out["pinned"] = self.pinned
         return out
 
 
@@ -402,6 +406,7 @@ def read_animation(
     from .marks import visibility  # marks builds on this module
 
     visible = visibility(obj, rig.bone_names, frames)
+    pinned = visibility(obj, rig.bone_names, frames, PINNED_PROP)
     contacts = _sample_props(obj, rig.contact_bone_names, CONTACT_PROP, 0.0, frames)
     return ArmatureAnimation(
         trans=trans,
@@ -409,6 +414,7 @@ def read_animation(
         rest_joints=rig.rest_joints(worlds[0]),
         joints=joints,
         visible=visible,
+        pinned=pinned if pinned.any() else None,
         contacts=np.clip(contacts, 0.0, 1.0) if contacts is not None else None,
         fps=scene_fps(scene),
         frame_start=int(start),

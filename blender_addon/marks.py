@@ -1,4 +1,5 @@
-"""Occlusion marks: a keyed boolean custom property 'visible' on pose bones.
+"""Marks on pose bones: keyed boolean custom properties -- 'visible' (occlusion marks, True where
+unmarked) and 'pinned' (the animator's pins: True on the frames a bone's pose was pinned).
 
 A mark is an ordinary animated property, so it shows in the Dope Sheet and Graph Editor
 and survives save/load. Keys are CONSTANT (a step function) and only where the value
@@ -15,11 +16,16 @@ from .armature_io import (
     ensure_bone_props,
     step_keys,
 )
-from .conventions import VISIBLE_PROP
+from .conventions import PINNED_PROP, VISIBLE_PROP
+
+PINNED_DESCRIPTION = "DREAMoR: True on the frames where the animator pinned this bone's pose (Pin Pose)"
+#: each mark's value where a bone has none, and its tooltip.
+MARK_DEFAULTS = {VISIBLE_PROP: (True, VISIBLE_DESCRIPTION), PINNED_PROP: (False, PINNED_DESCRIPTION)}
 
 
-def _path(obj, name: str) -> str:
-    return obj.pose.bones[name].path_from_id(f'["{VISIBLE_PROP}"]')
+def _path(obj, name: str, prop: str = VISIBLE_PROP) -> str:
+    bone = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'pose.bones["{bone}"]["{prop}"]'  # (path_from_id needs the property to exist)
 
 
 def _read_keys(fc) -> tuple[np.ndarray, np.ndarray]:
@@ -37,8 +43,8 @@ def _value_at(keys_x: np.ndarray, keys_y: np.ndarray, frame: float, static: floa
     return float(keys_y[max(i, 0)])
 
 
-def set_visibility(obj, bone_names, frame_lo: int, frame_hi: int, visible: bool) -> int:
-    """Key 'visible' = ``visible`` on frames ``frame_lo..frame_hi`` (inclusive) for the bones.
+def set_visibility(obj, bone_names, frame_lo: int, frame_hi: int, visible: bool, prop: str = VISIBLE_PROP) -> int:
+    """Key mark ``prop`` (default 'visible') = ``visible`` on frames ``frame_lo..frame_hi`` (inclusive) for the bones.
 
     Frames outside the range keep their value. Returns the number of bones changed.
     """
@@ -47,12 +53,12 @@ def set_visibility(obj, bone_names, frame_lo: int, frame_hi: int, visible: bool)
     names = list(bone_names)
     if not names:
         return 0
-    ensure_bone_props(obj, names, VISIBLE_PROP, True, VISIBLE_DESCRIPTION)
+    ensure_bone_props(obj, names, prop, *MARK_DEFAULTS[prop])
     bag = active_channelbag(obj, create=True)
     for name in names:
-        path = _path(obj, name)
+        path = _path(obj, name, prop)
         fc = bag.fcurves.find(path, index=0)
-        static = 1.0 if bool(obj.pose.bones[name][VISIBLE_PROP]) else 0.0
+        static = 1.0 if bool(obj.pose.bones[name][prop]) else 0.0
         if fc is None:
             fc = bag.fcurves.new(path, index=0, group_name=name)
             xs, ys = np.zeros(0), np.zeros(0)
@@ -84,18 +90,18 @@ def set_visibility(obj, bone_names, frame_lo: int, frame_hi: int, visible: bool)
     return len(names)
 
 
-def visibility(obj, bone_names, frames) -> np.ndarray:
-    """(T, len(bone_names)) bool: the 'visible' marks of the bones at integer ``frames``."""
+def visibility(obj, bone_names, frames, prop: str = VISIBLE_PROP) -> np.ndarray:
+    """(T, len(bone_names)) bool: the marks ``prop`` (default 'visible') of the bones at integer ``frames``."""
     frames = np.asarray(frames)
     bag = active_channelbag(obj)
-    out = np.ones((len(frames), len(bone_names)), bool)
+    out = np.full((len(frames), len(bone_names)), MARK_DEFAULTS[prop][0], bool)
     for i, name in enumerate(bone_names):
         pb = obj.pose.bones[name]
-        if VISIBLE_PROP not in pb:
+        if prop not in pb:
             continue
-        fc = bag.fcurves.find(_path(obj, name), index=0) if bag is not None else None
+        fc = bag.fcurves.find(_path(obj, name, prop), index=0) if bag is not None else None
         if fc is None or fc.mute or len(fc.keyframe_points) == 0:
-            out[:, i] = bool(pb[VISIBLE_PROP])
+            out[:, i] = bool(pb[prop])
             continue
         xs, ys = _read_keys(fc)
         idx = np.clip(np.searchsorted(xs, frames, side="right") - 1, 0, None)
@@ -103,16 +109,16 @@ def visibility(obj, bone_names, frames) -> np.ndarray:
     return out
 
 
-def clear_all(obj, bone_names) -> int:
-    """Remove the 'visible' marks (keys and property) of the bones; returns how many had some."""
+def clear_all(obj, bone_names, prop: str = VISIBLE_PROP) -> int:
+    """Remove the marks ``prop`` (default 'visible'; keys and property) of the bones; returns how many had some."""
     bag = active_channelbag(obj)
     count = 0
     for name in bone_names:
         pb = obj.pose.bones[name]
-        fc = bag.fcurves.find(_path(obj, name), index=0) if bag is not None else None
+        fc = bag.fcurves.find(_path(obj, name, prop), index=0) if bag is not None else None
         if fc is not None:
             bag.fcurves.remove(fc)
-        if VISIBLE_PROP in pb:
-            del pb[VISIBLE_PROP]
+        if prop in pb:
+            del pb[prop]
             count += 1
     return count

@@ -16,7 +16,7 @@ from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import armature_io, backend, clipfile, marks, overlay, refine
-from .conventions import descendants, parse_joints
+from .conventions import PINNED_PROP, descendants, parse_joints
 from .preferences import FRAME_ITEMS, preferences
 
 CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
@@ -114,6 +114,48 @@ class DREAMOR_OT_clear_occluded(_MarkOptions, bpy.types.Operator):
 
     def execute(self, context):
         return self.run(context, visible=True)
+
+
+class DREAMOR_OT_pin_pose(bpy.types.Operator):
+    """Pin the selected bones' pose at the current frame: the refine returns them there (key the pose first)"""
+
+    bl_idname = "dreamor.pin_pose"
+    bl_label = "Pin Pose"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        rig = _rig_or_report(self, context)
+        if rig is None:
+            return {"CANCELLED"}
+        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names]
+        if not names:
+            self.report({"ERROR"}, "no SMPL bones selected; select the bones to pin in Pose Mode")
+            return {"CANCELLED"}
+        frame = context.scene.frame_current
+        marks.set_visibility(context.object, names, frame, frame, True, prop=PINNED_PROP)
+        self.report({"INFO"}, f"pinned {len(names)} bone(s) at frame {frame}")
+        return {"FINISHED"}
+
+
+class DREAMOR_OT_clear_pins(bpy.types.Operator):
+    """Remove the pins of the selected bones (all bones when none is selected)"""
+
+    bl_idname = "dreamor.clear_pins"
+    bl_label = "Clear Pins"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        rig = _rig_or_report(self, context)
+        if rig is None:
+            return {"CANCELLED"}
+        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names] or list(rig.bone_names)
+        count = marks.clear_all(context.object, names, prop=PINNED_PROP)
+        self.report({"INFO"}, f"cleared the pins of {count} bone(s)")
+        return {"FINISHED"}
 
 
 class DREAMOR_OT_select_occluded(bpy.types.Operator):
@@ -545,6 +587,8 @@ class DREAMOR_OT_backend_stop(bpy.types.Operator):
 
 
 classes = (
+    DREAMOR_OT_pin_pose,
+    DREAMOR_OT_clear_pins,
     DREAMOR_OT_mark_occluded,
     DREAMOR_OT_clear_occluded,
     DREAMOR_OT_select_occluded,

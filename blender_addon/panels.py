@@ -79,6 +79,9 @@ class DREAMOR_PT_occlusion(_Sidebar, bpy.types.Panel):
             op.frames = settings.mark_frames
             op.include_children = settings.include_children
         layout.operator("dreamor.select_occluded", icon="RESTRICT_SELECT_OFF")
+        row = layout.row(align=True)
+        row.operator("dreamor.pin_pose", icon="PINNED")
+        row.operator("dreamor.clear_pins", icon="UNPINNED")
 
 
 class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):

@@ -139,7 +139,7 @@ class RefineRun:
         try:
             self.job = b.client.submit(
                 a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m],
-                preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
+                pinned=None if a.pinned is None else a.pinned[m], preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
             )  # fmt: skip
         except client_mod.BackendError as exc:
             raise RefineError(f"the backend refused the clip: {exc.message}") from None

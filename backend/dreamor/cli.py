@@ -82,7 +82,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
         max_clips=args.max_clips, clips_per_file=args.clips_per_file, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
         noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
-        settings=args.set or [], bodies=[b.strip() for b in args.bodies.split(",") if b.strip()] or ["native"],
+        settings=args.set or [], pin_every=args.pin_every, bodies=[b.strip() for b in args.bodies.split(",") if b.strip()] or ["native"],
     ))
 
 
@@ -162,15 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="IN.npz or IN.bvh")
     p.add_argument("output", help="OUT.npz")
     p.add_argument("--occlude", default=None, help="lower_body, a group (left_leg, ...) or JOINT,JOINT,... (SMPL names)")
-    p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude marks apply to (default: all)")
+    p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude / --noisy marks apply to (default: all)")
     p.add_argument("--preset", default="default", help="fast, default, best, or paper (the paper's configuration)")
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
     p.add_argument("--lock-feet", action="store_true",
                    help="feet the result puts in contact do not slide (held in place by IK on the legs)")
-    p.add_argument("--noisy", action="store_true",
-                   help="the capture's visible joints are noisy (e.g. from video): smooth them instead of keeping them "
-                        "where observed")
+    p.add_argument("--noisy", nargs="?", const="all", default=None, metavar="JOINTS",
+                   help="the capture is noisy (e.g. tracked from video): smooth its visible joints instead of putting them "
+                        "back where observed; with JOINTS (a group or JOINT,JOINT,...), only those joints, over --frames, "
+                        "at confidence 0.5")
     p.add_argument("--denoise-steps", type=int, default=None, help="DDIM steps K per target (preset default)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-frames", type=int, default=300, help="clip length in frames at 30 Hz (default 300)")
     p.add_argument("--seed", type=int, default=0, help="seed of the occlusion masks and noise")
     p.add_argument("--noise-cm", type=float, default=4.0, help="noise sigma of the noisy protocol (default 4 cm)")
+    p.add_argument("--pin-every", type=int, default=None, metavar="N",
+                   help="pin every joint every N frames (a full-body pose key, as an animator blocks): the Pin column is "
+                        "their error, Occ / Vis leave them out")
     p.add_argument("--denoise-steps", type=int, default=None, help="DREAMoR's K, DDIM steps per target (preset default)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--bodies", default="native", metavar="BODY,...",

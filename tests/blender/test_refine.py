@@ -205,6 +205,38 @@ def test_refine_preview_range_without_keep_visible(walk, tiny, sub):
     assert not after.contacts[~m].any()  # the clip had no contacts before
 
 
+def test_pin_pose_keys_pins_that_the_refine_sends_and_clear_pins_removes(walk, tiny, sub, backend_mod):
+    aio = sub("armature_io")
+    obj, scene = walk, bpy.context.scene
+    bone = dict(zip(JOINT_NAMES, aio.rig_from_object(obj).bone_names))
+    for pb in obj.pose.bones:
+        pb.select = pb.name in (bone["left_knee"], bone["left_ankle"])
+    scene.frame_set(50)
+    assert bpy.ops.dreamor.pin_pose() == {"FINISHED"}
+    anim = aio.read_animation(obj)
+    row = 50 - anim.frame_start
+    assert anim.pinned is not None and anim.pinned[row, [4, 7]].all() and anim.pinned.sum() == 2  # that frame only
+    assert "pinned" in anim.clip_arrays()
+    tiny()
+    client = backend_mod.get().client
+    real, calls = client.submit, []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    scene.dreamor.preset = "fast"
+    with mock.patch.object(client, "submit", side_effect=spy):
+        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    assert len(calls) == 1 and calls[0]["pinned"][row, [4, 7]].all() and calls[0]["pinned"].sum() == 2
+    obj = bpy.data.objects["walk"]
+    assert aio.read_animation(obj).pinned[row, [4, 7]].all()  # the refined action keeps the pins
+    for pb in obj.pose.bones:
+        pb.select = False
+    assert bpy.ops.dreamor.clear_pins() == {"FINISHED"}  # none selected: every bone
+    assert aio.read_animation(obj).pinned is None
+
+
 def test_keep_visible_is_enforced_on_write(walk, sub):
     """The backend is asked to keep visible bones; if its answer differs, the write keeps them anyway."""
     refine, aio = sub("refine"), sub("armature_io")

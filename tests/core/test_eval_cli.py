@@ -173,3 +173,19 @@ def test_bodies_give_one_report_per_body_and_a_summary(takes, tmp_path, capsys):
     assert "| x1.2 | interp |" in (out / "bodies.md").read_text()
     code, io = _run(capsys, "eval", takes, "--bodies", "native,giant", "--out", tmp_path / "bad", "--quiet")
     assert code == 2 and "unknown body 'giant'" in io.err and not (tmp_path / "bad").exists()
+
+
+def test_pin_every_keys_full_body_poses_and_scores_them_apart(tmp_path, mocap_dir, capsys, monkeypatch, tiny_checkpoints):
+    from dreamor.evaluate import baselines
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    monkeypatch.setattr(baselines, "_MODELS", {})
+    code, _ = _run(capsys, "eval", mocap_dir / BANDAI[2], "--methods", "input,dreamor", "--preset", "fast",
+                   "--clip-frames", "45", "--max-clips", "1", "--pin-every", "20", "--no-plots", "--quiet",
+                   "--out", tmp_path / "out")
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["methods"]["dreamor"]["pin_cm"] < 0.5  # the engine returns pins where given
+    assert "--pin-every 20" in report["command"] and "| Pin |" in (tmp_path / "out" / "report.md").read_text()
+    code, err = _run(capsys, "eval", mocap_dir / BANDAI[2], "--pin-every", "0", "--out", tmp_path / "bad")
+    assert code == 2 and "--pin-every 0" in err.err

@@ -72,3 +72,23 @@ def test_refine_lock_feet_and_noisy_reach_the_engine(tmp_path, mocap_dir, ckpts,
     assert _contact_skate_cm(runs["locked"]) < 0.5 * _contact_skate_cm(runs["plain"])
     vis = runs["plain"].visible
     assert np.abs(runs["noisy"].joints - runs["plain"].joints)[vis].max() > 1e-3  # visible joints no longer met
+
+
+def test_refine_keeps_pins_and_marks_noisy_joints(tmp_path, mocap_dir, ckpts, capsys):
+    import numpy as np
+
+    from dreamor.data.clip import save_clip
+    from dreamor.data.convert import read_motion, with_joints_and_contacts
+
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
+    pinned = np.zeros((clip.num_frames, 22), bool)
+    pinned[20, [7, 8]] = True
+    src = tmp_path / "in.npz"
+    save_clip(__import__("dataclasses").replace(clip, pinned=pinned), src)
+    code, _ = _refine(capsys, src, tmp_path / "out.npz", "--occlude", "lower_body", "--noisy", "left_arm",
+                      "--frames", "10:30", *ckpts)
+    assert code == 0
+    out = load_clip(tmp_path / "out.npz")
+    assert (out.pinned == pinned).all()
+    assert (out.confidence[10:30, 13] == 0.5).all() and (out.confidence[:10] == 1).all()
+    assert np.linalg.norm(out.joints[20, [7, 8]] - clip.joints[20, [7, 8]], axis=-1).max() < 0.005

@@ -110,3 +110,56 @@ def test_a_limb_hidden_for_a_gap_does_not_pop_where_it_goes_out_of_sight(walk):
         step = np.linalg.norm(np.diff(joints[:, 7], axis=0) - np.diff(walk.joints[:, 7], axis=0), axis=-1)
         steps[blend] = max(step[19], step[39])
     assert steps[6] < 0.5 * steps[0]
+
+
+def test_pins_are_met_even_where_the_capture_is_hidden_or_noisy(tiny_checkpoints, walk, monkeypatch):
+    """A pinned joint is returned where the animator put it (<= 0.5 cm), whatever else is marked; the frames
+    around a pin follow it without a pop."""
+    from dreamor.refine.api import load_models, refine
+    from dreamor.refine.config import refine_preset
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    models = load_models()
+    obs = occlude(walk, "lower_body")
+    pinned = np.zeros_like(obs.visible)
+    pinned[30, list(JOINT_GROUPS["lower_body"])] = True  # the animator keyed the legs at frame 30
+    joints = np.where(pinned[..., None], walk.joints, obs.joints)
+    cfg = refine_preset("fast", iters=6, window=20, overlap=6, noisy=True)
+    out = refine(replace(obs, joints=joints, pinned=pinned), config=cfg, models=models)
+    assert np.linalg.norm(out.joints - walk.joints, axis=-1)[pinned].max() < 0.005
+    free = refine(obs, config=cfg, models=models)  # the same without the pin
+    ankle_step = np.linalg.norm(np.diff(out.joints[:, 7], axis=0), axis=-1)
+    free_step = np.linalg.norm(np.diff(free.joints[:, 7], axis=0), axis=-1)
+    correction = np.linalg.norm(out.joints[30, 7] - free.joints[30, 7])
+    assert correction > 0.01  # the pin moved the ankle ...
+    assert ankle_step[25:35].max() < free_step[25:35].max() + 0.5 * correction  # ... without jumping to it
+
+
+def test_joints_marked_noisy_are_smoothed_and_trusted_ones_met(tiny_checkpoints, walk, monkeypatch):
+    from dreamor.refine.api import load_models, refine
+    from dreamor.refine.config import refine_preset
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    models = load_models()
+    conf = np.ones((walk.num_frames, 22))
+    arm = list(JOINT_GROUPS["left_arm"])
+    conf[:, arm] = 0.5
+    out = refine(replace(walk, confidence=conf), config=refine_preset("fast", iters=6, window=20, overlap=6),
+                 models=models)
+    err = np.linalg.norm(out.joints - walk.joints, axis=-1)
+    trusted = np.ones(22, bool)
+    trusted[arm] = False
+    assert err[:, trusted].max() < 1e-5 and err[:, arm].mean() > 1e-3
+
+
+def test_one_pinned_wrist_does_not_drag_the_body(walk):
+    """With only a pin fitted (a noisy capture), the other seen joints hold the unseen parents back."""
+    rot = aa_to_mat(torch.from_numpy(walk.local_aa)).numpy()
+    fit = np.zeros((walk.num_frames, 22), bool)
+    fit[30, 20] = True
+    observed = walk.joints.copy()
+    observed[30, 20] += [0.0, 0.1, 0.05]  # the animator moved the left wrist
+    _, _, joints = meet_observation(rot, walk.trans, walk.rest_joints, observed, fit, blend=6, anchors=~fit)
+    assert np.linalg.norm(joints[30, 20] - observed[30, 20]) < 0.005
+    body = list(range(13))  # pelvis, legs, spine and neck (the collar and shoulder may follow the arm)
+    assert np.abs(joints[:, body] - walk.joints[:, body]).max() < 0.005

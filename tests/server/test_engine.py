@@ -48,3 +48,24 @@ def test_engine_runner_meets_visible_joints_unless_the_job_is_marked_noisy(tiny_
         out = runner(job, sink, lambda: False)
         err[noisy] = np.linalg.norm(out.joints - clip.joints, axis=-1)[vis].mean()
     assert err[False] < 1e-5 < 1e-3 < err[True]
+
+
+def test_engine_runner_returns_pins_where_the_animator_put_them(tiny_checkpoints, monkeypatch, mocap_dir):
+    from types import SimpleNamespace
+
+    from dreamor.data.convert import with_joints_and_contacts
+    from dreamor.refine.api import load_runner
+    from dreamor.server.jobs import JobInput
+
+    monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
+    runner = load_runner("cpu")
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_run_normal_001.bvh"))
+    vis = np.ones((clip.num_frames, 22), bool)
+    vis[:, [1, 2, 4, 5, 7, 8, 10, 11]] = False
+    pinned = np.zeros_like(vis)
+    pinned[30, [7, 8, 10, 11]] = True  # feet keyed at frame 30 (their captured pose)
+    job = JobInput(trans=clip.trans, root_orient=clip.root_orient, pose_body=clip.pose_body,
+                   rest_joints=clip.rest_joints, visible=vis, fps=clip.fps, pinned=pinned,
+                   options={"preset": "fast", "keep_visible": True, "noisy": True, "lock_feet": False, "device": None})
+    out = runner(job, SimpleNamespace(progress=lambda *a: None, partial=lambda *a: None), lambda: False)
+    assert np.linalg.norm(out.joints - clip.joints, axis=-1)[pinned].max() < 0.005

@@ -175,7 +175,16 @@ def test_check_submit_normalises_arrays_and_fills_options():
     assert arrays["trans"].dtype == np.float64 and arrays["trans"].flags.writeable
     assert arrays["visible"].dtype == bool and arrays["visible"].shape == (12, 22)
     arrays, _, _ = protocol.check_submit(submit(visible=None))
-    assert arrays["visible"].all()
+    assert arrays["visible"].all() and "pinned" not in arrays and "confidence" not in arrays
+
+
+def test_pins_and_confidence_travel_with_a_submit():
+    pinned = np.zeros((12, 22), bool)
+    pinned[5, 7] = True
+    conf = np.full((12, 22), 0.5)
+    arrays, _, _ = protocol.check_submit(submit(pinned=pinned, confidence=conf))
+    assert (arrays["pinned"] == pinned).all() and arrays["pinned"].dtype == bool
+    assert np.allclose(arrays["confidence"], 0.5) and arrays["confidence"].dtype == np.float64
 
 
 @pytest.mark.parametrize(
@@ -195,6 +204,8 @@ def test_check_submit_normalises_arrays_and_fills_options():
         ({"options": {"iterations": 5}}, r"unknown option\(s\) \['iterations'\]"),
         ({"options": {"keep_visible": "yes"}}, "keep_visible must be true or false"),
         ({"options": {"noisy": 1}}, "noisy must be true or false"),
+        ({"confidence": np.full((12, 22), 1.5)}, r"'confidence' must lie in \[0, 1\]"),
+        ({"confidence": np.ones((12, 21))}, "'confidence' has shape"),
     ],
 )
 def test_check_submit_rejects_with_a_sentence(changes, pattern):

@@ -3,8 +3,9 @@
 Keys follow AMASS/HuMoR so their files load as-is (DESIGN.md, "Clip file format"):
 ``trans`` (T,3) m, ``root_orient`` (T,3) axis-angle, ``pose_body`` (T,63) axis-angle,
 ``mocap_framerate``, optional ``betas``, ``joints`` (T,22,3), ``contacts`` (T,9),
-``rest_joints`` (22,3) and ``visible`` (T,22) bool. Raw AMASS ``poses`` (T,>=66) is
-accepted in place of ``root_orient`` + ``pose_body``.
+``rest_joints`` (22,3) and ``visible`` (T,22) bool; for the animator's edits ``pinned`` (T,22) bool
+(joints fixed by a key: returned where given) and ``confidence`` (T,22) in [0, 1] (0 hidden, 1 trusted,
+between: noisy). Raw AMASS ``poses`` (T,>=66) is accepted in place of ``root_orient`` + ``pose_body``.
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Clip:
     joints: np.ndarray | None = None  # (T, 22, 3) world joints, if computed
     contacts: np.ndarray | None = None  # (T, 9) in [0, 1]
     visible: np.ndarray | None = None  # (T, 22) bool: False where the joint was occluded
+    pinned: np.ndarray | None = None  # (T, 22) bool: True where the animator fixed the joint (a pose key)
+    confidence: np.ndarray | None = None  # (T, 22) in [0, 1]: 0 hidden, 1 trusted, between = noisy
     name: str = ""
 
     @property
@@ -61,8 +64,9 @@ class Clip:
             checks["joints"] = (self.joints, (t, NUM_JOINTS, 3))
         if self.contacts is not None:
             checks["contacts"] = (self.contacts, (t, 9))
-        if self.visible is not None:
-            checks["visible"] = (self.visible, (t, NUM_JOINTS))
+        for key in ("visible", "pinned", "confidence"):
+            if getattr(self, key) is not None:
+                checks[key] = (getattr(self, key), (t, NUM_JOINTS))
         for key, (arr, shape) in checks.items():
             if tuple(arr.shape) != shape:
                 raise InputFileError(f"clip {self.name or ''} key '{key}' has shape {tuple(arr.shape)}, expected {shape}".replace("  ", " "))
@@ -70,6 +74,8 @@ class Clip:
                 arr = arr[self.visible]  # occluded observations may be NaN (unknown)
             if arr.dtype != bool and not np.all(np.isfinite(arr)):
                 raise InputFileError(f"clip {self.name} key '{key}' holds NaN or infinite values")
+        if self.confidence is not None and not ((self.confidence >= 0) & (self.confidence <= 1)).all():
+            raise InputFileError(f"clip {self.name} key 'confidence' must lie in [0, 1] (0 hidden, 1 trusted)")
         if t == 0:
             raise InputFileError(f"clip {self.name} has no frames")
         if not (np.isfinite(self.fps) and self.fps > 0):
@@ -115,6 +121,8 @@ def load_clip(path: str | os.PathLike) -> Clip:
         joints=np.asarray(data["joints"], np.float64) if "joints" in data else None,
         contacts=np.asarray(data["contacts"], np.float64) if "contacts" in data else None,
         visible=np.asarray(data["visible"]).astype(bool) if "visible" in data else None,
+        pinned=np.asarray(data["pinned"]).astype(bool) if "pinned" in data else None,
+        confidence=np.asarray(data["confidence"], np.float64) if "confidence" in data else None,
         name=path.stem,
     )
     return clip.validate()
@@ -135,8 +143,11 @@ def save_clip(clip: Clip, path: str | os.PathLike) -> Path:
         val = getattr(clip, key)
         if val is not None:
             arrays[key] = val.astype(np.float32)
-    if clip.visible is not None:
-        arrays["visible"] = clip.visible.astype(bool)
+    for key in ("visible", "pinned"):
+        if getattr(clip, key) is not None:
+            arrays[key] = getattr(clip, key).astype(bool)
+    if clip.confidence is not None:
+        arrays["confidence"] = clip.confidence.astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
     try:

@@ -36,7 +36,7 @@ def resample_clip(clip: Clip, fps_out: float = MODEL_FPS) -> Clip:
     """The clip at ``fps_out``; per-frame extras (joints, contacts, visible) follow.
 
     Rotations are slerped per joint; joints/trans/contacts interpolated linearly;
-    ``visible`` takes the nearer frame (a joint is seen if it was seen there).
+    ``visible``, ``pinned`` and ``confidence`` take the nearer frame (a joint is seen if it was seen there).
     """
     if abs(clip.fps - fps_out) < 1e-6:
         return replace(clip, fps=float(fps_out))
@@ -63,4 +63,6 @@ def resample_clip(clip: Clip, fps_out: float = MODEL_FPS) -> Clip:
         joints=lerp(clip.joints),
         contacts=lerp(clip.contacts),
         visible=None if clip.visible is None else clip.visible[nearest],
+        pinned=None if clip.pinned is None else clip.pinned[nearest],
+        confidence=None if clip.confidence is None else clip.confidence[nearest],
     )

@@ -24,6 +24,8 @@ Positions: ``joints`` (T, 22, 3) metres, Z-up world, floor z = 0, 30 Hz unless `
   frame at 30 Hz) of the ankles and toes between consecutive frames where that joint is in
   ground contact by height in both (below 8 cm for ankles, 4 cm for toes: HuMoR's contact
   heights). A planted foot scores 0; sliding scores its slide per frame.
+- ``pin_cm`` (with ``--pin-every``): mean error of the pinned joints (the animator's pose keys);
+  ``vis_cm`` and ``occ_cm`` then leave the pinned joint-frames out (``occ_cm``: hidden between keys).
 """
 from __future__ import annotations
 
@@ -45,7 +47,7 @@ SKATE_REF_FPS = 30.0
 METRIC_COLUMNS: dict[str, str] = {
     "vis_cm": "Vis", "occ_cm": "Occ", "all_cm": "All", "legs_cm": "Legs", "vtx_cm": "Vtx",
     "contact_acc": "Contact", "accel_ms2": "Accel", "pen_freq": "Freq", "pen_dist_cm": "Dist",
-    "skate_cm": "Skate", "accel_err_ms2": "AccelErr",
+    "skate_cm": "Skate", "accel_err_ms2": "AccelErr", "pin_cm": "Pin",
 }
 #: Metrics that need no ground truth (they also describe the clean clips).
 PLAUSIBILITY = ("accel_ms2", "pen_freq", "pen_dist_cm", "skate_cm")
@@ -136,19 +138,23 @@ def plausibility(joints: np.ndarray, fps: float = 30.0) -> dict[str, Mean]:
 
 def clip_metrics(pred_joints: np.ndarray, gt_joints: np.ndarray, visible: np.ndarray, fps: float = 30.0,
                  pred_contacts: np.ndarray | None = None, gt_contacts: np.ndarray | None = None,
-                 pred_vertices: np.ndarray | None = None, gt_vertices: np.ndarray | None = None) -> dict[str, Mean]:
+                 pred_vertices: np.ndarray | None = None, gt_vertices: np.ndarray | None = None,
+                 pinned: np.ndarray | None = None) -> dict[str, Mean]:
     """Every metric of one clip.
 
     pred_joints, gt_joints: (T, 22, 3) m; visible: (T, 22) bool, what the method was shown;
-    contacts: (T, 9) (accuracy skipped when either is None); vertices: (T, V, 3) m or None.
+    contacts: (T, 9) (accuracy skipped when either is None); vertices: (T, V, 3) m or None;
+    pinned: (T, 22) bool, joints given as pins (``pin_cm``; left out of ``vis_cm`` and ``occ_cm``).
     """
+    pins = np.zeros(np.shape(visible), bool) if pinned is None else np.asarray(pinned, bool)
     visible = np.asarray(visible, bool)
     legs = list(JOINT_GROUPS["legs"])
     have_verts = pred_vertices is not None and gt_vertices is not None
     have_contacts = pred_contacts is not None and gt_contacts is not None
     out = {
-        "vis_cm": position_error_cm(pred_joints, gt_joints, visible),
-        "occ_cm": position_error_cm(pred_joints, gt_joints, ~visible),
+        "vis_cm": position_error_cm(pred_joints, gt_joints, visible & ~pins),
+        "occ_cm": position_error_cm(pred_joints, gt_joints, ~visible & ~pins),
+        "pin_cm": position_error_cm(pred_joints, gt_joints, pins) if pins.any() else Mean(),
         "all_cm": position_error_cm(pred_joints, gt_joints),
         "legs_cm": position_error_cm(pred_joints[:, legs], gt_joints[:, legs]),
         "vtx_cm": position_error_cm(pred_vertices, gt_vertices) if have_verts else Mean(),

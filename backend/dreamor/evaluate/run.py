@@ -51,6 +51,7 @@ class EvalSettings:
     device: str = "cpu"
     noise_cm: float = 4.0
     denoise_steps: int | None = None  # DREAMoR's K (None: the preset's)
+    pin_every: int | None = None  # --pin-every N: a full-body pose key (pins) every N frames, from frame 0
     settings: list[str] = field(default_factory=list)  # --set NAME=VALUE refinement overrides
     bodies: list[str] = field(default_factory=lambda: ["native"])  # --bodies: each clip on each of these
     body: str = "native"  # the body of this run (one of ``bodies``)
@@ -69,6 +70,8 @@ class EvalSettings:
             parts += ["--noise-cm", f"{self.noise_cm:g}"]
         if self.denoise_steps is not None:
             parts += ["--denoise-steps", str(self.denoise_steps)]
+        if self.pin_every is not None:
+            parts += ["--pin-every", str(self.pin_every)]
         for item in self.settings:
             parts += ["--set", item]
         if self.bodies != ["native"]:
@@ -194,6 +197,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
         raise DreamorError(f"--clip-frames {settings.clip_frames} is too short; use at least 3 (default 300)")
     if settings.max_clips is not None and settings.max_clips < 1:
         raise DreamorError(f"--max-clips {settings.max_clips}: give at least 1 (or leave it out for every clip)")
+    if settings.pin_every is not None and settings.pin_every < 1:
+        raise DreamorError(f"--pin-every {settings.pin_every}: give at least 1 (a pose key every N frames)")
     if settings.clips_per_file is not None and settings.clips_per_file < 1:
         raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
     try:
@@ -236,6 +241,10 @@ def _evaluate_clip(gt: Clip, methods: list[Method], cfg: MethodConfig, occ_cfg: 
                    result: EvalResult) -> None:
     s = result.settings
     observed = occlude(gt, s.protocol, s.seed, occ_cfg)
+    if s.pin_every:  # the animator's pose keys: every joint pinned where the clean clip has it
+        pinned = np.zeros_like(observed.visible)
+        pinned[:: s.pin_every] = True
+        observed = replace(observed, joints=np.where(pinned[..., None], gt.joints, observed.joints), pinned=pinned)
     result.clip_names.append(gt.name)
     result.frames += gt.num_frames
     result.occluded_fraction += M.Mean.of(~observed.visible)
@@ -255,7 +264,7 @@ def _evaluate_clip(gt: Clip, methods: list[Method], cfg: MethodConfig, occ_cfg: 
                                f"{None if pred.joints is None else pred.joints.shape}")
         verts = _vertices(body, pred) if gt_verts is not None and m.produces_pose else None
         clip_m = M.clip_metrics(pred.joints, gt.joints, observed.visible, gt.fps, pred.contacts, gt.contacts,
-                                verts, gt_verts if verts is not None else None)
+                                verts, gt_verts if verts is not None else None, observed.pinned)
         pooled = result.methods[m.name]
         for k, v in clip_m.items():
             pooled[k] += v

@@ -34,6 +34,8 @@ from .foot_lock import lock_feet
 from .visible_fit import meet_observation
 
 MIN_FRAMES = 8  # at 30 Hz
+#: observation weight of a pinned joint (a trusted one has 1): the optimisation bends the motion to it.
+PIN_WEIGHT = 10.0
 MODELS_DIR_ENV = "DREAMOR_MODELS_DIR"
 PartialFn = Callable[[int, "Refined"], None]
 
@@ -104,8 +106,22 @@ def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str |
 
 
 # ----------------------------------------------------------------------------- input checks
-def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """-> observed joints (T, 22, 3) and visible (T, 22) bool; raises DreamorError on bad input."""
+def _mark(clip: Clip, key: str, t: int) -> np.ndarray | None:
+    arr = getattr(clip, key)
+    if arr is None:
+        return None
+    arr = np.asarray(arr)
+    if arr.shape != (t, NUM_JOINTS):
+        raise DreamorError(f"the clip's '{key}' has shape {arr.shape}; expected ({t}, {NUM_JOINTS}) (frames x joints)")
+    return arr
+
+
+def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """-> observed joints (T, 22, 3), visible (T, 22) bool, observation weights (T, 22) and pinned (T, 22) bool;
+    raises DreamorError on bad input.
+
+    A joint is seen where ``visible`` says so and its ``confidence`` (when given) is above 0, or where it is
+    pinned. Its weight is its confidence (1 when none is given), ``PIN_WEIGHT`` where pinned, 0 where unseen."""
     t = clip.num_frames
     if t == 0:
         raise DreamorError("the clip has no frames")
@@ -113,7 +129,15 @@ def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, n
     vis = np.ones((t, NUM_JOINTS), bool) if vis is None else np.asarray(vis)
     if vis.shape != (t, NUM_JOINTS):
         raise DreamorError(f"the visibility mask has shape {vis.shape}; expected ({t}, {NUM_JOINTS}) (frames x joints)")
-    vis = vis.astype(bool)
+    conf, pinned = _mark(clip, "confidence", t), _mark(clip, "pinned", t)
+    weight = vis.astype(np.float64)
+    if conf is not None:
+        if not np.all((conf >= 0) & (conf <= 1)):
+            raise DreamorError("the clip's confidence must lie in [0, 1] (0 hidden, 1 trusted, between: noisy)")
+        weight = weight * conf
+    pinned = np.zeros((t, NUM_JOINTS), bool) if pinned is None else pinned.astype(bool)
+    weight[pinned] = PIN_WEIGHT
+    vis = weight > 0
     if not vis.any():
         raise DreamorError("every joint is marked occluded in every frame: nothing to refine from")
     for key in ("trans", "root_orient", "pose_body", "rest_joints"):
@@ -131,7 +155,7 @@ def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, n
     if t / clip.fps * MODEL_FPS < MIN_FRAMES:
         raise DreamorError(f"the clip is too short: {t} frames at {clip.fps:g} fps; refinement needs at least "
                            f"{MIN_FRAMES / MODEL_FPS:.2f} s")
-    return joints, vis
+    return joints, vis, weight, pinned
 
 
 def _initial_states(filled: np.ndarray, rest: np.ndarray) -> torch.Tensor:
@@ -194,7 +218,8 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     cfg = config or refine_preset("default")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    joints, vis = _observations(clip, visible)
+    joints, vis, weight, pinned = _observations(clip, visible)
+    trusted = weight >= 1.0  # confidence 1 or pinned: put back where observed; noisy ones are smoothed
     try:
         size = body_scale(clip.rest_joints)
     except ValueError as exc:
@@ -208,10 +233,12 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
 
     from ..evaluate.baselines import run_interp  # the simple guess for occluded joints: splines across gaps
 
-    observed = replace(clip, joints=np.where(vis[..., None], joints, np.nan), visible=vis, contacts=None)
+    observed = replace(clip, joints=np.where(vis[..., None], joints, np.nan), visible=vis, contacts=None, pinned=None,
+                       confidence=None)
     filled = run_interp(observed).joints
-    at30 = resample_clip(replace(observed, joints=filled), MODEL_FPS)
+    at30 = resample_clip(replace(observed, joints=filled, confidence=weight / PIN_WEIGHT), MODEL_FPS)
     obs30, vis30, rest = at30.joints, at30.visible, clip.rest_joints
+    weight30 = at30.confidence * PIN_WEIGHT
     n = len(obs30)
     guessed = np.zeros_like(vis30)
     if cfg.learned_init and models.infill is not None and not vis30.all():
@@ -246,6 +273,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             rest_joints=torch.from_numpy(rest).float().expand(len(chunk), NUM_JOINTS, 3).to(dev),
             x_init=torch.stack([x_init[s:e] for s, e in chunk]).to(dev),
             guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in chunk]).to(dev),
+            weight=torch.stack([torch.from_numpy(weight30[s:e]) for s, e in chunk]).float().to(dev),
             starts=[s for s, _ in chunk],
         )
         def chunk_preview(x, c, ci=ci, chunk=chunk):  # every finished chunk and this one as it stands
@@ -268,23 +296,29 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             partial(0, _scaled(out, size))
     timings["optimise_s"] = time.perf_counter() - t1
     out = _assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames)
-    if cfg.meet_observation and not cfg.noisy:  # visible joints put where they were observed (refine.visible_fit)
+    if cfg.keep_visible:  # trusted joints and pins keep their captured rotations (the pelvis its position)
+        out = keep_visible_rotations(out, clip, trusted)
+    # kept joints are where they were captured already: in the fit they anchor what hangs from them
+    meet = cfg.meet_observation and (cfg.keep_visible or not cfg.noisy)
+    fit = pinned | (trusted & meet)
+    if fit.any():  # trusted visible joints and pins put where they were observed (refine.visible_fit)
         t2 = time.perf_counter()
         rot = aa_to_mat(torch.from_numpy(np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], 1)))
-        rot, trans, fitted = meet_observation(rot.numpy(), out.trans, rest, joints, vis, blend=round(0.2 * clip.fps))
+        rot, trans, fitted = meet_observation(rot.numpy(), out.trans, rest, joints, fit, blend=round(0.2 * clip.fps),
+                                              keep=trusted & ~pinned if cfg.keep_visible else None, anchors=vis & ~fit)
         aa = mat_to_aa(torch.from_numpy(rot)).numpy()
         out = replace(out, trans=trans, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=fitted)
         timings["fit_s"] = time.perf_counter() - t2
     if cfg.lock_feet:  # feet in contact held in place (refine.foot_lock)
         rot = aa_to_mat(torch.from_numpy(np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], 1)))
-        rot, locked = lock_feet(rot.numpy(), out.trans, rest, out.contacts, clip.fps)
+        rot, locked = lock_feet(rot.numpy(), out.trans, rest, out.contacts, clip.fps, fixed=fit)
         aa = mat_to_aa(torch.from_numpy(rot)).numpy()
         out = replace(out, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=locked)
     out = _scaled(out, size)
     out.energies = energies
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
-    return visible_guard(out, joints * size, vis, cfg.visible_warn_cm, clip.fps)
+    return visible_guard(out, joints * size, trusted & ~pinned, cfg.visible_warn_cm, clip.fps)
 
 
 def visible_guard(out: Refined, observed: np.ndarray, visible: np.ndarray, warn_cm: float, fps: float = 30.0) -> Refined:
@@ -364,16 +398,15 @@ def load_runner(device: str = "cpu"):
 
     def run(job, sink, should_stop) -> JobOutput:
         cfg = refine_preset(job.options.get("preset", "default"), device=device, noisy=bool(job.options.get("noisy", False)),
-                            lock_feet=bool(job.options.get("lock_feet", False)))
+                            lock_feet=bool(job.options.get("lock_feet", False)),
+                            keep_visible=bool(job.options.get("keep_visible", True)))
         clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
-                    rest_joints=job.rest_joints)
+                    rest_joints=job.rest_joints, pinned=job.pinned, confidence=job.confidence)
         try:
             out = refine(clip, job.visible, cfg, progress=sink.progress, should_stop=should_stop, models=models,
                          partial=lambda start, r: sink.partial(start, to_output(r)))
         except RefineCancelled:
             raise JobCancelled() from None
-        if job.options.get("keep_visible", True):
-            out = keep_visible_rotations(out, clip, job.visible)
         return to_output(out)
 
     run.info = {**models.ids, "device": device}
@@ -382,7 +415,8 @@ def load_runner(device: str = "cpu"):
 
 def keep_visible_rotations(out: Refined, clip: Clip, visible: np.ndarray) -> Refined:
     """Put back the captured rotation of every joint in every frame where it is visible
-    (and the captured root translation where the pelvis is); joints are recomputed by FK."""
+    (and the captured root translation where the pelvis is); joints are recomputed by FK.
+    ``RefineConfig.keep_visible`` does this inside ``refine``, before the final fit (so pins still hold)."""
     vis = np.asarray(visible, bool)
     aa = np.concatenate([out.root_orient[:, None], out.pose_body.reshape(-1, 21, 3)], axis=1)
     aa = np.where(vis[..., None], clip.local_aa, aa)

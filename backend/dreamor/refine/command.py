@@ -30,20 +30,39 @@ def parse_frames(spec: str | None, num_frames: int) -> slice:
     return slice(start, end)
 
 
-def visibility(clip, occlude: str | None, frames: str | None) -> np.ndarray:
+#: the confidence `--noisy JOINTS` gives the joints it names (0 hidden, 1 trusted).
+NOISY_CONFIDENCE = 0.5
+
+
+def _joints(spec: str, option: str) -> list[int]:
+    try:
+        return list(parse_joints(spec))
+    except ValueError as exc:
+        raise DreamorError(f"{option}: {exc}") from None
+
+
+def visibility(clip, occlude: str | None, frames: str | None, noisy_joints: str | None = None) -> np.ndarray:
     """The (T, 22) mask: --occlude over --frames, else the clip's own ``visible``, else all visible."""
     t = clip.num_frames
     if occlude is None:
-        if frames:
-            raise DreamorError("--frames needs --occlude (which joints to mark occluded)")
+        if frames and not noisy_joints:
+            raise DreamorError("--frames needs --occlude or --noisy JOINTS (which joints to mark)")
         return clip.visible if clip.visible is not None else np.ones((t, NUM_JOINTS), bool)
-    try:
-        joints = parse_joints(occlude)
-    except ValueError as exc:
-        raise DreamorError(str(exc)) from None
     vis = np.ones((t, NUM_JOINTS), bool) if clip.visible is None else clip.visible.copy()
-    vis[parse_frames(frames, t), list(joints)] = False
+    vis[parse_frames(frames, t), _joints(occlude, "--occlude")] = False
     return vis
+
+
+def confidence(clip, noisy_joints: str | None, frames: str | None) -> np.ndarray | None:
+    """The (T, 22) confidence: the clip's own (or all 1) with --noisy JOINTS at NOISY_CONFIDENCE over --frames."""
+    if not noisy_joints:
+        return clip.confidence
+    t = clip.num_frames
+    conf = np.ones((t, NUM_JOINTS)) if clip.confidence is None else clip.confidence.copy()
+    rows = parse_frames(frames, t)
+    cols = _joints(noisy_joints, "--noisy")
+    conf[rows, cols] = np.minimum(conf[rows, cols], NOISY_CONFIDENCE)
+    return conf
 
 
 def run_refine(args) -> int:
@@ -53,14 +72,17 @@ def run_refine(args) -> int:
     if not src.exists():
         raise DreamorError(f"{src}: no such file")
     try:
-        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device, noisy=args.noisy, lock_feet=args.lock_feet,
+        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device,
+                            noisy=args.noisy == "all", lock_feet=args.lock_feet,
                             **({"denoise_steps": args.denoise_steps} if args.denoise_steps else {}))
     except ValueError as exc:
         raise DreamorError(str(exc)) from None
     from .api import load_models, refine
 
     clip = read_motion(src, fps=None)
-    vis = visibility(clip, args.occlude, args.frames)
+    joint_marks = None if args.noisy in (None, "all") else args.noisy
+    vis = visibility(clip, args.occlude, args.frames, joint_marks)
+    clip = replace(clip, confidence=confidence(clip, joint_marks, args.frames))
     models = load_models(args.vae, args.diffusion, device=args.device)
     bar = tqdm(total=100, desc=f"refine ({cfg.preset}, {cfg.method})", unit="%", disable=args.quiet, file=sys.stderr,
                bar_format="{l_bar}{bar}| {n:.0f}% [{elapsed}<{remaining}{postfix}]")
@@ -73,7 +95,7 @@ def run_refine(args) -> int:
         result = refine(clip, vis, cfg, progress=progress, models=models)
     finally:
         bar.close()
-    save_clip(replace(result.to_clip(clip), visible=vis), out)
+    save_clip(replace(result.to_clip(clip), visible=vis, pinned=clip.pinned, confidence=clip.confidence), out)
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:

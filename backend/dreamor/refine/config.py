@@ -96,6 +96,9 @@ class RefineConfig:
     #: the final stage (``refine.visible_fit``): visible joints put where they were observed by IK on the result,
     #: hidden ones carried by their corrected parents. Skipped when ``noisy``.
     meet_observation: bool = True
+    #: trusted visible joints (and pins) keep their captured rotations, the pelvis its captured position where
+    #: seen (the add-on's Keep Visible Bones); the final fit then only moves what was not seen.
+    keep_visible: bool = False
     #: feet in contact (the result's own contact flags) held in place by IK on the legs (``refine.foot_lock``).
     lock_feet: bool = False
     seed: int = 0

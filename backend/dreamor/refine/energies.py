@@ -27,11 +27,15 @@ def gmof(sq_dist: torch.Tensor, sigma: float) -> torch.Tensor:
     return s2 * sq_dist / (sq_dist + s2)
 
 
-def observation(joints: torch.Tensor, observed: torch.Tensor, visible: torch.Tensor, sigma: float = 0.1) -> tuple[torch.Tensor, Terms]:
-    """Robust distance to the observed joints, over visible joints only (occluded ones never count)."""
+def observation(joints: torch.Tensor, observed: torch.Tensor, visible: torch.Tensor, sigma: float = 0.1,
+                weight: torch.Tensor | None = None) -> tuple[torch.Tensor, Terms]:
+    """Robust distance to the observed joints, over visible joints only (occluded ones never count);
+    ``weight`` (B, T, 22): each visible joint's share (its confidence; pins more), the mean taken over the
+    visible joint-frames."""
     obs = torch.where(visible[..., None], observed, joints.detach())  # occluded values never enter
     sq = ((joints - obs) ** 2).sum(-1)
-    e = _mean(gmof(sq, sigma), visible.float())
+    mask = visible.float()
+    e = _mean(gmof(sq, sigma) * (mask if weight is None else weight * mask), mask)
     return e, {"obs": float(e.detach())}
 
 

@@ -29,24 +29,32 @@ def held_offsets(points: np.ndarray, contact: np.ndarray, blend: int) -> np.ndar
     return fade_out(inside, contact, blend)[0]
 
 
-def _two_bone(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float) -> tuple[np.ndarray, np.ndarray]:
+def two_bone(hip: np.ndarray, knee: np.ndarray, target: np.ndarray, l1: float, l2: float,
+             bend_dir: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Knee and ankle positions (T, 3) reaching ``target`` from ``hip`` with bone lengths l1, l2, the knee in
-    the plane of hip, target and the old knee (reach clamped to what the leg can do)."""
+    the plane of hip, target and the old knee (reach clamped to what the leg can do). Where the old limb is
+    straight (no plane), the knee bends towards ``bend_dir`` (T, 3), e.g. the body's forward for a knee."""
     to = target - hip
     d = np.linalg.norm(to, axis=-1, keepdims=True)
     u = to / np.maximum(d, 1e-9)
-    d = np.clip(d, abs(l1 - l2) + 1e-4, l1 + l2 - 1e-4)
+    d = np.clip(d, abs(l1 - l2) + 1e-6, l1 + l2)
     bend = knee - hip
-    v = unit(bend - (bend * u).sum(-1, keepdims=True) * u)
-    cos_a = np.clip((l1**2 + d**2 - l2**2) / (2 * l1 * d), -1.0, 1.0)
+    perp = bend - (bend * u).sum(-1, keepdims=True) * u
+    if bend_dir is not None:
+        alt = bend_dir - (bend_dir * u).sum(-1, keepdims=True) * u
+        perp = np.where(np.linalg.norm(perp, axis=-1, keepdims=True) < 1e-3 * l1, alt, perp)
+    v = unit(perp)
+    cos_a = np.clip((l1**2 + d**2 - l2**2) / (2 * max(l1, 1e-9) * d), -1.0, 1.0)
     new_knee = hip + l1 * (cos_a * u + np.sqrt(1 - cos_a**2) * v)
     return new_knee, hip + d * u
 
 
 def lock_feet(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndarray, contacts: np.ndarray, fps: float,
-              blend_s: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+              blend_s: float = 0.1, fixed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """local_rotmats (T, 22, 3, 3), trans (T, 3) m, rest (22, 3), contacts (T, 9) -> local_rotmats, joints
-    (T, 22, 3) with every contact run of each ankle and toe held in place (see the module docstring)."""
+    (T, 22, 3) with every contact run of each ankle and toe held in place (see the module docstring).
+    ``fixed`` (T, 22) bool: joints already where they must be (pins, trusted observations): a leg is left
+    alone in the frames where any of its joints is fixed."""
     fk = forward_kinematics(torch.from_numpy(local_rotmats), torch.from_numpy(rest), torch.from_numpy(trans))
     joints, world = fk.joints.numpy().copy(), fk.global_rotmats.numpy().copy()
     off = rest_offsets(np.asarray(rest, np.float64).copy())
@@ -54,15 +62,18 @@ def lock_feet(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndarray, co
     blend = max(int(round(blend_s * fps)), 1)
     down = np.asarray(contacts) > 0.5
     for (hip, knee, ankle, toe), (c_ankle, c_toe) in LEGS:
-        ankle_fix = held_offsets(joints[:, ankle], down[:, c_ankle], blend)
-        toe_fix = held_offsets(joints[:, toe], down[:, c_toe], blend)
-        if not (ankle_fix.any() or toe_fix.any()):
+        free = np.ones(len(trans), bool) if fixed is None else ~np.asarray(fixed)[:, [hip, knee, ankle, toe]].any(1)
+        ankle_fix = held_offsets(joints[:, ankle], down[:, c_ankle] & free, blend) * free[:, None]
+        toe_fix = held_offsets(joints[:, toe], down[:, c_toe] & free, blend) * free[:, None]
+        rows = np.abs(ankle_fix).sum(-1) + np.abs(toe_fix).sum(-1) > 0  # only where something is held
+        if not rows.any():
             continue
         # the ankle goes where it is held; where only the toe is held, the foot moves with the toe
         only_toe = ~ankle_fix.any(-1, keepdims=True)
         target = joints[:, ankle] + np.where(only_toe, toe_fix, ankle_fix)
         l1, l2 = np.linalg.norm(off[knee]), np.linalg.norm(off[ankle])
-        new_knee, new_ankle = _two_bone(joints[:, hip], joints[:, knee], target, l1, l2)
+        forward = world[:, hip] @ np.array([0.0, 0.0, 1.0])  # SMPL's body frame faces +Z: knees bend forward
+        new_knee, new_ankle = two_bone(joints[:, hip], joints[:, knee], target, l1, l2, forward)
         g_hip = smallest_rotation(unit(joints[:, knee] - joints[:, hip]), unit(new_knee - joints[:, hip])) @ world[:, hip]
         g_knee = smallest_rotation(unit(joints[:, ankle] - joints[:, knee]), unit(new_ankle - new_knee)) @ world[:, knee]
         g_ankle = world[:, ankle]
@@ -72,8 +83,8 @@ def lock_feet(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndarray, co
             turn = smallest_rotation(unit(joints[both, toe] - joints[both, ankle]), unit(toe_target[both] - new_ankle[both]))
             g_ankle = g_ankle.copy()
             g_ankle[both] = turn @ g_ankle[both]
-        out[:, hip] = np.swapaxes(world[:, 0], 1, 2) @ g_hip  # the hips hang from the pelvis
-        out[:, knee] = np.swapaxes(g_hip, 1, 2) @ g_knee
-        out[:, ankle] = np.swapaxes(g_knee, 1, 2) @ g_ankle
+        out[rows, hip] = (np.swapaxes(world[:, 0], 1, 2) @ g_hip)[rows]  # the hips hang from the pelvis
+        out[rows, knee] = (np.swapaxes(g_hip, 1, 2) @ g_knee)[rows]
+        out[rows, ankle] = (np.swapaxes(g_knee, 1, 2) @ g_ankle)[rows]
     joints = forward_kinematics(torch.from_numpy(out), torch.from_numpy(rest), torch.from_numpy(trans)).joints.numpy()
     return out, joints

@@ -39,7 +39,8 @@ class WindowBatch:
     """B windows of L frames. observed: (B, L, 22, 3) m (anything where neither visible nor guessed);
     visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states;
     guessed: (B, L, 22) bool, hidden joints whose ``observed`` value is the completion network's guess;
-    starts: each window's first frame in the clip (consecutive windows that overlap are made to agree)."""
+    starts: each window's first frame in the clip (consecutive windows that overlap are made to agree);
+    weight: (B, L, 22) observation weights of the visible joints (confidence; pins more; None: all 1)."""
 
     observed: torch.Tensor
     visible: torch.Tensor
@@ -47,6 +48,7 @@ class WindowBatch:
     x_init: torch.Tensor
     guessed: torch.Tensor | None = None
     starts: list[int] | None = None
+    weight: torch.Tensor | None = None
 
 
 def overlap_pairs(starts: list[int] | None, length: int, visible: torch.Tensor | None = None):
@@ -158,7 +160,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         c = contacts.detach()
         ground = _ground(tilt, offset)
         parts = [
-            (w.obs, E.observation(joints, observed, batch.visible, cfg.obs_sigma)),
+            (w.obs, E.observation(joints, observed, batch.visible, cfg.obs_sigma, batch.weight)),
             (w.consistency, E.skeleton_consistency(x[..., STATE_SLICES["joints"]].reshape(joints.shape), joints)),
             (w.penetration, E.penetration(joints, ground)),
             (w.smooth, E.smoothness(joints)),

@@ -254,13 +254,17 @@ class Client:
         fps: float,
         visible: np.ndarray | None = None,
         *,
+        pinned: np.ndarray | None = None,
+        confidence: np.ndarray | None = None,
         timeout: float | None = None,
         **options: Any,
     ) -> Job:
-        """Submit a clip (shapes as in ``protocol.submit_message``; options: preset,
-        keep_visible, noisy, lock_feet, device) and return its Job once the backend accepted it.
-        Input the backend would reject raises BackendError before anything is sent."""
-        msg = protocol.submit_message(trans, root_orient, pose_body, rest_joints, fps, visible, **options)
+        """Submit a clip (shapes as in ``protocol.submit_message``: pinned and confidence are the
+        animator's pins and noisy marks; options: preset, keep_visible, noisy, lock_feet, device) and
+        return its Job once the backend accepted it. Input the backend would reject raises BackendError
+        before anything is sent."""
+        msg = protocol.submit_message(trans, root_orient, pose_body, rest_joints, fps, visible, pinned, confidence,
+                                      **options)
         try:
             protocol.check_submit(Message("submit", msg.content, {k: protocol._wire_array(v) for k, v in msg.buffers.items()}))
         except ProtocolError as exc:

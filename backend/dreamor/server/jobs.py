@@ -47,7 +47,8 @@ class JobInput:
 
     trans (T,3) m; root_orient (T,3) and pose_body (T,63) axis-angle (SMPL conventions,
     as in ``dreamor.data.clip``); rest_joints (22,3) m, the body's zero-pose joints;
-    visible (T,22) bool, False where a joint was occluded; fps of the scene; options:
+    visible (T,22) bool, False where a joint was occluded; pinned (T,22) bool and confidence (T,22)
+    in [0, 1], the animator's pins and noisy marks (None: none); fps of the scene; options:
     ``preset`` ("fast" | "default" | "best"), ``keep_visible`` (bool: keep visible joints
     exactly), ``noisy`` (bool: the capture is noisy, smooth it rather than meet it), ``lock_feet``
     (bool: feet in contact do not slide), ``device``
@@ -61,6 +62,8 @@ class JobInput:
     visible: np.ndarray
     fps: float
     options: dict[str, Any]
+    pinned: np.ndarray | None = None  # (T, 22) bool: joints the animator fixed
+    confidence: np.ndarray | None = None  # (T, 22) in [0, 1]: 0 hidden, 1 trusted, between = noisy
 
     @property
     def num_frames(self) -> int:

@@ -15,7 +15,8 @@ Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job
 -> hello {protocol, client}                 <- welcome {protocol, version, pid, devices, default_device, models, limits}
 -> ping {}                                  <- pong {busy, running: [job ids], queued}
 -> submit {fps, options: {preset, keep_visible, noisy, lock_feet, device}}
-   buffers trans (T,3), root_orient (T,3), pose_body (T,63), rest_joints (22,3), visible (T,22) optional
+   buffers trans (T,3), root_orient (T,3), pose_body (T,63), rest_joints (22,3); optional visible,
+   pinned (T,22) bool and confidence (T,22) in [0, 1]
                                             <- accepted {job_id, position (0: runs now), device, frames}
                                             <- progress {stage, fraction 0..1, energies, position, elapsed_s}
                                                at least once a second until the job ends
@@ -82,7 +83,10 @@ OPTION_DEFAULTS: dict[str, Any] = {"preset": "default", "keep_visible": True, "n
                                    "device": None}
 
 #: Per-frame arrays of a submit and of a result/partial: name -> shape after the frame axis.
-INPUT_ARRAYS: dict[str, tuple[int, ...]] = {"trans": (3,), "root_orient": (3,), "pose_body": (63,), "visible": (NUM_JOINTS,)}
+INPUT_ARRAYS: dict[str, tuple[int, ...]] = {"trans": (3,), "root_orient": (3,), "pose_body": (63,), "visible": (NUM_JOINTS,),
+                                            "pinned": (NUM_JOINTS,), "confidence": (NUM_JOINTS,)}
+#: Optional per-frame marks of a submit: visible and pinned are flags, confidence in [0, 1].
+OPTIONAL_INPUTS = ("visible", "pinned", "confidence")
 OUTPUT_ARRAYS: dict[str, tuple[int, ...]] = {
     "trans": (3,),
     "root_orient": (3,),
@@ -309,13 +313,19 @@ def submit_message(
     rest_joints: np.ndarray,
     fps: float,
     visible: np.ndarray | None = None,
+    pinned: np.ndarray | None = None,
+    confidence: np.ndarray | None = None,
     **options: Any,
 ) -> Message:
     """Build a ``submit``: trans (T,3) m, root_orient (T,3) and pose_body (T,63) axis-angle,
-    rest_joints (22,3) m, visible (T,22) bool (None: all visible), fps, options."""
+    rest_joints (22,3) m, visible (T,22) bool (None: all visible), pinned (T,22) bool (joints the animator
+    fixed), confidence (T,22) in [0, 1] (None: all 1), fps, options."""
     buffers = {"trans": trans, "root_orient": root_orient, "pose_body": pose_body, "rest_joints": rest_joints}
-    if visible is not None:
-        buffers["visible"] = np.asarray(visible, dtype=bool)
+    for name, arr in (("visible", visible), ("pinned", pinned)):
+        if arr is not None:
+            buffers[name] = np.asarray(arr, dtype=bool)
+    if confidence is not None:
+        buffers["confidence"] = np.asarray(confidence, dtype=np.float32)
     return Message("submit", {"fps": float(fps), "options": options}, buffers)
 
 
@@ -335,11 +345,11 @@ def check_submit(msg: Message) -> tuple[dict[str, np.ndarray], float, dict[str, 
     if missing:
         raise bad(
             f"the submit is missing array(s) {missing}; it needs trans (T,3), root_orient (T,3), "
-            "pose_body (T,63), rest_joints (22,3) and optionally visible (T,22)"
+            "pose_body (T,63), rest_joints (22,3) and optionally visible, pinned, confidence (T,22)"
         )
-    unknown = sorted(set(msg.buffers) - set(needed) - {"visible"})
+    unknown = sorted(set(msg.buffers) - set(needed) - set(OPTIONAL_INPUTS))
     if unknown:
-        raise bad(f"the submit carries unknown array(s) {unknown}; known arrays are {list(needed) + ['visible']}")
+        raise bad(f"the submit carries unknown array(s) {unknown}; known arrays are {list(needed) + list(OPTIONAL_INPUTS)}")
     frames = msg.buffers["trans"].shape[0] if msg.buffers["trans"].ndim else 0
     if not 1 <= frames <= MAX_CLIP_FRAMES:
         raise bad(f"the clip has {frames} frames; this backend refines 1 to {MAX_CLIP_FRAMES} frames at a time (refine a shorter range)")
@@ -348,9 +358,9 @@ def check_submit(msg: Message) -> tuple[dict[str, np.ndarray], float, dict[str, 
         shape = (NUM_JOINTS, 3) if name == "rest_joints" else (frames, *INPUT_ARRAYS[name])
         if arr.shape != shape:
             raise bad(f"array '{name}' has shape {arr.shape}, expected {shape} (all per-frame arrays need the same number of frames)")
-        if name == "visible":
+        if name in ("visible", "pinned"):
             if arr.dtype.str not in ("|b1", "|u1") or (arr.size and arr.view(np.uint8).max() > 1):
-                raise bad("array 'visible' must be bool (or uint8 holding 0/1), one flag per frame and joint")
+                raise bad(f"array '{name}' must be bool (or uint8 holding 0/1), one flag per frame and joint")
             arrays[name] = arr.astype(bool)
             continue
         if arr.dtype.str not in _FLOAT_DTYPES:
@@ -359,6 +369,8 @@ def check_submit(msg: Message) -> tuple[dict[str, np.ndarray], float, dict[str, 
             raise bad(f"array '{name}' holds NaN or infinite values; fix or delete those keyframes and try again")
         if arr.size and np.abs(arr).max() > MAX_ABS_VALUE:
             raise bad(f"array '{name}' holds values beyond ±{MAX_ABS_VALUE:g}; are the units metres and radians?")
+        if name == "confidence" and arr.size and not (arr.min() >= 0 and arr.max() <= 1):
+            raise bad("array 'confidence' must lie in [0, 1] (0 hidden, 1 trusted, between: noisy)")
         arrays[name] = np.array(arr, dtype=np.float64)
     arrays.setdefault("visible", np.ones((frames, NUM_JOINTS), dtype=bool))
     fps = msg.content.get("fps")
