@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-#: name -> (method, settings). ``base`` is the preset as shipped.
-CONFIGS: dict[str, tuple[str, list[str]]] = {
+#: name -> (method, settings[, preset]). ``base`` is the preset as shipped; a third entry overrides ``--preset``.
+CONFIGS: dict[str, tuple] = {
     "infill": ("infill", []),
     "vae_only": ("vae_only", []),
     "base": ("dreamor", []),
@@ -30,6 +30,11 @@ CONFIGS: dict[str, tuple[str, list[str]]] = {
     "sds_x10": ("dreamor", ["weights.sds=0.5"]),
     "t_anneal": ("dreamor", ["t_anneal=true", "t_range=0.2,0.8"]),
     "sds_x10_guess_fades": ("dreamor", ["weights.sds=0.5", "guess_final=0"]),
+    # the paper's setting: no completion network (hidden joints start from the rest pose / splines)
+    "rest_pose": ("input", []),
+    "paper": ("dreamor", [], "paper"),
+    "paper_vae_only": ("vae_only", [], "paper"),
+    "paper_no_sds": ("dreamor", ["weights.sds=0"], "paper"),
 }
 
 
@@ -47,7 +52,8 @@ def split_files(split: str) -> list[str]:
 
 
 def run(name: str, split: str, files: list[str], preset: str, out: Path) -> dict:
-    method, settings = CONFIGS[name]
+    method, settings, *own = CONFIGS[name]
+    preset = own[0] if own else preset
     dest = out / name / split
     if not (dest / "report.json").exists():
         cmd = [str(ROOT / ".venv" / "bin" / "dreamor"), "eval", *files, "--protocol", "lower_body", "--methods", method,
@@ -69,8 +75,9 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     names = args.only.split(",") if args.only else list(CONFIGS)
-    for n in {"infill", "no_sds"} - set(names):
-        names.insert(0, n)  # the ratios need them
+    for n in ("no_sds", "infill"):
+        if n not in names:
+            names.insert(0, n)  # the ratios need them
     res = {split: {n: run(n, split, split_files(split)[: args.clips], args.preset, out) for n in names}
            for split in ("val", "unseen")}
     rows = ["| configuration | settings | " + " | ".join(
@@ -82,8 +89,8 @@ def main() -> int:
             r, base, nos = res[split][n], res[split]["infill"], res[split]["no_sds"]
             cells += [f"{r['occ_cm']:.2f}", f"{r['occ_cm'] / base['occ_cm']:.3f}", f"{r['occ_cm'] / nos['occ_cm']:.3f}",
                       f"{r['vis_cm']:.2f}", f"{r['accel_err_ms2']:.2f}"]
-        method, settings = CONFIGS[n]
-        label = f"`{method}` " + " ".join(f"`{s}`" for s in settings)
+        method, settings, *own = CONFIGS[n]
+        label = f"`{method}` " + (f"`--preset {own[0]}` " if own else "") + " ".join(f"`{s}`" for s in settings)
         rows.append(f"| {n} | {label} | " + " | ".join(cells) + " |")
     cmd = "python scripts/ablate_prior.py " + " ".join(sys.argv[1:])
     text = (f"# What the prior contributes ({args.preset}, lower body hidden, first {args.clips} clips of each split)\n\n"
