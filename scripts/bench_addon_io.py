@@ -31,7 +31,7 @@ from blender_rigs import build_rig  # noqa: E402
 from blender_addon import armature_io, rotmath  # noqa: E402
 
 SMPL_NEUTRAL = np.asarray(
-    __import__("json").loads((ROOT / "backend/dreamor/assets/smpl22_rest_joints.json").read_text())["rest_joints_m"]
+    __import__("json").loads((ROOT / "backend/dreamor/body/smpl22_rest_joints.json").read_text())["rest_joints_m"]
 )
 
 

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "blender_addon"
 WIRE_FILES = ("protocol.py", "client.py")
 WIRE_SRC = ROOT / "backend" / "dreamor" / "server"
-REST_JOINTS = ROOT / "backend" / "dreamor" / "assets" / "smpl22_rest_joints.json"
+REST_JOINTS = ROOT / "backend" / "dreamor" / "body" / "smpl22_rest_joints.json"
 BLENDER_PYTHON = "3.11"  # Blender 4.2 .. 5.0
 PYZMQ = "pyzmq==27.3.0"
 #: pip --platform tags, one wheel each (pip also accepts older compatible tags, e.g. universal2).

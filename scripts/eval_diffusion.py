@@ -42,8 +42,9 @@ from dreamor.errors import DreamorError
 from dreamor.models.diffusion import LatentDiffusion, vae_condition
 from dreamor.models.losses import fk_joints, regressed_joints
 from dreamor.models.vae import MotionVAE, load_vae
-from dreamor.skeleton import bone_lengths
-from dreamor.train.train_diffusion import DENOISE_LEVELS, REPO_ROOT, default_sources, load_prior, parse_data_spec
+from dreamor.body.skeleton import bone_lengths
+from dreamor.train.common import REPO_ROOT, default_sources, parse_data_spec
+from dreamor.train.train_diffusion import DENOISE_LEVELS, load_prior
 
 FEET = [7, 8, 10, 11]  # ankles, toes
 

@@ -14,7 +14,7 @@ import torch
 from dreamor.data.dataset import build_motion_data
 from dreamor.models.infill import load_infill
 from dreamor.train.train_infill import PRESETS, _val_batch, hidden_error_cm
-from dreamor.train.train_vae import REPO_ROOT, default_sources
+from dreamor.train.common import REPO_ROOT, default_sources
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import json
 import torch
 
 from dreamor.data.dataset import build_motion_data
-from dreamor.train.train_vae import REPO_ROOT, default_sources
+from dreamor.train.common import REPO_ROOT, default_sources
 
 
 def infill_figures(data, paths: list[str]) -> None:

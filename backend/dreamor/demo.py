@@ -103,9 +103,9 @@ def clean_clip(quick: bool):
     """The bundled walk retargeted to SMPL-22 at 30 Hz and put on an SMPL neutral body (what an animator's
     SMPL / SMPL-X armature has, not the capture's own skeleton: ``bodies.repose_clip``), with joints and
     contact labels."""
-    from .bodies import repose_clip
+    from .body.proportions import repose_clip
     from .data.convert import read_motion
-    from .skeleton import SMPL_NEUTRAL_REST_JOINTS
+    from .body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
     with resources.as_file(resources.files("dreamor").joinpath("assets/samples", SAMPLE)) as sample:
         clean = repose_clip(read_motion(sample), SMPL_NEUTRAL_REST_JOINTS)
@@ -121,7 +121,7 @@ def capture(obj, aio, rotmath, rng: np.random.Generator):
     seen local rotation, every bone's rotation and the pelvis position get Gaussian jitter.
     Written as a new action '<name>_captured' (the clean one is kept); returns (action, mean
     joint displacement in cm on visible joints)."""
-    from .evaluate.occlusion import hold_last_seen
+    from .body.fill import hold_last_seen
 
     anim = aio.read_animation(obj)
     held, _ = hold_last_seen(anim.local_rotmats, anim.visible)
@@ -138,7 +138,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     from .data.clip import load_clip, save_clip
     from .demo_render import contact_plot, render_before_after
     from .evaluate import metrics as M
-    from .skeleton import JOINT_GROUPS, JOINT_NAMES
+    from .body.skeleton import JOINT_GROUPS, JOINT_NAMES
 
     step = Steps()
     step("addon", "headless Blender: building, installing and enabling the DREAMoR add-on ...")

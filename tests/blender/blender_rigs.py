@@ -26,7 +26,7 @@ CONVENTIONS = ("smplx", "smpl", "smpl_fbx")
 
 
 def bone_names(convention: str) -> list[str]:
-    from dreamor.skeleton import JOINT_NAMES
+    from dreamor.body.skeleton import JOINT_NAMES
 
     if convention == "smplx":
         return list(JOINT_NAMES)
@@ -48,7 +48,7 @@ def _child_tail(j, heads, parents, children, fallback):
 
 def build_rig(convention: str, rest_joints: np.ndarray, name: str | None = None, with_hands: bool = False):
     """A new armature object in ``convention`` with the given (22, 3) native rest joints (metres)."""
-    from dreamor.skeleton import CHILDREN, PARENTS
+    from dreamor.body.skeleton import CHILDREN, PARENTS
 
     names = bone_names(convention)
     name = name or f"{convention}_rig"
@@ -108,7 +108,7 @@ def key_random_motion(obj, convention: str, frames: np.ndarray, seed: int = 0, k
     read path has to evaluate F-curves, as with hand-keyed animation. The top bone ('root'),
     when there is one and ``key_root``, gets a location and rotation too.
     """
-    from dreamor.skeleton import JOINT_NAMES  # noqa: F401 (ensures torch side imports work)
+    from dreamor.body.skeleton import JOINT_NAMES  # noqa: F401 (ensures torch side imports work)
 
     rng = np.random.default_rng(seed)
     names = bone_names(convention)

@@ -8,7 +8,8 @@ bpy = pytest.importorskip("bpy")
 torch = pytest.importorskip("torch")
 
 from blender_rigs import CONVENTIONS, bone_names, build_rig, fcurve_snapshot, key_random_motion, world_matrices  # noqa: E402
-from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS, forward_kinematics  # noqa: E402
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+from dreamor.body.kinematics import forward_kinematics  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -179,7 +180,7 @@ def test_clear_errors(empty_scene, sub):
 
 
 def test_conventions_match_the_backend(sub):
-    from dreamor import skeleton
+    from dreamor.body import skeleton
 
     conv = sub("conventions")
     assert conv.JOINT_NAMES == skeleton.JOINT_NAMES

@@ -7,7 +7,6 @@ synchronously here (their ``execute``); the modal UI path shares every step with
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import sys
@@ -30,7 +29,7 @@ from tiny_runner import expected_for  # noqa: E402
 
 from dreamor.data.clip import save_clip  # noqa: E402
 from dreamor.data.convert import read_motion  # noqa: E402
-from dreamor.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES  # noqa: E402
+from dreamor.body.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -379,17 +378,15 @@ def test_backend_start_reports_why_it_cannot_start(prefs, backend_mod, tmp_path)
 
 
 def test_real_dreamor_serve_reports_a_missing_engine(prefs, backend_mod):
-    """The real `dreamor serve`: a clean message while the engine is missing; a ready backend once it exists."""
+    """The real `dreamor serve`: a ready backend, or a one-line reason why it cannot start."""
     prefs.python_path, prefs.device, prefs.start_timeout = sys.executable, "cpu", 40.0
     try:
         result = bpy.ops.dreamor.backend_start()
     except RuntimeError as exc:
         text = str(exc)
         assert "\n" not in text.strip() and "Traceback" not in text
-        if importlib.util.find_spec("dreamor.refine.api") is None:
-            assert "no refinement engine is installed yet" in text
-        else:  # the engine exists but cannot run here (e.g. no trained models yet)
-            assert "the backend did not start: " in text or "did not become ready" in text
+        # the engine cannot run here (e.g. no trained models)
+        assert "the backend did not start: " in text or "did not become ready" in text
         assert backend_mod.get().proc is None
     else:
         assert result == {"FINISHED"} and backend_mod.get().ready
@@ -507,7 +504,7 @@ def test_partial_windows_show_as_a_ghost_and_write_nothing(walk, tiny, sub):
 
 def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub):
     from blender_rigs import build_rig, key_random_motion
-    from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+    from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
     refine, overlay = sub("refine"), sub("overlay")
     scene = empty_scene

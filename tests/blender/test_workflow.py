@@ -9,7 +9,7 @@ bpy = pytest.importorskip("bpy")
 
 from blender_rigs import fcurve_snapshot  # noqa: E402
 from dreamor.data.clip import Clip, load_clip, save_clip  # noqa: E402
-from dreamor.skeleton import JOINT_GROUPS, JOINT_NAMES, SMPL_NEUTRAL_REST_JOINTS  # noqa: E402
+from dreamor.body.skeleton import JOINT_GROUPS, JOINT_NAMES, SMPL_NEUTRAL_REST_JOINTS  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -212,7 +212,7 @@ def test_contact_preview_and_markers(imported, sub):
 
 def test_amass_style_file_without_rest_joints(empty_scene, sub, tmp_path):
     """Raw AMASS 'poses' at 120 fps, no rest joints: SMPL neutral skeleton, scene at 120 fps."""
-    from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+    from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
     t = 30
     rng = np.random.default_rng(3)

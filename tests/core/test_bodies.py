@@ -7,23 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.bodies import (
-    REFERENCE_LEG_M,
-    BodyAugment,
-    body_scale,
-    leg_length,
-    mirror_states,
-    named_body,
-    random_body,
-    repose,
-    repose_clip,
-    repose_states,
-    scale_clip,
-)
+from dreamor.body.proportions import (REFERENCE_LEG_M, BodyAugment, body_scale, leg_length, mirror_states, named_body, random_body, repose, repose_clip, repose_states, scale_clip)
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.data.dataset import WindowSampler, build_motion_data, is_unseen_subject
-from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS, bone_lengths
-from dreamor.state import STATE_SLICES, clip_to_state, contact_labels
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS, bone_lengths
+from dreamor.body.state import STATE_SLICES, clip_to_state, contact_labels
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +22,8 @@ def walk(mocap_dir):
 
 
 def _mirror_error(rest):
-    from dreamor.bodies import MIRROR_PAIRS
-    from dreamor.skeleton import rest_offsets
+    from dreamor.body.proportions import MIRROR_PAIRS
+    from dreamor.body.skeleton import rest_offsets
 
     off = rest_offsets(rest.copy())
     return max(np.abs(off[left] - off[right] * np.array([-1, 1, 1])).max() for left, right in MIRROR_PAIRS)
@@ -102,7 +90,7 @@ def test_repose_states_matches_the_state_of_the_reposed_clip(walk):
 
 
 def test_mirrored_motion_is_the_mirror_image_and_a_consistent_state(walk):
-    from dreamor.state import motion_to_state, state_rotmats
+    from dreamor.body.state import motion_to_state, state_rotmats
 
     x, joints = clip_to_state(walk)
     contacts = torch.from_numpy(contact_labels(joints.numpy()))
@@ -217,7 +205,7 @@ def test_joint_completion_is_scale_equivariant(walk):
 def test_mirror_averaged_completion_is_mirror_equivariant(walk):
     """Averaging the guesses for a clip and for its mirror image: the mirror image of a clip gets the mirror
     image of its guess (a network alone does not promise that)."""
-    from dreamor.bodies import MIRROR_JOINTS
+    from dreamor.body.proportions import MIRROR_JOINTS
     from dreamor.models.infill import InfillConfig, JointInfill, complete
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ import pytest
 
 from dreamor.cli import main
 from dreamor.data.clip import load_clip
-from dreamor.skeleton import NUM_JOINTS
+from dreamor.body.skeleton import NUM_JOINTS
 
 
 def _run(capsys, *args):

@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from dreamor.refine.api import models_dir
-from dreamor.skeleton import JOINT_GROUPS
+from dreamor.body.skeleton import JOINT_GROUPS
 
 FILES = ("demo.blend", "before_after.png", "contacts.png", "metrics.json", "clean.npz", "input.npz", "refined.npz")
 ACTIONS = {"walk_clean", "walk_captured", "walk_captured_refined"}

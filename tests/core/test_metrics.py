@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from dreamor.evaluate import metrics as M
-from dreamor.skeleton import JOINT_GROUPS
+from dreamor.body.skeleton import JOINT_GROUPS
 
 T = 40
 

@@ -15,7 +15,7 @@ from dreamor.models.vae import MotionVAE
 from dreamor.refine.api import Models, _assemble, blend_weights, keep_visible_rotations, refine, split_windows
 from dreamor.refine.config import apply_settings, refine_preset
 from dreamor.refine.optimize import RefineCancelled
-from dreamor.skeleton import SMPL_NEUTRAL_REST_JOINTS
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_windows_cover_and_blend():
 
 def test_blending_has_no_seam():
     """Two windows that disagree by 10 cm cross-fade: no frame-to-frame jump above 10 cm / (overlap + 1)."""
-    from dreamor.state import motion_to_state
+    from dreamor.body.state import motion_to_state
 
     rest = SMPL_NEUTRAL_REST_JOINTS
     t = 30

@@ -2,10 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor import rotations as R
-from dreamor.skeleton import (
-    JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, forward_kinematics, parse_joints,
-)
+from dreamor.body import rotations as R
+from dreamor.body.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, parse_joints
+from dreamor.body.kinematics import forward_kinematics
 
 
 @pytest.fixture

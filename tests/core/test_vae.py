@@ -12,13 +12,12 @@ import torch
 from dreamor.cli import main
 from dreamor.data.dataset import WindowSampler, build_motion_data
 from dreamor.models.configs import PRESETS, TrainConfig, preset
-from dreamor.models.losses import (contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal,
-                                   regressed_joints, vae_loss)
-from dreamor.models.vae import (Frame, MotionVAE, canonical_frame, canonical_norm_stats, checkpoint_dict, load_vae,
-                                read_checkpoint, save_checkpoint, transform_state)
-from dreamor.rotations import r6d_to_mat
-from dreamor.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, project_bone_lengths
-from dreamor.state import STATE_DIM, STATE_SLICES
+from dreamor.models.losses import (contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss)
+from dreamor.models.vae import (Frame, MotionVAE, canonical_frame, canonical_norm_stats, checkpoint_dict, load_vae, read_checkpoint, save_checkpoint, transform_state)
+from dreamor.body.rotations import r6d_to_mat
+from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
+from dreamor.body.kinematics import project_bone_lengths
+from dreamor.body.state import STATE_DIM, STATE_SLICES
 from dreamor.train import train_vae as tv
 
 #: fixture takes copied under these names; "elderly" is a held-out style -> validation split.
@@ -352,7 +351,9 @@ def test_cli_input_errors(tmp_path, capsys, monkeypatch):
     (tmp_path / "a.pt").write_bytes(b"x")
     assert main(["train", "vae", "--preset", "tiny", "--data", str(tmp_path), "--out", str(tmp_path / "a.pt")]) == 2
     assert "--resume" in capsys.readouterr().err
-    monkeypatch.setattr(tv, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
+    from dreamor.train import common
+
+    monkeypatch.setattr(common, "REPO_ROOT", tmp_path / "elsewhere" / "repo")
     assert main(["train", "vae", "--preset", "tiny", "--out", str(tmp_path / "b.pt")]) == 2
     assert "default training data not found" in capsys.readouterr().err
 

@@ -9,8 +9,9 @@ import torch
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.evaluate.occlusion import occlude
 from dreamor.refine.visible_fit import meet_observation
-from dreamor.rotations import aa_to_mat
-from dreamor.skeleton import JOINT_GROUPS, forward_kinematics
+from dreamor.body.rotations import aa_to_mat
+from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.body.kinematics import forward_kinematics
 
 
 @pytest.fixture(scope="module")

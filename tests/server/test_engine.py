@@ -5,7 +5,7 @@ from dreamor.data.convert import read_motion
 
 
 def test_engine_runner_round_trip(start_server, connect, tiny_checkpoints, monkeypatch, mocap_dir):
-    from dreamor.refine.api import load_runner
+    from dreamor.server.engine_runner import load_runner
     from dreamor.server.client import Progress
 
     monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
@@ -31,7 +31,7 @@ def test_engine_runner_meets_visible_joints_unless_the_job_is_marked_noisy(tiny_
     from types import SimpleNamespace
 
     from dreamor.data.convert import with_joints_and_contacts
-    from dreamor.refine.api import load_runner
+    from dreamor.server.engine_runner import load_runner
     from dreamor.server.jobs import JobInput
 
     monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
@@ -54,7 +54,7 @@ def test_engine_runner_returns_pins_where_the_animator_put_them(tiny_checkpoints
     from types import SimpleNamespace
 
     from dreamor.data.convert import with_joints_and_contacts
-    from dreamor.refine.api import load_runner
+    from dreamor.server.engine_runner import load_runner
     from dreamor.server.jobs import JobInput
 
     monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))

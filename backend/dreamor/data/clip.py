@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputFileError
-from ..skeleton import NUM_JOINTS, SMPL_NEUTRAL_REST_JOINTS
+from ..body.skeleton import NUM_JOINTS, SMPL_NEUTRAL_REST_JOINTS
 
 
 @dataclass

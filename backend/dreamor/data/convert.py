@@ -13,12 +13,13 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import DreamorError, InputFileError
-from ..skeleton import JOINT_NAMES, PARENTS, rest_offsets
+from ..body.skeleton import JOINT_NAMES, PARENTS, rest_offsets
 from .bvh import read_bvh, write_bvh
 from .clip import Clip, load_clip, save_clip
 from .parallel import parallel_map
 from .resample import MODEL_FPS, resample_clip
-from .retarget import Y_UP_TO_Z_UP, retarget_bvh
+from ..body.skeleton import Y_UP_TO_Z_UP
+from .retarget import retarget_bvh
 
 BVH_SUFFIXES = (".bvh", ".bvh.gz")
 
@@ -37,7 +38,7 @@ def clip_stem(path: Path) -> str:
 
 def with_joints_and_contacts(clip: Clip) -> Clip:
     """Fill ``joints`` (FK) and ground-truth ``contacts`` (HuMoR labels) of a clip."""
-    from ..state import clip_to_state, contact_labels
+    from ..body.state import clip_to_state, contact_labels
 
     _, joints = clip_to_state(clip)
     joints = joints.double().numpy()

@@ -36,7 +36,7 @@ SPLITS = ("train", "val", "unseen")
 class MotionData:
     """All clips' states, concatenated along time (N frames in total, C clips)."""
 
-    states: np.ndarray  # (N, 273) float32, see dreamor.state
+    states: np.ndarray  # (N, 273) float32, see dreamor.body.state
     contacts: np.ndarray  # (N, 9) float32 {0, 1} labels
     clip_starts: np.ndarray  # (C + 1,) int64, clip c = rows clip_starts[c]:clip_starts[c+1]
     rest_joints: np.ndarray  # (C, 22, 3) float32
@@ -111,7 +111,7 @@ def _last_takes(names: list[str], sources: list[int] | None = None) -> set[str]:
 
 def _load_one(job: tuple[str, float, int]) -> dict | str:
     path, weight, source = job
-    from ..state import clip_to_state, contact_labels
+    from ..body.state import clip_to_state, contact_labels
 
     try:
         clip = read_motion(path)
@@ -256,7 +256,7 @@ class WindowSampler:
             return states, contacts, rest
         import torch
 
-        from ..bodies import mirror_states, random_body, repose_states
+        from ..body.proportions import mirror_states, random_body, repose_states
 
         states, rest = torch.from_numpy(states), torch.from_numpy(rest).double()
         flip = torch.from_numpy(self.rng.random(len(pick)) < self.augment.p_mirror)

@@ -26,12 +26,11 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..errors import InputFileError
-from ..skeleton import CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
+from ..body.rotations import smallest_rotation, unit
+from ..body.skeleton import Y_UP_TO_Z_UP, CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
 from .bvh import BVH, bvh_fk
 from .clip import Clip
 
-#: Y-up file frame -> Z-up world: +90 degrees about X, (x, y, z) -> (x, -z, y).
-Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
 
 # A target is a joint name, ("mid", a, b) or ("lerp", a, b, w) = a + w (b - a).
 Target = str | tuple
@@ -180,27 +179,6 @@ def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     fix = np.ones(h.shape[:-1])
     fix[..., 2] = d
     return np.swapaxes(vt, -1, -2) @ (fix[..., :, None] * np.swapaxes(u, -1, -2))
-
-
-def smallest_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotations (..., 3, 3) taking unit vectors a to b (..., 3)."""
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis, axis=-1, keepdims=True)
-    c = np.sum(a * b, axis=-1, keepdims=True)
-    angle = np.arctan2(s, c)
-    rotvec = np.where(s > 1e-9, axis / np.maximum(s, 1e-12) * angle, 0.0)
-    # Antiparallel vectors: any perpendicular axis.
-    anti = (s[..., 0] <= 1e-9) & (c[..., 0] < 0)
-    if np.any(anti):
-        perp = np.cross(a[anti], [1.0, 0.0, 0.0])
-        bad = np.linalg.norm(perp, axis=-1) < 1e-6
-        perp[bad] = np.cross(a[anti][bad], [0.0, 1.0, 0.0])
-        rotvec[anti] = perp / np.linalg.norm(perp, axis=-1, keepdims=True) * np.pi
-    return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(*a.shape[:-1], 3, 3)
-
-
-def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)
 
 
 def _project_so3(m: np.ndarray) -> np.ndarray:

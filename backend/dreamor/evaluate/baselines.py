@@ -27,20 +27,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy.interpolate import CubicSpline
 
+from ..body.fill import held_fill, spline_fill
+from ..body.state import contact_labels
 from ..data.clip import Clip
-from ..data.retarget import Y_UP_TO_Z_UP
 from ..errors import DreamorError
-from ..skeleton import NUM_JOINTS, PARENTS
-from ..state import contact_labels
-from .occlusion import hold_last_seen
 
 PRESETS = ("fast", "default", "best")
-#: Left/right joint pairs that give the body's heading, in order of preference
-#: (shoulders, collars, hips, elbows, knees).
-_HEADING_PAIRS = ((16, 17), (13, 14), (1, 2), (18, 19), (4, 5))
-
 
 @dataclass
 class MethodConfig:
@@ -87,90 +80,18 @@ def get_methods(names: list[str]) -> list[Method]:
     return [METHODS[n] for n in names]
 
 
-def heading_yaw(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
-    """(T, 22, 3), (T, 22), (22, 3) -> (T,) radians: how far the body is turned about the vertical.
-
-    0 is SMPL's rest facing (-Y world); the first visible pair of ``_HEADING_PAIRS`` gives the
-    heading; frames with no pair reuse the last heading (0 before any).
-    """
-    t = len(joints)
-    yaw = np.full(t, np.nan)
-    for a, b in reversed(_HEADING_PAIRS):  # preferred pairs overwrite
-        ok = visible[:, a] & visible[:, b]
-        d = joints[ok, a] - joints[ok, b]
-        rest = Y_UP_TO_Z_UP @ (rest_joints[a] - rest_joints[b])
-        good = np.hypot(d[:, 0], d[:, 1]) > 1e-6
-        yaw[np.flatnonzero(ok)[good]] = np.arctan2(d[good, 1], d[good, 0]) - np.arctan2(rest[1], rest[0])
-    known = ~np.isnan(yaw)
-    yaw, seen = hold_last_seen(yaw[:, None], known[:, None])
-    return np.where(seen[:, 0], yaw[:, 0], 0.0)
-
-
-def yaw_matrices(yaw: np.ndarray) -> np.ndarray:
-    """(T,) radians -> (T, 3, 3) rotations about world +Z."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    rz = np.zeros(yaw.shape + (3, 3))
-    rz[..., 0, 0], rz[..., 0, 1], rz[..., 1, 0], rz[..., 1, 1], rz[..., 2, 2] = c, -s, s, c, 1.0
-    return rz
-
-
-def upright_frames(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
-    """(T, 22, 3), (T, 22), (22, 3) -> (T, 3, 3): the rest pose stood upright (SMPL native +Y up ->
-    Z-up world) and turned by ``heading_yaw``."""
-    return yaw_matrices(heading_yaw(joints, visible, rest_joints)) @ Y_UP_TO_Z_UP
-
-
-def rest_fill(joints: np.ndarray, placed: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray) -> np.ndarray:
-    """Place every joint not yet ``placed`` by the rest pose, hung from its nearest placed ancestor.
-
-    joints: (T, 22, 3) with valid values where placed (T, 22); rest_joints: (22, 3) SMPL native frame.
-    A pelvis that is not placed is put where the placed joints' rest offsets put it on average.
-    """
-    out = joints.copy()
-    rot = upright_frames(joints, visible, rest_joints)
-    off = lambda j, p: rest_joints[j] - rest_joints[p]  # noqa: E731
-    miss0 = ~placed[:, 0]
-    if miss0.any():
-        est = np.zeros((int(miss0.sum()), 3))
-        cnt = np.zeros((int(miss0.sum()), 1))
-        for k in range(1, NUM_JOINTS):
-            ok = placed[miss0, k]
-            pos = joints[miss0, k] - rot[miss0] @ off(k, 0)
-            est[ok] += pos[ok]
-            cnt[ok] += 1
-        fallback = np.array([0.0, 0.0, rest_joints[0, 1] - rest_joints[:, 1].min()])  # standing at the origin
-        out[miss0, 0] = np.where(cnt > 0, est / np.maximum(cnt, 1), fallback)
-    for j in range(1, NUM_JOINTS):
-        miss = ~placed[:, j]
-        if miss.any():
-            p = PARENTS[j]
-            out[miss, j] = out[miss, p] + rot[miss] @ off(j, p)
-    return out
-
-
 def _prediction(observed: Clip, joints: np.ndarray) -> Clip:
     return replace(observed, joints=joints, contacts=contact_labels(joints, observed.fps), visible=None)
 
 
 def run_input(observed: Clip, config: MethodConfig | None = None) -> Clip:
     """The observation as given: hidden joints held at the last seen value, else the rest pose."""
-    held, seen = hold_last_seen(observed.joints, observed.visible)
-    return _prediction(observed, rest_fill(held, seen, observed.visible, observed.rest_joints))
+    return _prediction(observed, held_fill(observed.joints, observed.visible, observed.rest_joints))
 
 
 def run_interp(observed: Clip, config: MethodConfig | None = None) -> Clip:
     """Per-joint cubic-spline interpolation across gaps with a visible frame on both sides; else ``input``."""
-    vis = observed.visible
-    out = run_input(observed).joints
-    frames = np.arange(observed.num_frames)
-    for j in range(NUM_JOINTS):
-        seen = np.flatnonzero(vis[:, j])
-        if len(seen) < 2:
-            continue
-        gap = frames[(~vis[:, j]) & (frames > seen[0]) & (frames < seen[-1])]
-        if len(gap):
-            out[gap, j] = CubicSpline(seen, observed.joints[seen, j], axis=0)(gap)
-    return _prediction(observed, out)
+    return _prediction(observed, spline_fill(observed.joints, observed.visible, observed.rest_joints))
 
 
 _MODELS: dict[str, object] = {}

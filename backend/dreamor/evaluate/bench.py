@@ -48,15 +48,15 @@ def _one(job: dict) -> dict:
     """Runs in a child process: one timed refine."""
     import torch
 
-    from ..evaluate.baselines import METHODS, MethodConfig
-    from ..evaluate.occlusion import occlude
+    from .baselines import METHODS, MethodConfig
+    from .occlusion import occlude
 
     torch.set_num_threads(job["threads"])
     obs = occlude(_long_clip(job["clip"], job["frames"]), "lower_body")
     method = METHODS[job["method"]]
     cfg = MethodConfig(preset=job["preset"], device=job["device"])
     if job["method"] in ("vae_only", "no_opt", "dreamor"):
-        from ..evaluate.baselines import _models
+        from .baselines import _models
 
         _models(job["device"])  # load before timing
     t0 = time.perf_counter()

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, JOINT_GROUPS
+from ..body.skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, JOINT_GROUPS
 
 PEN_THRESHOLDS_M = (0.0, 0.03, 0.06, 0.09, 0.12, 0.15)
 PEN_TOLERANCE_M = 1e-4  # round-off of joints computed in float32 (feet resting at z = 0)

@@ -25,9 +25,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..body.fill import hold_last_seen
+from ..body.skeleton import JOINT_GROUPS, NUM_JOINTS
 from ..data.clip import Clip
 from ..errors import DreamorError
-from ..skeleton import JOINT_GROUPS, NUM_JOINTS
 
 PROTOCOLS = ("lower_body", "limb_gaps", "noisy")
 #: Limb chains (root to tip) an animator marks in ``limb_gaps``.
@@ -67,20 +68,6 @@ def visibility_mask(protocol: str, num_frames: int, fps: float, rng: np.random.G
     elif protocol != "noisy":
         raise DreamorError(f"unknown protocol '{protocol}'; use one of {', '.join(PROTOCOLS)}")
     return vis
-
-
-def hold_last_seen(values: np.ndarray, visible: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Carry each joint's last visible value forward.
-
-    values: (T, J, ...) with anything where not visible; visible: (T, J) bool.
-    Returns (held values, seen) where seen (T, J) is False before a joint's first sighting
-    (those entries keep ``values``).
-    """
-    t = np.arange(len(visible))[:, None]
-    last = np.maximum.accumulate(np.where(visible, t, -1), axis=0)
-    seen = last >= 0
-    held = values[np.clip(last, 0, None), np.arange(visible.shape[1])[None, :]]
-    return np.where(seen.reshape(seen.shape + (1,) * (values.ndim - 2)), held, values), seen
 
 
 def observe(clip: Clip, visible: np.ndarray, noise: np.ndarray | None = None) -> Clip:

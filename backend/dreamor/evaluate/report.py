@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..skeleton import CONTACT_JOINTS, JOINT_NAMES
+from ..body.skeleton import CONTACT_JOINTS, JOINT_NAMES
 from . import metrics as M
 from .occlusion import OcclusionConfig
 from .run import EvalResult

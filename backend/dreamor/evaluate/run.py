@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..bodies import named_body, repose_clip
+from ..body.proportions import named_body, repose_clip
 from ..data.clip import Clip
 from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts
 from ..errors import DreamorError, InputFileError
 from ..refine.config import refine_preset
-from ..skeleton import NUM_JOINTS
+from ..body.skeleton import NUM_JOINTS
 from . import metrics as M
 from .baselines import Method, MethodConfig, get_methods
 from .occlusion import PROTOCOLS, OcclusionConfig, occlude
@@ -183,7 +183,7 @@ def _vertices(body, clip: Clip) -> np.ndarray:
 
 def _smpl_body(methods: list[Method]):
     """A real SMPL body when DREAMOR_SMPL_DIR is set and a method produces poses; else None."""
-    from ..bodymodel import SMPLBody, find_model_path
+    from ..body.smpl import SMPLBody, find_model_path
 
     path = find_model_path()
     return SMPLBody(path) if path is not None and any(m.produces_pose for m in methods) else None

@@ -16,7 +16,7 @@ import copy
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from typing import Any
 
-from ..bodies import BodyAugment
+from ..body.proportions import BodyAugment
 
 
 @dataclass

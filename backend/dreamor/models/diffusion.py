@@ -23,7 +23,7 @@ r_leg  right hip, knee, ankle, foot                                          48
 The condition is the MotionVAE's own input representation of x_{t-1}: canonicalised
 (heading and horizontal position removed) and normalised by the VAE's statistics
 (``vae_condition(vae, x_prev, rest_joints)``, the same view as the VAE's Gaussian prior
-gets); the layout stays that of ``dreamor.state``. The prior
+gets); the layout stays that of ``dreamor.body.state``. The prior
 works on latents rescaled to zero mean and unit variance (``latent_mean``, ``latent_std``,
 set from the training latents and saved with the weights); its public methods take and
 return the VAE's raw latents.
@@ -42,8 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..skeleton import JOINT_GROUPS
-from ..state import STATE_DIM, STATE_SLICES
+from ..body.skeleton import JOINT_GROUPS
+from ..body.state import STATE_DIM, STATE_SLICES
 from .configs import _from_dict
 from .schedule import NoiseSchedule, ScheduleConfig, randn
 from .vae import MotionVAE, canonical_frame, transform_state

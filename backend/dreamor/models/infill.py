@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.retarget import Y_UP_TO_Z_UP
+from ..body.fill import heading_yaw, hold_last_seen, rest_fill, yaw_matrices
+from ..body.proportions import MIRROR_JOINTS, body_scale
+from ..body.skeleton import NUM_JOINTS, Y_UP_TO_Z_UP
 from ..errors import DreamorError
-from ..skeleton import NUM_JOINTS
 from .configs import _from_dict
 
 CHECKPOINT_FORMAT = "dreamor-joint-infill"
@@ -58,8 +59,6 @@ class InfillConfig:
 def _pelvis_track(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """(T, 3) pelvis positions: observed, linearly interpolated across gaps, held at the ends;
     where the pelvis is never seen, where the visible joints' rest offsets put it (``rest_fill``)."""
-    from ..evaluate.baselines import rest_fill
-    from ..evaluate.occlusion import hold_last_seen
 
     seen = np.flatnonzero(visible[:, 0])
     if len(seen) == 0:
@@ -73,7 +72,6 @@ def _pelvis_track(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> 
 
 def body_frames(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """-> origin (T, 3) (pelvis on the ground plane: z = 0) and yaw (T,) radians, from visible joints only."""
-    from ..evaluate.baselines import heading_yaw
 
     origin = _pelvis_track(joints, visible, rest) * np.array([1.0, 1.0, 0.0])
     return origin, heading_yaw(joints, visible, rest)
@@ -87,7 +85,6 @@ def _unwrap_diff(yaw: np.ndarray) -> np.ndarray:
 def features(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """joints (T, 22, 3) m (anything where hidden), visible (T, 22), rest (22, 3) SMPL native ->
     (features (T, NUM_FEATURES) float32, origin (T, 3), yaw (T,))."""
-    from ..evaluate.baselines import yaw_matrices
 
     joints = np.where(visible[..., None], joints, 0.0)
     origin, yaw = body_frames(joints, visible, rest)
@@ -103,14 +100,12 @@ def features(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple
 
 def to_body(joints: np.ndarray, origin: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """World joints (..., T, 22, 3) -> body-frame joints, as in ``features``."""
-    from ..evaluate.baselines import yaw_matrices
 
     return np.einsum("...tji,...tkj->...tki", yaw_matrices(yaw), joints - origin[..., None, :])
 
 
 def to_world(local: np.ndarray, origin: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """Body-frame joints (T, 22, 3) -> world."""
-    from ..evaluate.baselines import yaw_matrices
 
     return np.einsum("tij,tkj->tki", yaw_matrices(yaw), local) + origin[:, None]
 
@@ -157,12 +152,10 @@ def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: 
     by the body's scale on the way in and multiplied on the way out, so a uniformly scaled body gets
     the same, scaled, answer. ``mirror_average``: also complete the mirror image (left <-> right) and
     average the two guesses."""
-    from ..bodies import body_scale
 
     s = body_scale(rest)
     guess = _complete_once(model, joints / s, visible, rest / s)
     if mirror_average:
-        from ..bodies import MIRROR_JOINTS
 
         m, flip = list(MIRROR_JOINTS), np.array([-1.0, 1.0, 1.0])
         image = _complete_once(model, joints[:, m] * flip / s, visible[:, m], rest[m] * flip / s)

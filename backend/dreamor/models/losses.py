@@ -22,8 +22,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..skeleton import CONTACT_JOINTS, NUM_JOINTS, forward_kinematics
-from ..state import STATE_SLICES, state_rotmats
+from ..body.skeleton import CONTACT_JOINTS, NUM_JOINTS
+from ..body.kinematics import forward_kinematics
+from ..body.state import STATE_SLICES, state_rotmats
 from .configs import LossConfig
 
 #: vertices(local_rotmats (..., 22, 3, 3), trans (..., 3), rest_joints (..., 22, 3)) -> (..., V, 3) metres.

@@ -1,5 +1,5 @@
 """DREAMoR's MotionVAE (paper section 3.2; after HuMoR): a conditional VAE over one-frame
-transitions of the state x_t (``dreamor.state``, D = 273).
+transitions of the state x_t (``dreamor.body.state``, D = 273).
 
 - Encoder  q(z_t | x_t, x_{t-1}) = N(mu, diag exp(logvar)),  z_t in R^Z (Z = 48).
 - Decoder  x^_t = x_{t-1} + G(z_t, x_{t-1}), plus contact logits for the 9 contact joints.
@@ -42,9 +42,10 @@ from torch import nn
 
 from ..data.dataset import MotionData, NormStats
 from ..errors import DreamorError
-from ..rotations import mat_to_r6d, r6d_to_mat
-from ..skeleton import NUM_JOINTS, project_bone_lengths
-from ..state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
+from ..body.rotations import mat_to_r6d, r6d_to_mat
+from ..body.skeleton import NUM_JOINTS
+from ..body.kinematics import project_bone_lengths
+from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
 from .configs import TrainConfig, VAEConfig
 from .prior import ConditionalPrior, ResMLP
 

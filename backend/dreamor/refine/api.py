@@ -20,16 +20,18 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from ..bodies import body_scale, scale_clip
+from ..body.fill import spline_fill
+from ..body.proportions import body_scale, scale_clip
 from ..data.clip import Clip
 from ..data.resample import MODEL_FPS, resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
-from ..rotations import aa_to_mat, mat_to_aa
-from ..skeleton import NUM_JOINTS, PARENTS, forward_kinematics
-from ..state import contact_labels, motion_to_state, state_rotmats
+from ..body.rotations import aa_to_mat, mat_to_aa
+from ..body.skeleton import NUM_JOINTS, PARENTS
+from ..body.kinematics import forward_kinematics
+from ..body.state import contact_labels, motion_to_state, state_rotmats
 from .config import RefineConfig, refine_preset
-from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
+from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .foot_lock import lock_feet
 from .visible_fit import meet_observation
 
@@ -231,11 +233,9 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if models.diffusion is not None:
         models.diffusion.to(dev)
 
-    from ..evaluate.baselines import run_interp  # the simple guess for occluded joints: splines across gaps
-
     observed = replace(clip, joints=np.where(vis[..., None], joints, np.nan), visible=vis, contacts=None, pinned=None,
                        confidence=None)
-    filled = run_interp(observed).joints
+    filled = spline_fill(observed.joints, vis, clip.rest_joints)  # the simple guess: splines across gaps
     at30 = resample_clip(replace(observed, joints=filled, confidence=weight / PIN_WEIGHT), MODEL_FPS)
     obs30, vis30, rest = at30.joints, at30.visible, clip.rest_joints
     weight30 = at30.confidence * PIN_WEIGHT
@@ -377,40 +377,6 @@ def _assemble(windows, states, contacts, rest: np.ndarray, n: int, fps_out: floa
     local = aa_to_mat(torch.from_numpy(clip.local_aa))
     joints = forward_kinematics(local, torch.from_numpy(rest), torch.from_numpy(clip.trans)).joints.numpy()
     return Refined(clip.trans, clip.root_orient, clip.pose_body, joints, np.clip(clip.contacts, 0, 1), fps_out)
-
-
-# ----------------------------------------------------------------------------- the server's runner
-def load_runner(device: str = "cpu"):
-    """The backend's job runner (``server.jobs.Runner``): models load once, here.
-
-    Raises DreamorError when the checkpoints are missing, so `dreamor serve` says so in one line.
-    """
-    from ..server.jobs import JobCancelled, JobOutput
-
-    models = load_models(device=device)
-
-    def to_output(r: Refined) -> JobOutput:
-        metrics: dict = {k: float(v) for k, v in {**r.energies, **r.timings, **r.quality}.items()}
-        if r.warnings:
-            metrics["warning"] = " ".join(r.warnings)
-        return JobOutput(trans=r.trans, root_orient=r.root_orient, pose_body=r.pose_body, joints=r.joints,
-                         contacts=r.contacts, metrics=metrics)
-
-    def run(job, sink, should_stop) -> JobOutput:
-        cfg = refine_preset(job.options.get("preset", "default"), device=device, noisy=bool(job.options.get("noisy", False)),
-                            lock_feet=bool(job.options.get("lock_feet", False)),
-                            keep_visible=bool(job.options.get("keep_visible", True)))
-        clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
-                    rest_joints=job.rest_joints, pinned=job.pinned, confidence=job.confidence)
-        try:
-            out = refine(clip, job.visible, cfg, progress=sink.progress, should_stop=should_stop, models=models,
-                         partial=lambda start, r: sink.partial(start, to_output(r)))
-        except RefineCancelled:
-            raise JobCancelled() from None
-        return to_output(out)
-
-    run.info = {**models.ids, "device": device}
-    return run
 
 
 def keep_visible_rotations(out: Refined, clip: Clip, visible: np.ndarray) -> Refined:

@@ -11,7 +11,7 @@ from tqdm import tqdm
 from ..data.clip import save_clip
 from ..data.convert import read_motion
 from ..errors import DreamorError
-from ..skeleton import NUM_JOINTS, parse_joints
+from ..body.skeleton import NUM_JOINTS, parse_joints
 from .config import refine_preset
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ..skeleton import BONES, CONTACT_HEIGHT_M, CONTACT_JOINTS
+from ..body.skeleton import BONES, CONTACT_HEIGHT_M, CONTACT_JOINTS
 
 Terms = dict[str, float]
 

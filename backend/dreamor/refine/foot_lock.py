@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.retarget import smallest_rotation, unit
-from ..skeleton import forward_kinematics, rest_offsets
+from ..body.rotations import smallest_rotation, unit
+from ..body.kinematics import forward_kinematics
+from ..body.skeleton import rest_offsets
 from .fades import fade_out, runs
 
 #: (hip, knee, ankle, toe) joints and the contact-label columns of the ankle and toe, per leg.

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import DreamorError
-from ..skeleton import forward_kinematics
-from ..state import STATE_SLICES, state_rotmats
+from ..body.kinematics import forward_kinematics
+from ..body.state import STATE_SLICES, state_rotmats
 from . import energies as E
 from .config import RefineConfig
 

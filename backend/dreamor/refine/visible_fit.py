@@ -35,9 +35,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..data.retarget import smallest_rotation, unit
-from ..rotations import aa_to_mat
-from ..skeleton import CHILDREN, NUM_JOINTS, PARENTS, forward_kinematics, rest_offsets
+from ..body.rotations import smallest_rotation, unit
+from ..body.rotations import aa_to_mat
+from ..body.skeleton import CHILDREN, NUM_JOINTS, PARENTS, rest_offsets
+from ..body.kinematics import forward_kinematics
 from .fades import fade_out
 
 

@@ -379,17 +379,11 @@ def serve(runners: Mapping[str, Runner], *, connection_file: str | os.PathLike |
 
 
 def default_runner(device: str) -> Runner:
-    """The refinement engine's runner for ``device``: ``dreamor.refine.api.load_runner(device)``,
-    imported lazily (it needs torch and loads the models once)."""
+    """The refinement engine's runner for ``device`` (``engine_runner.load_runner``), imported lazily
+    (it needs torch and loads the models once)."""
     try:
-        from ..refine.api import load_runner
-    except ModuleNotFoundError as exc:
-        if exc.name in ("dreamor.refine.api", "dreamor.refine"):
-            raise DreamorError("no refinement engine is installed yet (dreamor.refine.api is missing); update the dreamor package") from None
-        raise DreamorError(f"the refinement engine cannot be imported ({exc}); reinstall the dreamor package") from None
+        from .engine_runner import load_runner
     except ImportError as exc:
-        if exc.name == "dreamor.refine.api":
-            raise DreamorError("dreamor.refine.api has no load_runner(device); the installed engine is incomplete") from None
         raise DreamorError(f"the refinement engine cannot be imported ({exc}); reinstall the dreamor package") from None
     return load_runner(device)
 

@@ -37,11 +37,12 @@ from tqdm import tqdm
 
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
-from ..bodies import BodyAugment, body_validation_samplers
+from ..body.proportions import BodyAugment
+from .common import body_validation_samplers
 from ..models.configs import _from_dict
 from ..models.diffusion import DiffusionConfig, LatentDiffusion, load_diffusion, save_diffusion, vae_condition
 from ..models.vae import MotionVAE, load_vae
-from .train_vae import REPO_ROOT, default_sources, lr_at, parse_data_spec
+from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
 
 LATENT_CACHE_VERSION = 1
 STATE_KIND = "dreamor-latent-diffusion-train-state"

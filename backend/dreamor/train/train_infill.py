@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..bodies import BodyAugment
+from ..body.proportions import BodyAugment
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
 from ..models.configs import _from_dict
 from ..models.infill import FPS, InfillConfig, JointInfill, features, read_infill, save_infill, to_body
-from ..skeleton import JOINT_GROUPS, NUM_JOINTS
-from ..state import STATE_SLICES
-from .train_vae import REPO_ROOT, default_sources, lr_at, parse_data_spec
+from ..body.skeleton import JOINT_GROUPS, NUM_JOINTS
+from ..body.state import STATE_SLICES
+from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
 
 _RANDOM_GROUPS = ("left_leg", "right_leg", "legs", "lower_body", "left_arm", "right_arm", "feet", "spine")
 

@@ -44,20 +44,13 @@ from tqdm import tqdm
 
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
+from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
 from ..models.configs import PRESETS, TrainConfig, preset
-from ..models.losses import (VertexFn, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints,
-                             vae_loss)
-from ..models.vae import (MotionVAE, canonical_norm_stats, canonical_pairs, checkpoint_dict, read_checkpoint,
-                          save_checkpoint, vae_from_checkpoint)
+from ..models.losses import VertexFn, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
+from ..models.vae import (MotionVAE, canonical_norm_stats, canonical_pairs, checkpoint_dict, read_checkpoint, save_checkpoint, vae_from_checkpoint)
 
 #: validation windows: x_0 plus 2 s at 30 Hz.
 VAL_FRAMES = 61
-REPO_ROOT = Path(__file__).resolve().parents[3]
-#: default training data (relative to the repository): (folder, sampling weight).
-#: extra/ (15 min of jumps, stairs, sitting, sports, dance) x4; extra2/ (19 min: salsa, Indian dance, walks) x2.
-DEFAULT_DATA = (("../shared/data/mocap/train", 1.0), ("../shared/data/mocap/extra", 4.0),
-                ("../shared/data/mocap/extra2", 2.0))
-
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # states (B, L, 273), contacts (B, L, 9), rest (B, 22, 3)
 
 
@@ -70,15 +63,6 @@ def _ramp(step: int, total: int, span: tuple[float, float]) -> float:
     if step < a:
         return 0.0
     return (step - a) / max(b - a, 1e-9)
-
-
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warmup over warmup_steps, then cosine decay to lr * lr_min_frac at the last step."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    frac = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
-    frac = min(max(frac, 0.0), 1.0)
-    return cfg.lr * (cfg.lr_min_frac + (1 - cfg.lr_min_frac) * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
 def kl_weight_at(step: int, cfg: TrainConfig) -> float:
@@ -148,7 +132,6 @@ def validation_batch(data: MotionData, cfg: TrainConfig, device: torch.device | 
 def body_validation_batches(data: MotionData, cfg: TrainConfig, device: torch.device | str) -> dict[str, Batch]:
     """Fixed validation windows on random bodies: the default split (``val_bodies``) and the
     unseen-subject split (``unseen``), each where it has takes long enough."""
-    from ..bodies import body_validation_samplers
 
     return {name: to_batch(s.sample(cfg.val_windows), device)
             for name, s in body_validation_samplers(data, VAL_FRAMES, cfg.body_augment).items()}
@@ -412,30 +395,6 @@ def train_vae(
 
 
 # ----------------------------------------------------------------------------- CLI glue
-def parse_data_spec(spec: str) -> tuple[Path, float]:
-    """'PATH' or 'PATH:WEIGHT' -> (path, weight); a ':' not followed by a number belongs to the path."""
-    head, sep, tail = spec.rpartition(":")
-    if sep:
-        try:
-            weight = float(tail)
-        except ValueError:
-            return Path(spec), 1.0
-        if not weight > 0:
-            raise DreamorError(f"--data {spec}: the sampling weight must be > 0")
-        return Path(head), weight
-    return Path(spec), 1.0
-
-
-def default_sources() -> list[tuple[Path, float]]:
-    """The project's mocap: train/ (weight 1), the rarer motions of extra/ (weight 4) and extra2/ (weight 2)."""
-    out = [((REPO_ROOT / rel).resolve(), w) for rel, w in DEFAULT_DATA]
-    missing = [str(p) for p, _ in out if not p.is_dir()]
-    if missing:
-        raise DreamorError(f"default training data not found ({', '.join(missing)}); "
-                           "pass --data FOLDER[:WEIGHT] (folders of BVH or clip .npz files), one or more times")
-    return out
-
-
 def run_train(args) -> int:
     """CLI entry for `dreamor train vae` (args from cli.py)."""
     if args.preset not in PRESETS:

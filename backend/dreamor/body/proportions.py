@@ -17,7 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .skeleton import NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, forward_kinematics, rest_offsets
+from .skeleton import NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
+from .kinematics import forward_kinematics
 
 #: Leg length (mean of both sides, thigh + shin) every network sees, metres: the Bandai actor's
 #: (0.80; CMU Daz-friendly 0.82, CMU Motionbuilder 0.83, SMPL neutral 0.78).
@@ -244,20 +245,3 @@ def mirror_states(states: torch.Tensor, contacts: torch.Tensor, rest: torch.Tens
         j = states[..., STATE_SLICES[key]].reshape(*t, NUM_JOINTS, 3)[..., list(MIRROR_JOINTS), :]
         x[..., STATE_SLICES[key]] = (flip * j).reshape(*t, -1)
     return x, contacts[..., list(MIRROR_CONTACTS)], flip * rest[..., list(MIRROR_JOINTS), :]
-
-
-def body_validation_samplers(data, length: int, augment: BodyAugment | None = None, seed: int = 12345) -> dict:
-    """Fixed-seed samplers of ``length``-frame windows on random bodies for validation:
-    ``val_bodies`` (the default split) and ``unseen`` (the unseen-subject split), each where the
-    data has takes long enough."""
-    from .data.dataset import WindowSampler
-    from .errors import DreamorError
-
-    out = {}
-    for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
-        try:
-            out[name] = WindowSampler(data, length, split=split, seed=seed,
-                                      augment=replace(augment or BodyAugment(), p_mirror=0.0))
-        except DreamorError:
-            continue
-    return out

@@ -9,12 +9,15 @@ code base has one vocabulary:
   (Zhou et al. 2019, as HuMoR uses); mapped back by Gram-Schmidt
 - quaternion ``quat``: (..., 4) **w, x, y, z** (Blender's order; roma uses x, y, z, w)
 
-NumPy code paths (BVH parsing, retargeting) use ``scipy.spatial.transform.Rotation``.
+NumPy code paths (BVH parsing, retargeting) use ``scipy.spatial.transform.Rotation``; the few numpy
+helpers the IK stages share (``smallest_rotation``, ``unit``) are at the end.
 """
 from __future__ import annotations
 
+import numpy as np
 import roma
 import torch
+from scipy.spatial.transform import Rotation
 
 
 def aa_to_mat(aa: torch.Tensor) -> torch.Tensor:
@@ -68,3 +71,24 @@ def aa_to_r6d(aa: torch.Tensor) -> torch.Tensor:
 def r6d_to_aa(r6d: torch.Tensor) -> torch.Tensor:
     """(..., 6) -> (..., 3)."""
     return mat_to_aa(r6d_to_mat(r6d))
+
+
+def smallest_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotations (..., 3, 3) taking unit vectors a to b (..., 3)."""
+    axis = np.cross(a, b)
+    s = np.linalg.norm(axis, axis=-1, keepdims=True)
+    c = np.sum(a * b, axis=-1, keepdims=True)
+    angle = np.arctan2(s, c)
+    rotvec = np.where(s > 1e-9, axis / np.maximum(s, 1e-12) * angle, 0.0)
+    # Antiparallel vectors: any perpendicular axis.
+    anti = (s[..., 0] <= 1e-9) & (c[..., 0] < 0)
+    if np.any(anti):
+        perp = np.cross(a[anti], [1.0, 0.0, 0.0])
+        bad = np.linalg.norm(perp, axis=-1) < 1e-6
+        perp[bad] = np.cross(a[anti][bad], [0.0, 1.0, 0.0])
+        rotvec[anti] = perp / np.linalg.norm(perp, axis=-1, keepdims=True) * np.pi
+    return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(*a.shape[:-1], 3, 3)
+
+
+def unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

@@ -1,4 +1,7 @@
-"""The SMPL 22-joint skeleton (pelvis ... wrists) and batched forward kinematics.
+"""The SMPL 22-joint skeleton (pelvis ... wrists): names, tree, groups, contact joints.
+
+numpy only (no torch): ``scripts/build_addon.py`` copies this file and its JSON into the Blender add-on,
+so the add-on and the backend share one definition. Forward kinematics is in ``kinematics.py``.
 
 Conventions (see DESIGN.md): the body is defined in SMPL's native model frame (+Y up,
 facing +Z, +X to the body's left, metres); a clip's ``root_orient`` rotates it into the
@@ -9,13 +12,11 @@ Forward kinematics follows smplx's ``lbs``: the root rotates about the rest pelv
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 import numpy as np
-import torch
 
-_ASSET = json.loads(resources.files("dreamor").joinpath("assets/smpl22_rest_joints.json").read_text())
+_ASSET = json.loads(Path(__file__).with_name("smpl22_rest_joints.json").read_text())
 
 JOINT_NAMES: tuple[str, ...] = tuple(_ASSET["joint_names"])
 PARENTS: tuple[int, ...] = tuple(_ASSET["parents"])
@@ -80,7 +81,7 @@ def parse_joints(spec: str) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
-def rest_offsets(rest_joints: np.ndarray | torch.Tensor):
+def rest_offsets(rest_joints):
     """(..., 22, 3) rest joints -> (..., 22, 3) offsets to the parent; row 0 = absolute pelvis."""
     parents = list(PARENTS)
     parents[0] = 0
@@ -89,64 +90,14 @@ def rest_offsets(rest_joints: np.ndarray | torch.Tensor):
     return off
 
 
-def bone_lengths(joints: np.ndarray | torch.Tensor):
-    """(..., 22, 3) joints -> (..., 21) lengths of BONES (metres)."""
+def bone_lengths(joints):
+    """(..., 22, 3) joints (numpy or torch) -> (..., 21) lengths of BONES (metres)."""
     p = [b[0] for b in BONES]
     c = [b[1] for b in BONES]
     d = joints[..., c, :] - joints[..., p, :]
-    if isinstance(d, torch.Tensor):
-        return d.norm(dim=-1)
-    return np.linalg.norm(d, axis=-1)
+    if isinstance(d, np.ndarray):
+        return np.linalg.norm(d, axis=-1)
+    return d.norm(dim=-1)
 
-
-def project_bone_lengths(joints: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
-    """Joints (..., 22, 3) -> the same pose with every bone at its rest length (metres).
-
-    Walks the tree from the pelvis (kept): each joint goes to its already placed parent plus
-    the rest bone length along its own original direction from its original parent, so bone
-    directions are kept and each subtree follows its parent. ``rest_joints`` (..., 22, 3)
-    broadcasts against ``joints``. Differentiable (a degenerate zero-length bone gives a
-    zero-length result, no NaN).
-    """
-    ref = bone_lengths(rest_joints.to(joints))  # (..., 21), bone j-1 ends at joint j
-    placed: list[torch.Tensor | None] = [joints[..., 0, :]] + [None] * (NUM_JOINTS - 1)
-    for level in DEPTH_LEVELS:
-        idx, par = list(level), [PARENTS[j] for j in level]
-        d = joints[..., idx, :] - joints[..., par, :]
-        unit = d * torch.rsqrt(d.square().sum(-1, keepdim=True) + 1e-12)
-        new = torch.stack([placed[p] for p in par], dim=-2) + unit * ref[..., [j - 1 for j in idx], None]
-        for k, j in enumerate(idx):
-            placed[j] = new[..., k, :]
-    return torch.stack(placed, dim=-2)
-
-
-@dataclass
-class FKResult:
-    """joints: (..., 22, 3) world positions; global_rotmats: (..., 22, 3, 3) world rotations."""
-
-    joints: torch.Tensor
-    global_rotmats: torch.Tensor
-
-
-def forward_kinematics(
-    local_rotmats: torch.Tensor, rest_joints: torch.Tensor, trans: torch.Tensor | None = None
-) -> FKResult:
-    """Batched FK over the SMPL-22 tree.
-
-    local_rotmats: (..., 22, 3, 3) rotation of each joint relative to its parent
-        (joint 0 = root orientation, body frame -> world).
-    rest_joints: (..., 22, 3) or (22, 3) rest-pose joints in SMPL's zero pose (metres);
-        broadcast against the leading dims of ``local_rotmats``.
-    trans: (..., 3) or None; world pelvis = rest_joints[0] + trans.
-    """
-    lead = local_rotmats.shape[:-3]
-    rest = rest_joints.to(local_rotmats).expand(*lead, NUM_JOINTS, 3)
-    off = rest_offsets(rest.clone())
-    g_rot = [local_rotmats[..., 0, :, :]]
-    pos0 = rest[..., 0, :] + (trans if trans is not None else 0.0)
-    g_pos = [pos0]
-    for j in range(1, NUM_JOINTS):
-        p = PARENTS[j]
-        g_rot.append(g_rot[p] @ local_rotmats[..., j, :, :])
-        g_pos.append(g_pos[p] + (g_rot[p] @ off[..., j, :, None])[..., 0])
-    return FKResult(joints=torch.stack(g_pos, dim=-2), global_rotmats=torch.stack(g_rot, dim=-3))
+#: Y-up file frame -> Z-up world: +90 degrees about X, (x, y, z) -> (x, -z, y).
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])

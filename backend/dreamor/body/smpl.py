@@ -13,9 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .errors import DreamorError
+from ..errors import DreamorError
 from .rotations import aa_to_mat
-from .skeleton import NUM_JOINTS, forward_kinematics
+from .skeleton import NUM_JOINTS
+from .kinematics import forward_kinematics
 
 ENV_VAR = "DREAMOR_SMPL_DIR"
 
