@@ -2,7 +2,7 @@
 
     python docs/protocol_client.py CONNECTION_FILE [REST_JOINTS_JSON]   # hello, then refine a 2 s standing clip
 
-(REST_JOINTS_JSON: a file with "rest_joints_m", 22 x 3 metres; default the SMPL neutral body in backend/dreamor/assets.)
+(REST_JOINTS_JSON: a file with "rest_joints_m", 22 x 3 metres; default the SMPL neutral body in backend/dreamor/body.)
 
 It does not import ``dreamor``: it is the proof that the documented wire is enough to talk to the
 backend (tests/server/test_independent_client.py runs it against the real server).
@@ -114,5 +114,5 @@ def main(path: str, rest_file: str) -> int:
 
 
 if __name__ == "__main__":
-    default_rest = __file__.rsplit("/", 2)[0] + "/backend/dreamor/assets/smpl22_rest_joints.json"
+    default_rest = __file__.rsplit("/", 2)[0] + "/backend/dreamor/body/smpl22_rest_joints.json"
     sys.exit(main(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else default_rest))

@@ -8,7 +8,7 @@ import pytest
 from tiny_runner import TinyRunner
 
 ROOT = Path(__file__).resolve().parents[2]
-SMPL_REST = ROOT / "backend" / "dreamor" / "assets" / "smpl22_rest_joints.json"
+SMPL_REST = ROOT / "backend" / "dreamor" / "body" / "smpl22_rest_joints.json"
 
 
 @pytest.fixture(scope="module")
