@@ -59,7 +59,6 @@ class InfillConfig:
 def _pelvis_track(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> np.ndarray:
     """(T, 3) pelvis positions: observed, linearly interpolated across gaps, held at the ends;
     where the pelvis is never seen, where the visible joints' rest offsets put it (``rest_fill``)."""
-
     seen = np.flatnonzero(visible[:, 0])
     if len(seen) == 0:
         held, placed = hold_last_seen(joints, visible)
@@ -72,7 +71,6 @@ def _pelvis_track(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> 
 
 def body_frames(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """-> origin (T, 3) (pelvis on the ground plane: z = 0) and yaw (T,) radians, from visible joints only."""
-
     origin = _pelvis_track(joints, visible, rest) * np.array([1.0, 1.0, 0.0])
     return origin, heading_yaw(joints, visible, rest)
 
@@ -85,7 +83,6 @@ def _unwrap_diff(yaw: np.ndarray) -> np.ndarray:
 def features(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """joints (T, 22, 3) m (anything where hidden), visible (T, 22), rest (22, 3) SMPL native ->
     (features (T, NUM_FEATURES) float32, origin (T, 3), yaw (T,))."""
-
     joints = np.where(visible[..., None], joints, 0.0)
     origin, yaw = body_frames(joints, visible, rest)
     to_body = np.swapaxes(yaw_matrices(yaw), -1, -2)  # world -> body
@@ -100,13 +97,11 @@ def features(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple
 
 def to_body(joints: np.ndarray, origin: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """World joints (..., T, 22, 3) -> body-frame joints, as in ``features``."""
-
     return np.einsum("...tji,...tkj->...tki", yaw_matrices(yaw), joints - origin[..., None, :])
 
 
 def to_world(local: np.ndarray, origin: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """Body-frame joints (T, 22, 3) -> world."""
-
     return np.einsum("tij,tkj->tki", yaw_matrices(yaw), local) + origin[:, None]
 
 
@@ -125,7 +120,6 @@ class _Block(nn.Module):
 
 class JointInfill(nn.Module):
     """(B, T, NUM_FEATURES) normalised features -> (B, T, 22, 3) body-frame joints (m)."""
-
     def __init__(self, config: InfillConfig | None = None):
         super().__init__()
         self.config = config or InfillConfig()
@@ -152,11 +146,9 @@ def complete(model: JointInfill, joints: np.ndarray, visible: np.ndarray, rest: 
     by the body's scale on the way in and multiplied on the way out, so a uniformly scaled body gets
     the same, scaled, answer. ``mirror_average``: also complete the mirror image (left <-> right) and
     average the two guesses."""
-
     s = body_scale(rest)
     guess = _complete_once(model, joints / s, visible, rest / s)
     if mirror_average:
-
         m, flip = list(MIRROR_JOINTS), np.array([-1.0, 1.0, 1.0])
         image = _complete_once(model, joints[:, m] * flip / s, visible[:, m], rest[m] * flip / s)
         guess = 0.5 * (guess + image[:, m] * flip)
