@@ -1,6 +1,6 @@
 """Render a Workbench preview of a refined clip with the add-on's contact markers.
 
-Builds, installs and enables the add-on in headless bpy (``dreamor.headless``, shared with
+Builds, installs and enables the add-on in headless bpy (``dreamor_demo.headless``, shared with
 ``dreamor demo``), imports the refined clip (and the clean clip, offset to the side, in grey)
 with ``dreamor.import_clip``, adds the render-visible contact markers with
 ``dreamor.create_contact_markers``, gives each pose bone a capsule so the body shows in
@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))  # a checkout without `pip install -e .` works too
 
-from dreamor import headless  # noqa: E402
+from dreamor_demo import headless  # noqa: E402
 from dreamor.errors import DreamorError  # noqa: E402
 
 

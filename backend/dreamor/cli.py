@@ -63,7 +63,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo_main
+    from dreamor_demo.demo import main as demo_main
 
     return demo_main(["--out", args.out, "--device", args.device] + (["--quick"] if args.quick else []))
 

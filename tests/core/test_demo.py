@@ -100,7 +100,7 @@ def test_demo_with_a_bpy_that_does_not_load_names_the_libraries(tmp_path, monkey
 
 
 def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
-    from dreamor import demo, headless
+    from dreamor_demo import demo, headless
     from dreamor.errors import DreamorError
 
     def fail(out, staging, work, quick, device):
@@ -117,7 +117,7 @@ def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
 def test_demo_on_cuda_without_a_gpu_is_one_clear_line(tmp_path, monkeypatch, capsys):
     import torch
 
-    from dreamor.demo import main
+    from dreamor_demo.demo import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["--device", "cuda", "--out", str(tmp_path / "out")]) == 2

@@ -5,7 +5,9 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[2] / "backend" / "dreamor"
 #: layer of each subpackage / top-level module; evaluate and server sit side by side and do not import each other.
 LAYERS = {"errors": 0, "body": 1, "data": 2, "models": 3, "refine": 4, "evaluate": 5, "server": 5, "train": 6,
-          "info": 7, "cli": 7, "demo": 7, "demo_render": 7, "headless": 7, "__init__": 7}
+          "info": 7, "cli": 7, "__init__": 7}
+#: packages above dreamor that import bpy (Blender); only the CLI reaches them, lazily.
+BPY_PACKAGES = {"bpy", "dreamor_demo", "blender_addon"}
 
 
 def _unit(parts: list[str]) -> str:
@@ -51,8 +53,27 @@ def test_imports_point_down():
     assert wrong == []
 
 
+def _top_imports(path: Path):
+    """(line, top-level module name) for every absolute import in ``path``, lazy ones included."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            yield node.lineno, node.module.split(".")[0]
+        elif isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name.split(".")[0]) for a in node.names)
+
+
+def test_dreamor_never_imports_bpy():
+    """bpy lives in blender_addon/ and dreamor_demo/; `dreamor demo` (cli.py) is the one lazy way up."""
+    wrong = [f"{p.relative_to(PACKAGE)}:{line} imports {name}" for p in sorted(PACKAGE.rglob("*.py"))
+             for line, name in _top_imports(p) if name in BPY_PACKAGES and
+             not (p.name == "cli.py" and name == "dreamor_demo")]
+    assert wrong == []
+
+
 def test_the_checker_sees_an_upward_import(tmp_path):
     """The rule can fail: a lazy import of the engine inside a body module is seen."""
     (tmp_path / "body").mkdir()
     (tmp_path / "body" / "x.py").write_text("def f():\n    from ..refine.api import refine\n    from .skeleton import PARENTS\n")
     assert list(_imports(tmp_path / "body" / "x.py", tmp_path)) == [(2, "refine"), (3, "body")]
+    (tmp_path / "body" / "y.py").write_text("def f():\n    import bpy.types\n")
+    assert list(_top_imports(tmp_path / "body" / "y.py")) == [(2, "bpy")]

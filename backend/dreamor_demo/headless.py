@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DreamorError
+from dreamor.errors import DreamorError
 
 ROOT = Path(__file__).resolve().parents[2]  # the repository checkout (blender_addon/, scripts/)
 REPO_MODULE = "dreamor_headless"  # the extension repository the add-on is installed into

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DreamorError
+from dreamor.errors import DreamorError
 
 SAMPLE = "dataset-2_walk-turn-left_normal_001.bvh"
 QUICK_FRAMES = 60
@@ -103,9 +103,9 @@ def clean_clip(quick: bool):
     """The bundled walk retargeted to SMPL-22 at 30 Hz and put on an SMPL neutral body (what an animator's
     SMPL / SMPL-X armature has, not the capture's own skeleton: ``bodies.repose_clip``), with joints and
     contact labels."""
-    from .body.proportions import repose_clip
-    from .data.convert import read_motion
-    from .body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+    from dreamor.body.proportions import repose_clip
+    from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+    from dreamor.data.convert import read_motion
 
     with resources.as_file(resources.files("dreamor").joinpath("assets/samples", SAMPLE)) as sample:
         clean = repose_clip(read_motion(sample), SMPL_NEUTRAL_REST_JOINTS)
@@ -121,7 +121,7 @@ def capture(obj, aio, rotmath, rng: np.random.Generator):
     seen local rotation, every bone's rotation and the pelvis position get Gaussian jitter.
     Written as a new action '<name>_captured' (the clean one is kept); returns (action, mean
     joint displacement in cm on visible joints)."""
-    from .body.fill import hold_last_seen
+    from dreamor.body.fill import hold_last_seen
 
     anim = aio.read_animation(obj)
     held, _ = hold_last_seen(anim.local_rotmats, anim.visible)
@@ -134,11 +134,12 @@ def capture(obj, aio, rotmath, rng: np.random.Generator):
 
 def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> dict:
     """The whole job; every output goes to ``staging`` (moved to ``out`` afterwards), scratch files to ``work``."""
+    from dreamor.body.skeleton import JOINT_GROUPS, JOINT_NAMES
+    from dreamor.data.clip import load_clip, save_clip
+    from dreamor.evaluate import metrics as M
+
     from . import headless
-    from .data.clip import load_clip, save_clip
-    from .demo_render import contact_plot, render_before_after
-    from .evaluate import metrics as M
-    from .body.skeleton import JOINT_GROUPS, JOINT_NAMES
+    from .render import contact_plot, render_before_after
 
     step = Steps()
     step("addon", "headless Blender: building, installing and enabling the DREAMoR add-on ...")
@@ -271,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out).resolve()
     try:
         if args.device == "cuda":  # before Blender starts: one clear line instead of a failed backend
-            from .evaluate.run import resolve_device
+            from dreamor.evaluate.run import resolve_device
 
             resolve_device("cuda")
         from .headless import import_bpy

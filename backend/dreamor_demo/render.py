@@ -116,7 +116,7 @@ def contact_plot(refined: np.ndarray, labels: np.ndarray, hidden: tuple[int, int
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .body.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES
+    from dreamor.body.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES
 
     frames = np.arange(1, len(refined) + 1)
     fig, axes = plt.subplots(len(CONTACT_JOINTS), 1, figsize=(9, 7), sharex=True)
