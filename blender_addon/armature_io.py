@@ -41,13 +41,16 @@ from .conventions import (
     canonical_axes,
     match_convention,
 )
-
-
-class ArmatureError(ValueError):
-    """The armature or its animation cannot be used; the message says what to do."""
-
-
-# --------------------------------------------------------------------------- the rig
+from .posemath import (  # noqa: F401  (ArmatureAnimation, ArmatureError, clip_to_basis: part of this module's API)
+    ArmatureAnimation,
+    ArmatureError,
+    as_rotmats,
+    clip_to_basis,
+    pose_to_clip,
+    rest_joints,
+    step_keys,
+    uniform_scale,
+)
 
 
 @dataclass
@@ -70,10 +73,13 @@ class Rig:
     def contact_bone_names(self) -> tuple[str, ...]:
         return tuple(self.convention.names[j] for j in CONTACT_JOINTS)
 
+    @property
+    def name(self) -> str:
+        return self.obj.name
+
     def rest_joints(self, world: np.ndarray) -> np.ndarray:
         """(22, 3) rest joints in metres, native frame, for an object world matrix (4, 4)."""
-        scale = float(_uniform_scale(self.obj, world))
-        return (self.rest[:, :3, 3] * scale * self.metres_per_unit) @ self.axes.T
+        return rest_joints(self, world)
 
 
 def _bone_matrices(coll, prop: str) -> np.ndarray:
@@ -82,18 +88,6 @@ def _bone_matrices(coll, prop: str) -> np.ndarray:
     buf = np.empty(n * 16, np.float32)
     coll.foreach_get(prop, buf)
     return buf.reshape(n, 4, 4).transpose(0, 2, 1).astype(np.float64)
-
-
-def _uniform_scale(obj, world: np.ndarray):
-    """The uniform scale of object matrices (..., 4, 4) -> (...); ArmatureError if not uniform."""
-    cols = np.linalg.norm(world[..., :3, :3], axis=-2)
-    scale = np.mean(cols, axis=-1)
-    if np.any(np.abs(cols - scale[..., None]) > 1e-4 * scale[..., None]) or np.any(np.linalg.det(world[..., :3, :3]) <= 0):
-        raise ArmatureError(
-            f"armature '{obj.name}' has a non-uniform or negative scale {tuple(np.round(cols.reshape(-1, 3)[0], 4))}; "
-            "apply the scale (Object > Apply > Scale) or make it uniform"
-        )
-    return scale
 
 
 def rig_from_object(obj, metres_per_unit: float | None = None) -> Rig:
@@ -140,7 +134,7 @@ def rig_from_object(obj, metres_per_unit: float | None = None) -> Rig:
 
 def _guess_metres_per_unit(obj, native_heads: np.ndarray) -> float:
     """1 for scenes in metres; 0.01 / 0.001 when the body is 100x / 1000x too tall for metres."""
-    scale = float(_uniform_scale(obj, np.asarray(obj.matrix_world)))
+    scale = float(uniform_scale(obj.name, np.asarray(obj.matrix_world)))
     height = float(np.ptp(native_heads[:, 1])) * scale  # ankle to head, ~1.3 m for adults
     for factor in (1.0, 0.01, 0.001):
         if 0.2 <= height * factor <= 5.0:
@@ -303,55 +297,6 @@ def _sample_props(obj, names, prop: str, default: float, frames: np.ndarray) -> 
 # --------------------------------------------------------------------------- reading
 
 
-@dataclass
-class ArmatureAnimation:
-    """An armature's motion as clip arrays (keys as in the backend's clip ``.npz``)."""
-
-    trans: np.ndarray  # (T, 3) metres; world pelvis = rest_joints[0] + trans
-    local_rotmats: np.ndarray  # (T, 22, 3, 3) joint 0 = root orientation (native -> world)
-    rest_joints: np.ndarray  # (22, 3) metres, SMPL native frame
-    joints: np.ndarray  # (T, 22, 3) world joint heads, metres
-    visible: np.ndarray  # (T, 22) bool from the 'visible' marks (True where unmarked)
-    pinned: np.ndarray | None  # (T, 22) bool from the 'pinned' marks (Pin Pose), None when there are none
-    contacts: np.ndarray | None  # (T, 9) in [0, 1] from the 'contact' properties, if any
-    fps: float  # the scene's frame rate
-    frame_start: int  # first frame (inclusive)
-    frame_end: int  # last frame (inclusive)
-    metres_per_unit: float = 1.0
-    method: str = "fcurves"  # how the pose was read: 'fcurves' or 'evaluate'
-
-    @property
-    def num_frames(self) -> int:
-        return int(self.trans.shape[0])
-
-    @property
-    def root_orient(self) -> np.ndarray:
-        """(T, 3) axis-angle."""
-        return rotmath.mat_to_aa(self.local_rotmats[:, 0])
-
-    @property
-    def pose_body(self) -> np.ndarray:
-        """(T, 63) axis-angle of joints 1..21."""
-        return rotmath.mat_to_aa(self.local_rotmats[:, 1:]).reshape(self.num_frames, 63)
-
-    def clip_arrays(self) -> dict[str, np.ndarray]:
-        """The clip ``.npz`` keys (float64; ``visible`` bool; ``contacts`` when present)."""
-        out = {
-            "trans": self.trans,
-            "root_orient": self.root_orient,
-            "pose_body": self.pose_body,
-            "mocap_framerate": np.float64(self.fps),
-            "rest_joints": self.rest_joints,
-            "joints": self.joints,
-            "visible": self.visible,
-        }
-        if self.contacts is not None:
-            out["contacts"] = self.contacts
-        if self.pinned is not None:
-            out["pinned"] = self.pinned
-        return out
-
-
 def scene_fps(scene) -> float:
     return scene.render.fps / scene.render.fps_base
 
@@ -424,57 +369,7 @@ def read_animation(
     )
 
 
-def pose_to_clip(rig: Rig, poses: np.ndarray, worlds: np.ndarray):
-    """Armature-space poses (T, 22, 4, 4) + object matrices (T, 4, 4) -> trans, local_rotmats, joints.
-
-    Returns trans (T, 3) m, local_rotmats (T, 22, 3, 3), joints (T, 22, 3) m (world heads).
-    """
-    w = rig.metres_per_unit
-    scale = _uniform_scale(rig.obj, worlds)
-    obj_rot = worlds[:, :3, :3] / scale[:, None, None]
-    delta = rotmath.orthonormalize(poses[..., :3, :3]) @ np.swapaxes(rig.rest[None, :, :3, :3], -1, -2)
-    glob = obj_rot[:, None] @ delta @ rig.axes.T  # (T, 22, 3, 3): native -> world
-    local = np.empty_like(glob)
-    local[:, 0] = glob[:, 0]
-    par = list(PARENTS[1:])
-    local[:, 1:] = np.swapaxes(glob[:, par], -1, -2) @ glob[:, 1:]
-    heads = poses[..., :3, 3]
-    joints = w * (np.einsum("tij,tkj->tki", worlds[:, :3, :3], heads) + worlds[:, None, :3, 3])
-    rest = rig.rest_joints(worlds[0])
-    trans = joints[:, 0] - rest[0]
-    return trans, local, joints
-
-
 # --------------------------------------------------------------------------- writing
-
-
-def _as_rotmats(rotations: np.ndarray) -> np.ndarray:
-    rotations = np.asarray(rotations, np.float64)
-    if rotations.shape[-2:] == (3, 3) and rotations.ndim == 4:
-        return rotations
-    if rotations.ndim == 3 and rotations.shape[-1] == 3:
-        return rotmath.aa_to_mat(rotations)
-    raise ValueError(f"rotations must be (T, 22, 3) axis-angle or (T, 22, 3, 3) matrices, got {rotations.shape}")
-
-
-def clip_to_basis(rig: Rig, trans: np.ndarray, local_rotmats: np.ndarray, world: np.ndarray):
-    """Clip arrays -> per-bone ``matrix_basis`` parts: (T, 22, 3, 3) rotations and (T, 3) pelvis location.
-
-    Assumes the bones above the pelvis are at rest (the written action leaves them unkeyed).
-    """
-    w = rig.metres_per_unit
-    scale = float(_uniform_scale(rig.obj, world))
-    obj_rot, obj_loc = world[:3, :3] / scale, world[:3, 3]
-    q0 = rig.rest[:, :3, :3]  # (22, 3, 3)
-    c = rig.axes @ q0  # rest orientation of each bone in the native frame
-    basis = np.swapaxes(c, -1, -2)[None] @ local_rotmats @ c[None]
-    # pelvis: D_0 = R^T G_0 K; basis = Q0^T D_0 Q0
-    d0 = obj_rot.T @ local_rotmats[:, 0] @ rig.axes
-    basis[:, 0] = q0[0].T @ d0 @ q0[0]
-    rest = rig.rest_joints(world)
-    head = ((rest[0] + trans) / w - obj_loc) @ obj_rot / scale  # armature space, (T, 3)
-    location = (head - rig.rest[0, :3, 3]) @ q0[0]  # Q0^T (p - h0)
-    return basis, location
 
 
 def _key_curve(channelbag, path: str, index: int, group: str, frames: np.ndarray, values: np.ndarray, interp: int):
@@ -499,13 +394,6 @@ def _rotation_channels(mode: str, mats: np.ndarray) -> tuple[str, np.ndarray]:
     if mode == "AXIS_ANGLE":
         return "rotation_axis_angle", rotmath.quat_to_baa(rotmath.quat_continuous(rotmath.mat_to_quat(mats)))
     return "rotation_euler", rotmath.eul_continuous(rotmath.mat_to_eul(mats, mode))
-
-
-def step_keys(frames: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Keep only the keys where a step function changes value (first key always kept)."""
-    keep = np.ones(len(values), bool)
-    keep[1:] = values[1:] != values[:-1]
-    return frames[keep], values[keep]
 
 
 def ensure_bone_props(obj, names, prop: str, default, description: str):
@@ -547,7 +435,7 @@ def write_animation(
     """
     bpy.context.view_layer.update()
     rig = rig_from_object(obj, metres_per_unit)
-    rotmats = _as_rotmats(rotations)
+    rotmats = as_rotmats(rotations)
     trans = np.asarray(trans, np.float64)
     t = len(trans)
     if trans.shape != (t, 3) or rotmats.shape != (t, NUM_JOINTS, 3, 3):

@@ -1,7 +1,7 @@
 """The SMPL-22 skeleton as the add-on sees it, and the armature naming conventions it reads.
 
-No bpy here. The joint names, parents and contact joints mirror ``dreamor.skeleton`` on the
-backend (the add-on never imports the backend; ``tests/blender`` checks they agree).
+No bpy here. The joint names, parents, groups and contact joints are the backend's own
+``dreamor/body/skeleton.py``, copied into the zip (the add-on never imports the backend).
 
 Coordinate frames: SMPL's native body frame is +Y up, facing +Z, +X = the body's left,
 metres. Blender's world is Z-up; a body standing in it faces -Y. ``BLENDER_TO_NATIVE``
@@ -13,20 +13,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist",
-)  # fmt: skip
-PARENTS: tuple[int, ...] = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19)
-NUM_JOINTS = 22
-#: The 9 contact joints: pelvis, l/r knee, l/r ankle, l/r foot (toe), l/r wrist.
-CONTACT_JOINTS: tuple[int, ...] = (0, 4, 5, 7, 8, 10, 11, 20, 21)
-#: Children of each joint (within the 22).
-CHILDREN: tuple[tuple[int, ...], ...] = tuple(
-    tuple(c for c in range(NUM_JOINTS) if PARENTS[c] == j) for j in range(NUM_JOINTS)
+# The skeleton has one source, the backend's ``dreamor/body/skeleton.py``, which scripts/build_addon.py copies
+# into the zip as ``dreamor_body/`` (numpy only).
+from .dreamor_body.skeleton import (  # noqa: F401  (re-exported for the add-on's modules)
+    CHILDREN,
+    CONTACT_JOINTS,
+    JOINT_GROUPS,
+    JOINT_NAMES,
+    NUM_JOINTS,
+    PARENTS,
+    SMPL_NEUTRAL_REST_JOINTS,
 )
+from .dreamor_body.skeleton import parse_joints as _parse_joints
 
 #: SMPL for Blender / SMPL FBX spelling of each joint (the FBX adds an 'm_avg_' / 'f_avg_' prefix).
 SMPL_CAPS_NAMES: tuple[str, ...] = (
@@ -139,39 +137,10 @@ def canonical_axes(heads: np.ndarray) -> np.ndarray:
     return best
 
 
-#: Named joint groups (indices), as ``dreamor.skeleton.JOINT_GROUPS``.
-JOINT_GROUPS: dict[str, tuple[int, ...]] = {
-    "lower_body": (1, 2, 4, 5, 7, 8, 10, 11),
-    "legs": (4, 5, 7, 8, 10, 11),
-    "left_leg": (1, 4, 7, 10),
-    "right_leg": (2, 5, 8, 11),
-    "left_arm": (13, 16, 18, 20),
-    "right_arm": (14, 17, 19, 21),
-    "spine": (3, 6, 9, 12, 15),
-    "feet": (7, 8, 10, 11),
-}
-
-
 def parse_joints(spec: str, convention: Convention | None = None) -> tuple[int, ...]:
     """'lower_body' or 'left_knee,m_avg_R_Knee' -> sorted joint indices; ValueError names unknowns.
 
     Accepts group names, SMPL joint names and (with ``convention``) the armature's bone names.
     """
-    index = {n: i for i, n in enumerate(JOINT_NAMES)}
-    if convention is not None:
-        index.update({n: i for i, n in enumerate(convention.names)})
-    out: set[int] = set()
-    unknown = []
-    for name in (s.strip() for s in spec.split(",") if s.strip()):
-        if name in JOINT_GROUPS:
-            out.update(JOINT_GROUPS[name])
-        elif name in index:
-            out.add(index[name])
-        else:
-            unknown.append(name)
-    if unknown or not out:
-        raise ValueError(
-            f"unknown joint or group name(s) {unknown or [spec]}; use SMPL joint names "
-            f"(e.g. left_knee) or groups ({', '.join(JOINT_GROUPS)})"
-        )
-    return tuple(sorted(out))
+    aliases = {n: i for i, n in enumerate(convention.names)} if convention is not None else None
+    return _parse_joints(spec, aliases)

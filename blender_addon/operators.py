@@ -7,7 +7,6 @@ Blender stays responsive while they wait.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import bpy
@@ -15,8 +14,8 @@ import numpy as np
 from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from . import armature_io, backend, clipfile, marks, overlay, refine
-from .conventions import PINNED_PROP, descendants, parse_joints
+from . import armature_io, backend_process, clipfile, marks, overlay, refine_run
+from .conventions import PINNED_PROP, SMPL_NEUTRAL_REST_JOINTS, descendants, parse_joints
 from .preferences import FRAME_ITEMS, preferences
 
 CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
@@ -214,22 +213,10 @@ class DREAMOR_OT_restore_action(bpy.types.Operator):
 # --------------------------------------------------------------------------- clip files
 
 
-def default_rest_joints() -> np.ndarray:
-    """SMPL neutral rest joints (22, 3) from the asset the build copies beside the add-on."""
-    path = Path(__file__).with_name("assets") / "smpl22_rest_joints.json"
-    try:
-        return np.asarray(json.loads(path.read_text())["rest_joints_m"], np.float64)
-    except (OSError, KeyError, ValueError) as exc:
-        raise clipfile.ClipFileError(
-            f"the clip has no 'rest_joints' and the add-on's default skeleton is missing ({exc}); "
-            "reinstall the add-on from the built zip"
-        ) from None
-
-
 def import_clip(context, filepath: str, frame_start: int = 1, set_scene: bool = True):
     """Create a new SMPL armature animated by the clip; nothing is left behind on failure."""
     arrays = clipfile.load_clip_arrays(filepath)
-    rest = arrays["rest_joints"] if arrays["rest_joints"] is not None else default_rest_joints()
+    rest = arrays["rest_joints"] if arrays["rest_joints"] is not None else SMPL_NEUTRAL_REST_JOINTS
     t = len(arrays["trans"])
     rotations = np.concatenate([arrays["root_orient"][:, None], arrays["pose_body"].reshape(t, 21, 3)], axis=1)
     if context.object is not None and context.object.mode != "OBJECT":
@@ -351,22 +338,22 @@ class DREAMOR_OT_remove_contact_markers(bpy.types.Operator):
 # --------------------------------------------------------------------------- refine / backend
 # Refine is modal in the UI (progress in ``wm.dreamor_job``, the panel and the status bar;
 # Esc or the Cancel button cancel) and synchronous from scripts and in background mode.
-# The logic lives in refine.py (one job) and backend.py (the process and connection).
+# The logic lives in refine_run.py (one job) and backend_process.py (the process and connection).
 
 
-def _sync_job_ui(context, run: refine.RefineRun | None) -> None:
+def _sync_job_ui(context, run: refine_run.RefineRun | None) -> None:
     job = context.window_manager.dreamor_job
     job.running = run is not None and not run.finished
     job.progress = run.fraction if run is not None else 0.0
     job.stage = run.label if run is not None else ""
     if job.running and not bpy.app.background:
         context.window_manager.progress_update(int(1000 * job.progress))
-    backend.tag_redraw()
+    backend_process.tag_redraw()
 
 
 def _draw_status_bar(header, context):
     """The status bar while a refine runs: a progress bar and how to cancel."""
-    run = refine.active
+    run = refine_run.active
     layout = header.layout
     if run is None:
         return
@@ -386,18 +373,18 @@ class DREAMOR_OT_refine(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _armature_poll(context) and (refine.active is None or refine.active.finished)
+        return _armature_poll(context) and (refine_run.active is None or refine_run.active.finished)
 
-    def _start(self, context) -> refine.RefineRun | None:
+    def _start(self, context) -> refine_run.RefineRun | None:
         settings = context.scene.dreamor
         try:
-            run = refine.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames,
+            run = refine_run.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames,
                                    noisy=settings.noisy, lock_feet=settings.lock_feet)
-        except (refine.RefineError, backend.BackendUnavailable) as exc:
+        except (refine_run.RefineError, backend_process.BackendUnavailable) as exc:
             self.report({"ERROR"}, str(exc))
-            backend.tag_redraw()
+            backend_process.tag_redraw()
             return None
-        refine.active = run
+        refine_run.active = run
         _sync_job_ui(context, run)
         return run
 
@@ -429,7 +416,7 @@ class DREAMOR_OT_refine(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
-        run = refine.active
+        run = refine_run.active
         if run is None:  # cleared by a file load
             self._end(context)
             return {"CANCELLED"}
@@ -447,8 +434,8 @@ class DREAMOR_OT_refine(bpy.types.Operator):
 
     def cancel(self, context):
         """Blender ends the modal (file load, quit): cancel the job, write nothing."""
-        if refine.active is not None:
-            refine.active.cancel()
+        if refine_run.active is not None:
+            refine_run.active.cancel()
         self._end(context)
 
     def _end(self, context) -> None:
@@ -460,11 +447,11 @@ class DREAMOR_OT_refine(bpy.types.Operator):
             wm.progress_end()
             if context.workspace is not None:
                 context.workspace.status_text_set(None)
-        refine.active = None
+        refine_run.active = None
         _sync_job_ui(context, None)
 
-    def _finish(self, context, run: refine.RefineRun):
-        refine.active = None
+    def _finish(self, context, run: refine_run.RefineRun):
+        refine_run.active = None
         _sync_job_ui(context, None)
         if run.state == "cancelled":
             self.report({"WARNING"}, run.error)
@@ -474,7 +461,7 @@ class DREAMOR_OT_refine(bpy.types.Operator):
             return {"CANCELLED"}
         try:
             text = run.apply(context)
-        except refine.RefineError as exc:
+        except refine_run.RefineError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         warning = run.warning()
@@ -490,10 +477,10 @@ class DREAMOR_OT_refine_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return refine.active is not None and not refine.active.finished
+        return refine_run.active is not None and not refine_run.active.finished
 
     def execute(self, context):
-        refine.active.request_cancel()
+        refine_run.active.request_cancel()
         self.report({"INFO"}, "cancelling the refine...")
         return {"FINISHED"}
 
@@ -508,27 +495,27 @@ class DREAMOR_OT_backend_start(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return backend.get().state == "stopped"
+        return backend_process.get().state == "stopped"
 
     def _begin(self, context) -> bool:
         """Start or attach; True when there is something to wait for."""
         prefs = preferences(context)
-        b = backend.get()
+        b = backend_process.get()
         try:
             if prefs is not None and prefs.connection_file.strip():
                 b.attach(prefs.connection_file.strip())
                 return False
             b.start(prefs.python_path if prefs else "", prefs.device if prefs else "auto", prefs.start_timeout if prefs else 120.0)
-        except backend.BackendUnavailable as exc:
+        except backend_process.BackendUnavailable as exc:
             b.message = str(exc)
             return False
         return True
 
     def _report_end(self):
-        b = backend.get()
-        backend.tag_redraw()
+        b = backend_process.get()
+        backend_process.tag_redraw()
         if b.ready:
-            backend.watch()  # pings now and then while it runs (UI only)
+            backend_process.watch()  # pings now and then while it runs (UI only)
             how = "started" if b.owned else "connected to"
             self.report({"INFO"}, f"{how} the DREAMoR backend: ready on {b.device_name}")
             return {"FINISHED"}
@@ -537,7 +524,7 @@ class DREAMOR_OT_backend_start(bpy.types.Operator):
 
     def execute(self, context):
         if self._begin(context):
-            backend.get().wait_started()
+            backend_process.get().wait_started()
         return self._report_end()
 
     def invoke(self, context, event):
@@ -545,18 +532,18 @@ class DREAMOR_OT_backend_start(bpy.types.Operator):
             return self.execute(context)
         if not self._begin(context):
             return self._report_end()
-        backend.watch()
+        backend_process.watch()
         wm = context.window_manager
         self._timer = wm.event_timer_add(0.2, window=context.window)
         wm.modal_handler_add(self)
-        backend.tag_redraw()
+        backend_process.tag_redraw()
         return {"RUNNING_MODAL"}
 
     def modal(self, context, event):
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        if backend.get().poll_start() == "starting":
-            backend.tag_redraw()
+        if backend_process.get().poll_start() == "starting":
+            backend_process.tag_redraw()
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)
         return self._report_end()
@@ -575,13 +562,13 @@ class DREAMOR_OT_backend_stop(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return backend.get().state != "stopped"
+        return backend_process.get().state != "stopped"
 
     def execute(self, context):
-        if refine.active is not None:
-            refine.active.cancel()
-        text = backend.get().stop()
-        backend.tag_redraw()
+        if refine_run.active is not None:
+            refine_run.active.cancel()
+        text = backend_process.get().stop()
+        backend_process.tag_redraw()
         self.report({"INFO"}, text)
         return {"FINISHED"}
 

@@ -3,7 +3,7 @@
 The overlay draws, for every SMPL armature in the scene with keyed 'contact' properties, a
 disc at each contact joint that is in contact at the current frame, and a footprint trail
 (where the ankles and toes touch down over the scene range). While a Refine runs, it also
-draws a ghost skeleton of the windows the backend has already sent back (``refine.active``'s
+draws a ghost skeleton of the windows the backend has already sent back (``refine_run.active``'s
 preview) at the current frame; the modal Refine redraws the 3D views on every timer tick, so a
 new window shows without touching the mouse. The geometry is plain NumPy (``contact_discs``,
 ``trail_discs``, ``ghost_segments``) so it can be tested headless; only the ``_draw*`` functions
@@ -18,7 +18,7 @@ import bmesh
 import bpy
 import numpy as np
 
-from . import armature_io, refine
+from . import armature_io, refine_run
 from .conventions import CONTACT_JOINTS, CONTACT_PROP, JOINT_NAMES, PARENTS
 
 #: RGBA per contact joint (pelvis, l/r knee, l/r ankle, l/r toe, l/r wrist).
@@ -123,7 +123,7 @@ def ghost_segments(scene) -> np.ndarray:
     """(S, 2, 3) parent -> child bones (world units) of the running refine's preview at the
     current frame: S = 21 where the backend has sent that frame back, else 0 (no refine running,
     the frame not previewed yet, or the refined armature not in ``scene``)."""
-    run = refine.active
+    run = refine_run.active
     none = np.zeros((0, 2, 3))
     if run is None or run.finished or run.obj_name not in scene.objects:
         return none

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import armature_io, backend, preferences
+from . import armature_io, backend_process, preferences
 
 
 class _Sidebar:
@@ -39,8 +39,8 @@ class DREAMOR_PT_main(_Sidebar, bpy.types.Panel):
 
 def draw_backend_status(layout, context) -> None:
     """The status light, why it is off, and Start/Stop (also drawn in the add-on preferences)."""
-    state, text, detail = backend.status(context)
-    layout.label(text=text, icon=backend.light_icon(state))
+    state, text, detail = backend_process.status(context)
+    layout.label(text=text, icon=backend_process.light_icon(state))
     if detail:
         col = layout.column(align=True)
         col.scale_y = 0.8
@@ -52,7 +52,7 @@ def draw_backend_status(layout, context) -> None:
     if state in ("stopped", "missing"):
         row.operator("dreamor.backend_start", text="Connect" if attach else "Start", icon="LINKED" if attach else "PLAY")
     else:
-        b = backend.get()
+        b = backend_process.get()
         row.operator("dreamor.backend_stop", text="Stop" if b.owned else "Disconnect", icon="PAUSE" if b.owned else "UNLINKED")
 
 
@@ -106,7 +106,7 @@ class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):
             big = layout.row()
             big.scale_y = 1.4
             big.operator("dreamor.refine", icon="PLAY")
-            if not backend.get().ready:
+            if not backend_process.get().ready:
                 layout.label(text="Start the backend first (Backend above)", icon="INFO")
 
 

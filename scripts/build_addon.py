@@ -8,7 +8,9 @@ The zip holds ``blender_addon/`` (less ``wheels/`` and caches) at its root, plus
 
 - ``dreamor_wire/``: verbatim copies of ``backend/dreamor/server/protocol.py`` and
   ``client.py`` (stdlib + numpy + zmq, relative imports), so the wire format has one source;
-- ``assets/smpl22_rest_joints.json``: the SMPL neutral skeleton, for clips without rest joints;
+- ``dreamor_body/``: verbatim copies of ``backend/dreamor/body/skeleton.py`` and its
+  ``smpl22_rest_joints.json`` (names, parents, groups, contact joints, the SMPL neutral rest
+  joints; numpy only), so the skeleton has one source;
 - ``wheels/``: pyzmq for Linux, Windows and macOS (downloaded here with ``pip download`` into
   ``blender_addon/wheels/``, which git ignores) and listed in the zip's manifest.
 
@@ -29,7 +31,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "blender_addon"
 WIRE_FILES = ("protocol.py", "client.py")
 WIRE_SRC = ROOT / "backend" / "dreamor" / "server"
-REST_JOINTS = ROOT / "backend" / "dreamor" / "body" / "smpl22_rest_joints.json"
+BODY_FILES = ("skeleton.py", "smpl22_rest_joints.json")
+BODY_SRC = ROOT / "backend" / "dreamor" / "body"
 BLENDER_PYTHON = "3.11"  # Blender 4.2 .. 5.0
 PYZMQ = "pyzmq==27.3.0"
 #: pip --platform tags, one wheel each (pip also accepts older compatible tags, e.g. universal2).
@@ -115,7 +118,9 @@ def build(out_dir: Path, with_wheels: bool = True, require_wire: bool = False) -
             zf.writestr("dreamor_wire/__init__.py", '"""Copies of dreamor.server.protocol and .client, made by scripts/build_addon.py."""\n')
             for path in wire:
                 zf.write(path, f"dreamor_wire/{path.name}")
-        zf.write(REST_JOINTS, "assets/smpl22_rest_joints.json")
+        zf.writestr("dreamor_body/__init__.py", '"""Copies of dreamor.body.skeleton and its JSON, made by scripts/build_addon.py."""\n')
+        for name in BODY_FILES:
+            zf.write(BODY_SRC / name, f"dreamor_body/{name}")
         for wheel in wheels:
             zf.write(wheel, f"wheels/{wheel.name}")
     tmp.replace(target)

@@ -146,7 +146,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     bpy = headless.import_bpy()
     addon = headless.enable_addon(work)
     aio, rotmath, backend, refine = (headless.addon_module(addon, m)
-                                     for m in ("armature_io", "rotmath", "backend", "refine"))
+                                     for m in ("armature_io", "rotmath", "backend_process", "refine_run"))
     note(f"Blender {bpy.app.version_string}, add-on {addon.__name__}")
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
@@ -325,7 +325,7 @@ def _stop_backend() -> None:
     """Stop a backend the demo started (after an error too); nothing when bpy never loaded."""
     from .headless import REPO_MODULE
 
-    backend = sys.modules.get(f"bl_ext.{REPO_MODULE}.dreamor.backend")
+    backend = sys.modules.get(f"bl_ext.{REPO_MODULE}.dreamor.backend_process")
     if backend is not None and backend.get().state != "stopped":
         backend.get().stop()
 

@@ -179,15 +179,18 @@ def test_clear_errors(empty_scene, sub):
         aio.read_animation(rig, frame_range=(1, 4))
 
 
-def test_conventions_match_the_backend(sub):
+def test_conventions_use_the_backend_skeleton(sub):
     from dreamor.body import skeleton
 
     conv = sub("conventions")
-    assert conv.JOINT_NAMES == skeleton.JOINT_NAMES
-    assert conv.PARENTS == skeleton.PARENTS
-    assert conv.CONTACT_JOINTS == skeleton.CONTACT_JOINTS
-    assert conv.JOINT_GROUPS == skeleton.JOINT_GROUPS
-    assert conv.match_convention("A", [f"f_avg_{n}" for n in conv.SMPL_CAPS_NAMES]).key == "smpl_fbx"
+    assert conv.JOINT_NAMES == skeleton.JOINT_NAMES and conv.PARENTS == skeleton.PARENTS
+    assert conv.CONTACT_JOINTS == skeleton.CONTACT_JOINTS and conv.JOINT_GROUPS == skeleton.JOINT_GROUPS
+    np.testing.assert_array_equal(conv.SMPL_NEUTRAL_REST_JOINTS, skeleton.SMPL_NEUTRAL_REST_JOINTS)
+    fbx = conv.match_convention("A", [f"f_avg_{n}" for n in conv.SMPL_CAPS_NAMES])
+    assert fbx.key == "smpl_fbx"
+    assert conv.parse_joints("f_avg_L_Knee, head, feet", fbx) == (4, 7, 8, 10, 11, 15)  # bone, joint, group
+    with pytest.raises(ValueError, match="unknown joint or group name.*L_Knee"):
+        conv.parse_joints("L_Knee")  # a bone name without its armature's convention
 
 
 def test_rotmath_matches_mathutils(sub):

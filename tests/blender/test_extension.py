@@ -21,8 +21,9 @@ def test_zip_layout_and_manifest(addon_zip):
             src = ROOT / "backend" / "dreamor" / "server" / f
             if src.exists():  # verbatim copies: one source for the wire format
                 assert zf.read(f"dreamor_wire/{f}") == src.read_bytes()
+        for f in ("skeleton.py", "smpl22_rest_joints.json"):  # one source for the skeleton
+            assert zf.read(f"dreamor_body/{f}") == (ROOT / "backend" / "dreamor" / "body" / f).read_bytes()
     assert {"__init__.py", "armature_io.py", "operators.py", "panels.py", "preferences.py", "overlay.py"} <= names
-    assert "assets/smpl22_rest_joints.json" in names
     assert not any(n.startswith("wheels/") or "__pycache__" in n for n in names)
     assert manifest["id"] == "dreamor" and manifest["schema_version"] == "1.0.0"
     assert manifest["blender_version_min"] == "4.2.0" and manifest["type"] == "add-on"
@@ -72,7 +73,7 @@ def test_installed_extension_registers(addon):
     assert hasattr(bpy.types, "DREAMOR_PT_refine")
     overlay = importlib.import_module(f"{addon.__name__}.overlay")
     assert overlay._handle is not None
-    backend = importlib.import_module(f"{addon.__name__}.backend")
+    backend = importlib.import_module(f"{addon.__name__}.backend_process")
     text, _icon = backend.status_line(bpy.context)
     assert text
 

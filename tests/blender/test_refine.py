@@ -55,7 +55,7 @@ def prefs(addon):
 @pytest.fixture()
 def backend_mod(sub):
     """The add-on's backend module; whatever a test starts or attaches is stopped after it."""
-    mod = sub("backend")
+    mod = sub("backend_process")
     yield mod
     mod.get().stop(timeout=5.0)
     mod.get().message = ""
@@ -238,7 +238,7 @@ def test_pin_pose_keys_pins_that_the_refine_sends_and_clear_pins_removes(walk, t
 
 def test_keep_visible_is_enforced_on_write(walk, sub):
     """The backend is asked to keep visible bones; if its answer differs, the write keeps them anyway."""
-    refine, aio = sub("refine"), sub("armature_io")
+    aio = sub("armature_io")
     anim = aio.read_animation(walk)
     t = anim.num_frames
     mask = np.ones(t, bool)
@@ -247,12 +247,12 @@ def test_keep_visible_is_enforced_on_write(walk, sub):
         trans=anim.trans + 0.02, root_orient=anim.root_orient + 0.01, pose_body=anim.pose_body + rng.normal(scale=0.05, size=(t, 63)),
         contacts=np.full((t, 9), 0.7),
     )  # fmt: skip
-    merged = refine.merge_result(anim, mask, result, keep_visible=True)
+    merged = sub("posemath").merge_result(anim, mask, result, keep_visible=True)
     np.testing.assert_allclose(merged.rotmats[anim.visible], anim.local_rotmats[anim.visible])
     np.testing.assert_allclose(merged.trans, anim.trans)
     assert merged.kept_deg > 0.5 and merged.kept_cm == pytest.approx(100 * np.sqrt(3) * 0.02)
     assert not np.allclose(merged.rotmats[~anim.visible], anim.local_rotmats[~anim.visible])
-    loose = refine.merge_result(anim, mask, result, keep_visible=False)
+    loose = sub("posemath").merge_result(anim, mask, result, keep_visible=False)
     assert loose.kept_deg == 0.0 and not np.allclose(loose.rotmats[anim.visible], anim.local_rotmats[anim.visible])
 
 
@@ -300,7 +300,7 @@ def test_refine_errors_leave_the_scene_unchanged(walk, tiny, prefs, backend_mod,
 
 
 def test_cancel_writes_nothing_and_frees_the_backend(walk, tiny, sub, backend_mod):
-    refine = sub("refine")
+    refine = sub("refine_run")
     obj = walk
     state = scene_state(obj)
     tiny("--window", "8", "--step-s", "0.3")
@@ -408,7 +408,7 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     """The modal path, driven by fake TIMER/ESC events (headless Blender has no event loop)."""
     from types import SimpleNamespace
 
-    operators, refine = sub("operators"), sub("refine")
+    operators, refine = sub("operators"), sub("refine_run")
     op_cls = operators.DREAMOR_OT_refine
 
     class FakeOp:  # the operator's methods on a plain object (bpy cannot make operator instances)
@@ -462,7 +462,7 @@ def step_until_previewed(run, timeout: float = 10.0) -> int:
 
 def test_partial_windows_show_as_a_ghost_and_write_nothing(walk, tiny, sub):
     """The windows the backend streams back are previewed (drawn, on the right frames) while the scene stays as it was."""
-    refine, overlay, parents = sub("refine"), sub("overlay"), list(sub("conventions").PARENTS[1:])
+    refine, overlay, parents = sub("refine_run"), sub("overlay"), list(sub("conventions").PARENTS[1:])
     obj, scene = walk, bpy.context.scene
     tiny("--window", "16", "--step-s", "0.3")
     scene.use_preview_range = True
@@ -506,7 +506,7 @@ def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub
     from blender_rigs import build_rig, key_random_motion
     from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
-    refine, overlay = sub("refine"), sub("overlay")
+    refine, overlay = sub("refine_run"), sub("overlay")
     scene = empty_scene
     scene.frame_start, scene.frame_end = 1, 40
     obj = build_rig("smplx", SMPL_NEUTRAL_REST_JOINTS)

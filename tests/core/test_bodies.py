@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.body.proportions import (REFERENCE_LEG_M, BodyAugment, body_scale, leg_length, mirror_states, named_body, random_body, repose, repose_clip, repose_states, scale_clip)
+from dreamor.body.proportions import (REFERENCE_LEG_M, BodyAugment, body_scale, leg_length, mirror_states, named_body, random_body, repose_clip, repose_states, scale_clip)
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.data.dataset import WindowSampler, build_motion_data, is_unseen_subject
 from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS, bone_lengths

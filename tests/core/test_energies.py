@@ -4,7 +4,6 @@ import torch
 
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.refine import energies as E
-from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
 
 @pytest.fixture(scope="module")

@@ -72,3 +72,6 @@ def test_parse_joints():
     assert parse_joints("left_knee, head") == (4, 15)
     with pytest.raises(ValueError, match="left_kneee"):
         parse_joints("left_kneee")
+    assert parse_joints("m_avg_L_Knee,head", aliases={"m_avg_L_Knee": 4}) == (4, 15)  # an armature's bone names
+    with pytest.raises(ValueError, match="m_avg_L_Knee"):
+        parse_joints("m_avg_L_Knee")

@@ -1,7 +1,6 @@
 import time
 
 import numpy as np
-import pytest
 import torch
 
 from dreamor.data.convert import read_motion

@@ -1,7 +1,7 @@
 """The SMPL 22-joint skeleton (pelvis ... wrists): names, tree, groups, contact joints.
 
-numpy only (no torch): ``scripts/build_addon.py`` copies this file and its JSON into the Blender add-on,
-so the add-on and the backend share one definition. Forward kinematics is in ``kinematics.py``.
+numpy and the standard library only: ``scripts/build_addon.py`` copies this file and its JSON into the
+Blender add-on (``dreamor_body/``), so the add-on and the backend share one definition. Forward kinematics is in ``kinematics.py``.
 
 Conventions (see DESIGN.md): the body is defined in SMPL's native model frame (+Y up,
 facing +Z, +X to the body's left, metres); a clip's ``root_orient`` rotates it into the
@@ -62,15 +62,20 @@ JOINT_GROUPS: dict[str, tuple[int, ...]] = {
 }
 
 
-def parse_joints(spec: str) -> tuple[int, ...]:
-    """'lower_body' or 'left_knee,right_knee' -> sorted joint indices; ValueError names unknowns."""
+def parse_joints(spec: str, aliases: dict[str, int] | None = None) -> tuple[int, ...]:
+    """'lower_body' or 'left_knee,right_knee' -> sorted joint indices; ValueError names unknowns.
+
+    aliases: more names for joints (e.g. an armature's bone names -> joint index), accepted beside
+    group and SMPL joint names.
+    """
+    index = {**JOINT_INDEX, **(aliases or {})}
     out: set[int] = set()
     unknown = []
     for name in (s.strip() for s in spec.split(",") if s.strip()):
         if name in JOINT_GROUPS:
             out.update(JOINT_GROUPS[name])
-        elif name in JOINT_INDEX:
-            out.add(JOINT_INDEX[name])
+        elif name in index:
+            out.add(index[name])
         else:
             unknown.append(name)
     if unknown or not out:

@@ -93,7 +93,7 @@ def run_bench(out: str, lengths=DEFAULT_LENGTHS, presets=("fast", "default"), me
     outp = Path(out)
     outp.mkdir(parents=True, exist_ok=True)
     (outp / "bench.json").write_text(json.dumps(report, indent=2))
-    lines = [f"# Refinement speed and memory", "", f"Device: {report['device']}. Command: `{report['command']}`", "",
+    lines = ["# Refinement speed and memory", "", f"Device: {report['device']}. Command: `{report['command']}`", "",
              "Clip: a real take played forwards and backwards to length, lower body occluded throughout. Time is the",
              "refine call only (models loaded before); peak RSS is the whole process (torch and models included).", "",
              "| frames | method | preset | seconds | x vae_only | peak RSS (MB) |", "|---|---|---|---|---|---|"]

@@ -25,11 +25,11 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import armature_io, backend, rotmath
+from . import armature_io, backend_process
+from .posemath import merge_result
 
 _TRANSFORM_SUFFIXES = (".location", ".rotation_quaternion", ".rotation_axis_angle", ".rotation_euler", ".scale")
 #: A visible bone the backend moved by more than this (radians / metres) counts as changed.
@@ -62,46 +62,6 @@ def frames_mask(frame_start: int, frame_end: int, scene, refine_frames: str) -> 
     return (frames >= lo) & (frames <= hi)
 
 
-def rotation_angle(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) x 2 -> (...) radians between the rotations."""
-    cos = (np.einsum("...ji,...ji->...", a, b) - 1.0) / 2.0
-    return np.arccos(np.clip(cos, -1.0, 1.0))
-
-
-@dataclass
-class Merged:
-    """What ``apply`` writes: the full read range with the refined frames in place."""
-
-    trans: np.ndarray  # (T, 3) m
-    rotmats: np.ndarray  # (T, 22, 3, 3) local rotations
-    contacts: np.ndarray  # (T, 9)
-    kept_deg: float  # largest change (degrees) the backend made to a visible bone, undone
-    kept_cm: float  # largest change (cm) the backend made to a visible pelvis position, undone
-
-
-def merge_result(anim: armature_io.ArmatureAnimation, mask: np.ndarray, result, keep_visible: bool) -> Merged:
-    """Put the result (``mask.sum()`` frames: trans, root_orient, pose_body, contacts) into the
-    captured motion; with ``keep_visible``, visible bones keep their captured rotations."""
-    n = int(mask.sum())
-    local = np.concatenate([np.asarray(result.root_orient)[:, None], np.asarray(result.pose_body).reshape(n, 21, 3)], axis=1)
-    trans, rotmats = anim.trans.copy(), anim.local_rotmats.copy()
-    trans[mask] = np.asarray(result.trans, np.float64)
-    rotmats[mask] = rotmath.aa_to_mat(local)
-    contacts = anim.contacts.copy() if anim.contacts is not None else np.zeros((anim.num_frames, 9))
-    contacts[mask] = np.clip(np.asarray(result.contacts, np.float64), 0.0, 1.0)
-    kept_deg = kept_cm = 0.0
-    if keep_visible:
-        vis = anim.visible & mask[:, None]  # (T, 22)
-        if vis.any():
-            kept_deg = float(np.degrees(rotation_angle(rotmats[vis], anim.local_rotmats[vis]).max()))
-            rotmats[vis] = anim.local_rotmats[vis]
-        root = vis[:, 0]
-        if root.any():
-            kept_cm = float(100.0 * np.linalg.norm(trans[root] - anim.trans[root], axis=-1).max())
-            trans[root] = anim.trans[root]
-    return Merged(trans, rotmats, contacts, kept_deg, kept_cm)
-
-
 class RefineRun:
     """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
 
@@ -127,14 +87,14 @@ class RefineRun:
         self.preview = np.full((self.anim.num_frames, 22, 3), np.nan)
         self.started = time.monotonic()
         self._cancel_requested = False
-        self.backend = b = backend.get()
+        self.backend = b = backend_process.get()
         if not b.ready or not b.check_alive():
             why = f" ({b.message})" if b.message else ""
             raise RefineError(
                 f"the DREAMoR backend is not running{why}; start it in the sidebar (DREAMoR > Backend > Start) "
                 "or set its connection file in the add-on preferences, then press Refine again"
             )
-        client_mod = backend.wire().client
+        client_mod = backend_process.wire().client
         a, m = self.anim, self.mask
         try:
             self.job = b.client.submit(
@@ -204,7 +164,7 @@ class RefineRun:
         if self._cancel_requested:
             self.cancel()
             return True
-        client_mod = backend.wire().client
+        client_mod = backend_process.wire().client
         if not self.backend.check_alive():
             return self._fail(f"the DREAMoR backend stopped while refining ({self.backend.message}); nothing was changed. Start it again and press Refine")
         try:
@@ -232,7 +192,7 @@ class RefineRun:
             return
         try:
             self.job.cancel(timeout=2.0)
-        except backend.wire().client.ClientError:
+        except backend_process.wire().client.ClientError:
             pass  # gone or already over: either way nothing will be written
         self._end("cancelled", "refine cancelled; nothing was changed")
 
