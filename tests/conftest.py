@@ -21,14 +21,14 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
 
     from dreamor.models.configs import PRESETS
     from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, save_diffusion
-    from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
+    from dreamor.models.vae import MotionVAE, save_vae
 
     d = tmp_path_factory.mktemp("tiny_models")
     torch.manual_seed(0)
     cfg = PRESETS["tiny"]
     vae = MotionVAE(cfg.model)
     torch.nn.init.normal_(vae.decoder.out.weight, std=1e-2)
-    save_checkpoint(checkpoint_dict(vae, cfg, step=0, prior_fitted=True), d / "vae-small.pt")
+    save_vae(d / "vae-small.pt", vae, cfg, step=0, prior_fitted=True)
     dif = LatentDiffusion(DiffusionConfig(latent_dim=cfg.model.latent_dim, d_model=32, n_layers=1, n_heads=2))
     save_diffusion(d / "diffusion-small.pt", dif)
     return d

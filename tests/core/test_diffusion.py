@@ -218,7 +218,7 @@ def test_checkpoint_round_trip(tmp_path):
 def test_train_tiny_run_resumes_and_rebuilds_its_model(tmp_path, mocap_dir):
     from dreamor.data.dataset import build_motion_data
     from dreamor.models.configs import preset as vae_preset
-    from dreamor.models.vae import MotionVAE, canonical_norm_stats, checkpoint_dict, load_vae, save_checkpoint
+    from dreamor.models.vae import MotionVAE, canonical_norm_stats, load_vae, save_vae
     from dreamor.train.train_diffusion import preset, resume_path, train_diffusion
 
     src = tmp_path / "mocap"
@@ -229,7 +229,7 @@ def test_train_tiny_run_resumes_and_rebuilds_its_model(tmp_path, mocap_dir):
     torch.manual_seed(0)
     vae = MotionVAE(vcfg.model, canonical_norm_stats(data))
     torch.nn.init.normal_(vae.encoder.out.weight, std=0.1)  # an untrained encoder would give z = 0
-    save_checkpoint(checkpoint_dict(vae, vcfg, step=0), tmp_path / "vae.pt")
+    save_vae(tmp_path / "vae.pt", vae, vcfg, step=0)
     out = tmp_path / "diffusion-tiny.pt"
     kw = dict(data=data, cache_dir=tmp_path / "cache", quiet=True)
     m1 = train_diffusion(preset("tiny"), out, tmp_path / "vae.pt", **kw)
@@ -254,13 +254,13 @@ def test_train_tiny_run_resumes_and_rebuilds_its_model(tmp_path, mocap_dir):
 def test_cli_train_diffusion(tmp_path, mocap_dir, capsys):
     from dreamor.cli import main
     from dreamor.models.configs import preset as vae_preset
-    from dreamor.models.vae import MotionVAE, checkpoint_dict, save_checkpoint
+    from dreamor.models.vae import MotionVAE, save_vae
 
     src = tmp_path / "mocap"
     src.mkdir()
     (src / "run.bvh").write_bytes((mocap_dir / "dataset-2_run_normal_001.bvh").read_bytes())
     vcfg = vae_preset("tiny")
-    save_checkpoint(checkpoint_dict(MotionVAE(vcfg.model), vcfg, step=0), tmp_path / "vae.pt")
+    save_vae(tmp_path / "vae.pt", MotionVAE(vcfg.model), vcfg, step=0)
     args = ["train", "diffusion", "--preset", "tiny", "--vae", str(tmp_path / "vae.pt"), "--data", str(src),
             "--out", str(tmp_path / "d.pt"), "--cache", str(tmp_path / "cache"), "--workers", "1", "--quiet"]
     assert main(args) == 0 and "validation:" in capsys.readouterr().out

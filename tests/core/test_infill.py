@@ -45,7 +45,7 @@ def test_complete_keeps_visible_joints_and_fills_hidden_ones(walk, tmp_path):
     clip, vis = walk
     torch.manual_seed(0)
     model = JointInfill(InfillConfig(channels=16, dilations=(1, 2)))
-    path = save_infill(model, tmp_path / "infill.pt", step=3)
+    path = save_infill(tmp_path / "infill.pt", model, step=3)
     loaded = load_infill(path)
     assert loaded.step == 3
     garbage = np.where(vis[..., None], clip.joints, np.nan)
@@ -79,7 +79,7 @@ def test_refine_starts_hidden_joints_from_the_network(tiny_checkpoints, tmp_path
     models_dir = tmp_path / "models"
     shutil.copytree(tiny_checkpoints, models_dir)
     torch.manual_seed(0)
-    save_infill(JointInfill(InfillConfig(channels=16, dilations=(1, 2))), models_dir / "infill-small.pt")
+    save_infill(models_dir / "infill-small.pt", JointInfill(InfillConfig(channels=16, dilations=(1, 2))))
     monkeypatch.setenv(api.MODELS_DIR_ENV, str(models_dir))
     models = api.load_models()
     assert models.infill is not None and models.ids["infill"] == "infill-small.pt"

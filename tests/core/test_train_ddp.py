@@ -7,7 +7,7 @@ import time
 
 import torch
 
-from dreamor.models.vae import load_vae, read_checkpoint
+from dreamor.models.vae import load_vae, read_vae
 
 from .test_vae import copy_takes
 
@@ -24,7 +24,7 @@ def test_torchrun_two_processes_gloo(tmp_path, mocap_dir):
     took = time.perf_counter() - t0
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert took < 60, f"2-process training took {took:.0f} s"
-    ckpt = read_checkpoint(out)
+    ckpt = read_vae(out)
     m = ckpt["metrics"]
     assert ckpt["step"] == 4 and ckpt["prior_fitted"]
     assert m["world_size"] == 2

@@ -13,7 +13,7 @@ from dreamor.cli import main
 from dreamor.data.dataset import WindowSampler, build_motion_data
 from dreamor.models.configs import PRESETS, TrainConfig, preset
 from dreamor.models.losses import (contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss)
-from dreamor.models.vae import (Frame, MotionVAE, canonical_frame, canonical_norm_stats, checkpoint_dict, load_vae, read_checkpoint, save_checkpoint, transform_state)
+from dreamor.models.vae import (Frame, MotionVAE, canonical_frame, canonical_norm_stats, load_vae, read_vae, save_vae, transform_state)
 from dreamor.body.rotations import r6d_to_mat
 from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
 from dreamor.body.kinematics import project_bone_lengths
@@ -280,9 +280,8 @@ def test_checkpoint_save_load_gives_identical_outputs(vae, data, cfg, tmp_path):
     with torch.no_grad():
         for p in vae.prior.parameters():  # a non-trivial prior, to see it round-trip
             p.add_(0.01 * torch.randn_like(p))
-    path = save_checkpoint(checkpoint_dict(vae, cfg, step=3, prior_fitted=True, metrics={"val": {"kl": 1.0}}),
-                           tmp_path / "m" / "vae.pt")
-    ckpt = read_checkpoint(path)
+    path = save_vae(tmp_path / "m" / "vae.pt", vae, cfg, step=3, prior_fitted=True, metrics={"val": {"kl": 1.0}})
+    ckpt = read_vae(path)
     assert set(ckpt) >= {"config", "model", "prior", "norm", "step", "optimizer", "metrics"}
     assert not any(k.startswith("prior.") for k in ckpt["model"])
     loaded = load_vae(path)
@@ -325,21 +324,21 @@ def test_train_then_resume(data, tmp_path):
     out = tmp_path / "vae.pt"
     cfg = preset("tiny", steps=3, prior_steps=2, val_every=3, ckpt_every=2)
     m = tv.train_vae(cfg, out, data=data, quiet=True)
-    ckpt = read_checkpoint(out)
+    ckpt = read_vae(out)
     assert ckpt["step"] == 3 and ckpt["prior_fitted"] and ckpt["optimizer"] is not None
     assert m["val_windows"].startswith("validation split, 61-frame")
     for key in ("one_step_joint_cm", "rollout_1s_cm", "rollout_2s_cm", "contact_acc", "prior_kl", "kl"):
         assert math.isfinite(m["val"][key])
     # resume to 5 steps: continues from step 3 with the saved optimiser, refits the prior
     m2 = tv.train_vae(preset("tiny"), out, data=data, resume=True, overrides={"steps": 5}, quiet=True)
-    ckpt2 = read_checkpoint(out)
+    ckpt2 = read_vae(out)
     assert ckpt2["step"] == 5 and ckpt2["prior_fitted"] and ckpt2["config"]["steps"] == 5
     assert ckpt2["config"]["prior_steps"] == 2  # the checkpoint's own config, not the preset's
     assert ckpt2["optimizer"]["state"][0]["step"] == 5  # Adam's step count carried over
     assert [h["step"] for h in m2["history"] if h["stage"] == "vae"] == [3, 5]
     # a finished run resumes to a no-op
     tv.train_vae(preset("tiny"), out, data=data, resume=True, quiet=True)
-    assert read_checkpoint(out)["step"] == 5
+    assert read_vae(out)["step"] == 5
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import gzip
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..files import atomic_write
 from ..errors import InputFileError
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
@@ -244,15 +244,8 @@ def write_bvh(
     frame_vals = np.concatenate([root_pos, local_euler_deg[:, order_idx].reshape(t, -1)], axis=1)
     body = "\n".join(" ".join(f"{v:.6f}" for v in row) for row in frame_vals)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".bvh", dir=path.parent, prefix=f".{path.stem}.")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write("\n".join(out) + "\n" + body + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(out) + "\n" + body + "\n")
     return path
 
 

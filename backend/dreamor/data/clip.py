@@ -10,13 +10,13 @@ between: noisy). Raw AMASS ``poses`` (T,>=66) is accepted in place of ``root_ori
 from __future__ import annotations
 
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from ..errors import InputFileError
 from ..body.skeleton import NUM_JOINTS, SMPL_NEUTRAL_REST_JOINTS
 
@@ -148,13 +148,6 @@ def save_clip(clip: Clip, path: str | os.PathLike) -> Path:
             arrays[key] = getattr(clip, key).astype(bool)
     if clip.confidence is not None:
         arrays["confidence"] = clip.confidence.astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as fh:
+        np.savez(fh, **arrays)
     return path

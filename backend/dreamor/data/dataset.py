@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import atomic_write
 from ..errors import DreamorError, InputFileError
 from .convert import clip_stem, find_motion_files, read_motion
 from .parallel import parallel_map
@@ -65,10 +66,8 @@ class MotionData:
         return self.states[s:e], self.contacts[s:e]
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, **{k: getattr(self, k) for k in self.__dataclass_fields__})
-        os.replace(tmp, path)
+        with atomic_write(path) as fh:
+            np.savez(fh, **{k: getattr(self, k) for k in self.__dataclass_fields__})
 
     @classmethod
     def load(cls, path: Path) -> "MotionData":

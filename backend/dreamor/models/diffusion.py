@@ -44,11 +44,12 @@ from torch import nn
 
 from ..body.skeleton import JOINT_GROUPS
 from ..body.state import STATE_DIM, STATE_SLICES
+from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
 from .schedule import NoiseSchedule, ScheduleConfig, randn
 from .vae import MotionVAE, canonical_frame, transform_state
 
-CHECKPOINT_KIND = "dreamor-latent-diffusion"
+CHECKPOINT_FORMAT = "dreamor-latent-diffusion"
 CHECKPOINT_VERSION = 1
 
 #: Body-part tokens: name -> SMPL joints whose rotation (6D), position and velocity it holds.
@@ -341,38 +342,21 @@ class LatentDiffusion(nn.Module):
 
 
 # -- checkpoints --------------------------------------------------------------------------
-def save_diffusion(path: str | Path, model: LatentDiffusion, **extra: Any) -> None:
+def save_diffusion(path: str | Path, model: LatentDiffusion, **extra: Any) -> Path:
     """Write a checkpoint that rebuilds its own model: config + weights (+ ``extra``, e.g.
-    the training config, the VAE it was trained for, optimiser state)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "kind": CHECKPOINT_KIND,
-        "version": CHECKPOINT_VERSION,
-        "config": asdict(model.config),
-        "model": model.state_dict(),
-        **extra,
-    }
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(ckpt, tmp)
-    tmp.replace(path)
+    the training config, the VAE it was trained for)."""
+    return save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, asdict(model.config), model.state_dict(), **extra)
+
+
+def read_diffusion(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """A latent diffusion checkpoint dict; DreamorError says what is wrong."""
+    return load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what="DREAMoR latent diffusion",
+                           train="dreamor train diffusion", device=map_location)
 
 
 def load_diffusion(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[LatentDiffusion, dict[str, Any]]:
     """-> (model in eval mode, the whole checkpoint dict)."""
-    from ..errors import DreamorError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DreamorError(f"{path}: no such diffusion checkpoint (train one with `dreamor train diffusion`)")
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise DreamorError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
-        raise DreamorError(f"{path}: not a DREAMoR latent diffusion checkpoint (no kind '{CHECKPOINT_KIND}')")
-    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
-        raise DreamorError(f"{path}: checkpoint version {ckpt['version']} is newer than this dreamor; update dreamor")
+    ckpt = read_diffusion(path, map_location)
     model = LatentDiffusion(DiffusionConfig.from_dict(ckpt["config"]))
     model.load_state_dict(ckpt["model"])
     return model.to(map_location).eval(), ckpt

@@ -28,7 +28,7 @@ from torch import nn
 from ..body.fill import heading_yaw, hold_last_seen, rest_fill, yaw_matrices
 from ..body.proportions import MIRROR_JOINTS, body_scale
 from ..body.skeleton import NUM_JOINTS, Y_UP_TO_Z_UP
-from ..errors import DreamorError
+from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
 
 CHECKPOINT_FORMAT = "dreamor-joint-infill"
@@ -163,22 +163,16 @@ def _complete_once(model: JointInfill, joints: np.ndarray, visible: np.ndarray, 
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def save_infill(model: JointInfill, path: str | os.PathLike, **extra: Any) -> Path:
-    """Atomic write of {format, version, config, model, **extra} (extra: step, metrics, train config...)."""
-    from .vae import save_checkpoint
-
-    return save_checkpoint({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": model.config.to_dict(),
-                            "model": model.state_dict(), **extra}, path)
+def save_infill(path: str | os.PathLike, model: JointInfill, **extra: Any) -> Path:
+    """Write the checkpoint (``models/checkpoint.py``'s format; extra: step, metrics, train config...)."""
+    return save_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, model.config.to_dict(), model.state_dict(),
+                           **extra)
 
 
 def read_infill(path: str | os.PathLike) -> dict:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise DreamorError(f"{path}: not a readable joint-infill checkpoint ({exc.__class__.__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise DreamorError(f"{path}: not a joint-infill checkpoint")
-    return ckpt
+    """A joint-infill checkpoint dict; DreamorError says what is wrong."""
+    return load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what="joint-infill",
+                           train="dreamor train infill")
 
 
 def load_infill(path: str | os.PathLike, device: str | torch.device = "cpu") -> JointInfill:

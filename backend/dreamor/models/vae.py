@@ -46,6 +46,7 @@ from ..body.rotations import mat_to_r6d, r6d_to_mat
 from ..body.skeleton import NUM_JOINTS
 from ..body.kinematics import project_bone_lengths
 from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
+from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import TrainConfig, VAEConfig
 from .prior import ConditionalPrior, ResMLP
 
@@ -371,50 +372,26 @@ class MotionVAE(nn.Module):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def checkpoint_dict(vae: MotionVAE, config: TrainConfig, *, step: int, prior_step: int = 0, prior_fitted: bool = False,
-                    optimizer: dict | None = None, prior_optimizer: dict | None = None, metrics: dict | None = None) -> dict:
-    """Everything a checkpoint holds (plain tensors, numbers, strings: loads with weights_only)."""
+def save_vae(path: str | os.PathLike, vae: MotionVAE, config: TrainConfig, *, step: int, prior_step: int = 0,
+             prior_fitted: bool = False, optimizer: dict | None = None, prior_optimizer: dict | None = None,
+             metrics: dict | None = None) -> Path:
+    """Write the MotionVAE's checkpoint (``models/checkpoint.py``'s format; the learned prior and the
+    normalisation statistics beside the weights, the training state for resuming)."""
     state = vae.state_dict()
-    return {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "config": config.to_dict(),
-        "model": {k: v for k, v in state.items() if not k.startswith("prior.")},
-        "prior": vae.prior.state_dict(),
-        "prior_fitted": bool(prior_fitted),
-        "norm": {k: state[k].clone() for k in ("state_mean", "state_std", "delta_mean", "delta_std")},
-        "step": int(step),
-        "prior_step": int(prior_step),
-        "optimizer": optimizer,
-        "prior_optimizer": prior_optimizer,
-        "metrics": metrics or {},
-    }
+    return save_checkpoint(
+        path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, config.to_dict(),
+        {k: v for k, v in state.items() if not k.startswith("prior.")},
+        prior=vae.prior.state_dict(), prior_fitted=bool(prior_fitted),
+        norm={k: state[k].clone() for k in ("state_mean", "state_std", "delta_mean", "delta_std")},
+        step=int(step), prior_step=int(prior_step), optimizer=optimizer, prior_optimizer=prior_optimizer,
+        metrics=metrics or {},
+    )
 
 
-def save_checkpoint(ckpt: dict, path: str | os.PathLike) -> Path:
-    """Write atomically (temporary file, then rename), so an interrupted save never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ckpt, tmp)
-    os.replace(tmp, path)
-    return path
-
-
-def read_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
-    """Load a MotionVAE checkpoint dict (safely: tensors and plain data only)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DreamorError(f"{path}: no such MotionVAE checkpoint (train one with `dreamor train vae`)")
-    try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # a truncated or foreign file
-        raise DreamorError(f"{path}: not a readable checkpoint ({exc.__class__.__name__}: {exc})") from exc
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise DreamorError(f"{path}: not a MotionVAE checkpoint (no format '{CHECKPOINT_FORMAT}')")
-    if ckpt.get("version", 0) > CHECKPOINT_VERSION:
-        raise DreamorError(f"{path}: checkpoint version {ckpt['version']} is newer than this dreamor; update dreamor")
-    return ckpt
+def read_vae(path: str | os.PathLike, device: str | torch.device = "cpu") -> dict:
+    """A MotionVAE checkpoint dict (safely: tensors and plain data only); DreamorError says what is wrong."""
+    return load_checkpoint(path, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what="MotionVAE", train="dreamor train vae",
+                           device=device)
 
 
 def vae_from_checkpoint(ckpt: dict) -> MotionVAE:
@@ -439,6 +416,6 @@ def load_vae(path: str | os.PathLike, device: str | torch.device = "cpu", traina
     (whether ``sample``/``prior_params`` use a fitted prior), ``train_config``, ``metrics``
     (validation metrics at save time), ``step``.
     """
-    vae = vae_from_checkpoint(read_checkpoint(path)).to(device).eval()
+    vae = vae_from_checkpoint(read_vae(path)).to(device).eval()
     vae.requires_grad_(trainable)
     return vae

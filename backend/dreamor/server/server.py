@@ -21,6 +21,7 @@ from typing import Any, Mapping
 import zmq
 
 from .. import __version__
+from ..files import atomic_write
 from ..errors import DreamorError
 from . import protocol
 from .jobs import DeviceQueue, Job, JobInput, Runner
@@ -42,18 +43,8 @@ def default_connection_file() -> Path:
 def write_connection_file(path: str | os.PathLike, info: ConnectionInfo) -> Path:
     """Write the connection file atomically, readable by the user only (mode 0600)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
-    try:
-        os.chmod(tmp, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(info.to_json(), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "w", private=True, encoding="utf-8") as fh:
+        json.dump(info.to_json(), fh, indent=1)
     return path
 
 

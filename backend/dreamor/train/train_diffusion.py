@@ -36,6 +36,7 @@ import torch
 from tqdm import tqdm
 
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
+from ..files import atomic_write
 from ..errors import DreamorError
 from ..body.proportions import BodyAugment
 from .common import body_validation_samplers
@@ -187,10 +188,8 @@ def cached_latents(vae: MotionVAE, vae_sha1: str, data: MotionData, cache_dir: s
         with np.load(path) as f:
             return Latents(**{k: f[k] for k in Latents.__dataclass_fields__})
     lat = encode_latents(vae, data, quiet=quiet)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **asdict(lat))
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        np.savez(fh, **asdict(lat))
     return lat
 
 
@@ -389,12 +388,10 @@ def train_diffusion(
     def save(final: bool = False) -> None:
         metrics["history"] = history[-200:]
         save_diffusion(out, ema, train_config=cfg.to_dict(), step=step, vae=vae_info, metrics=metrics)
-        state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_path.with_name(state_path.name + ".tmp")
-        torch.save({"kind": STATE_KIND, "config": cfg.to_dict(), "step": step, "vae_sha1": vae_sha1,
-                    "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
-                    "metrics": metrics}, tmp)
-        os.replace(tmp, state_path)
+        with atomic_write(state_path) as fh:
+            torch.save({"kind": STATE_KIND, "config": cfg.to_dict(), "step": step, "vae_sha1": vae_sha1,
+                        "model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt.state_dict(),
+                        "metrics": metrics}, fh)
 
     def validate() -> None:
         m = evaluate(ema, val_z, val_cond)

@@ -187,7 +187,7 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
 
     def save(final: bool = False, path: Path = out) -> None:
         extra = {} if final else {"optimizer": opt.state_dict()}
-        save_infill(model, path, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
+        save_infill(path, model, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
                     data={"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
                           "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}, **extra)
 

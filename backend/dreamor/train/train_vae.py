@@ -47,7 +47,7 @@ from ..errors import DreamorError
 from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
 from ..models.configs import PRESETS, TrainConfig, preset
 from ..models.losses import VertexFn, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
-from ..models.vae import (MotionVAE, canonical_norm_stats, canonical_pairs, checkpoint_dict, read_checkpoint, save_checkpoint, vae_from_checkpoint)
+from ..models.vae import (MotionVAE, canonical_norm_stats, canonical_pairs, read_vae, save_vae, vae_from_checkpoint)
 
 #: validation windows: x_0 plus 2 s at 30 Hz.
 VAL_FRAMES = 61
@@ -269,7 +269,7 @@ def train_vae(
                 dist.barrier()
             if not main:
                 data = build_motion_data(sources, cache_dir, workers=1, quiet=True)
-        ckpt = read_checkpoint(out) if resume and out.exists() else None
+        ckpt = read_vae(out) if resume and out.exists() else None
         if ckpt is not None:
             cfg = replace(TrainConfig.from_dict(ckpt["config"]), **(overrides or {}))
             vae = vae_from_checkpoint(ckpt)
@@ -306,7 +306,7 @@ def train_vae(
 
         def save(**extra) -> None:
             metrics["history"] = history[-200:]
-            save_checkpoint(checkpoint_dict(vae, cfg, step=step, prior_step=prior_step, metrics=metrics, **extra), out)
+            save_vae(out, vae, cfg, step=step, prior_step=prior_step, metrics=metrics, **extra)
 
         def validate(tag: str) -> None:
             if val_batch is None:
