@@ -46,7 +46,7 @@ from ..body.skeleton import JOINT_GROUPS
 from ..body.state import STATE_DIM, STATE_SLICES
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
-from .schedule import NoiseSchedule, ScheduleConfig, randn
+from .schedule import NoiseSchedule, ScheduleConfig, ddim_reverse, randn
 from .vae import MotionVAE, canonical_frame, transform_state
 
 CHECKPOINT_FORMAT = "dreamor-latent-diffusion"
@@ -268,8 +268,7 @@ class LatentDiffusion(nn.Module):
         loss = F.mse_loss(eps, noise)
         return loss, {"loss": float(loss.detach()), "null_frac": float(null_mask.float().mean())}
 
-    # -- sampling ------------------------------------------------------------------------
-    @torch.no_grad()
+    # -- sampling (the loop is schedule.ddim_reverse) -------------------------------------
     def reverse(
         self,
         zn: torch.Tensor,
@@ -280,14 +279,11 @@ class LatentDiffusion(nn.Module):
         eta: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
-        """Run ``num_steps`` DDIM steps from normalised noisy latents ``zn`` (B, Z) at ``t_start``
+        """``num_steps`` DDIM steps of this denoiser from normalised noisy latents ``zn`` (B, Z) at ``t_start``
         (int or (B,)) down to clean; returns normalised ẑ_0 (B, Z)."""
         g = self.config.guidance if guidance is None else guidance
-        traj = self.schedule.trajectory(torch.as_tensor(t_start, device=zn.device).expand(zn.shape[0]), num_steps)
-        for k in range(num_steps):
-            eps = self.predict_eps(zn, traj[k], cond, g)
-            zn, _ = self.schedule.step(eps, traj[k], zn, prev_t=traj[k + 1], eta=eta, generator=generator)
-        return zn
+        return ddim_reverse(self.schedule, lambda z, t: self.predict_eps(z, t, cond, g), zn, t_start, num_steps,
+                            eta, generator)
 
     @torch.no_grad()
     def denoise(

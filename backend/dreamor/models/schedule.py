@@ -18,6 +18,7 @@ what the test-time optimiser needs: every latent starts from its own noise level
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -180,3 +181,17 @@ class NoiseSchedule:
             noise = torch.zeros_like(z)
         prev = ab_prev.sqrt() * z0 + (1 - ab_prev - sigma**2).clamp(min=0).sqrt() * eps + sigma * noise
         return StepOutput(prev, z0)
+
+
+@torch.no_grad()
+def ddim_reverse(schedule: NoiseSchedule, predict_eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                 zn: torch.Tensor, t_start: torch.Tensor | int, num_steps: int, eta: float = 0.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """The DDIM sampling loop: ``num_steps`` steps from noisy latents ``zn`` (B, Z) at ``t_start`` (int or
+    (B,)) down to clean, along :meth:`NoiseSchedule.trajectory`; ``predict_eps(z_t, t) -> eps`` is the
+    denoiser (t: (B,) long). Returns ẑ_0 (B, Z)."""
+    traj = schedule.trajectory(torch.as_tensor(t_start, device=zn.device).expand(zn.shape[0]), num_steps)
+    for k in range(num_steps):
+        eps = predict_eps(zn, traj[k])
+        zn, _ = schedule.step(eps, traj[k], zn, prev_t=traj[k + 1], eta=eta, generator=generator)
+    return zn
