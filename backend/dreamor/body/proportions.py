@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .skeleton import NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
+from .skeleton import MODEL_FPS, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
 from .kinematics import forward_kinematics
 
 #: Leg length (mean of both sides, thigh + shin) every network sees, metres: the Bandai actor's
@@ -190,7 +190,7 @@ def repose_clip(clip, rest_new: np.ndarray):
 
 
 def repose_states(states: torch.Tensor, rest_old: torch.Tensor, rest_new: torch.Tensor,
-                  fps: float = 30.0) -> tuple[torch.Tensor, torch.Tensor]:
+                  fps: float = MODEL_FPS) -> tuple[torch.Tensor, torch.Tensor]:
     """Training windows put on other bodies: states (B, L, 273), rest_old / rest_new (B, 22, 3)
     -> states (B, L, 273) with trans, joints and their velocities re-derived (rotations unchanged)
     and contact labels (B, L, 9). Velocities are backward differences inside the window, so the

@@ -46,6 +46,8 @@ DEPTH_LEVELS: tuple[tuple[int, ...], ...] = _depth_levels()
 CONTACT_JOINTS: tuple[int, ...] = (0, 4, 5, 7, 8, 10, 11, 20, 21)
 #: Contact height thresholds (m) per contact joint: 0.04 for the toes, 0.08 otherwise (HuMoR).
 CONTACT_HEIGHT_M = np.array([0.08, 0.08, 0.08, 0.08, 0.08, 0.04, 0.04, 0.08, 0.08])
+#: The models' frame rate (Hz): clips are resampled to it for the networks and back afterwards.
+MODEL_FPS = 30.0
 #: Contact speed threshold, metres per frame at 30 Hz (HuMoR).
 CONTACT_SPEED_M_PER_FRAME = 0.005
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .rotations import aa_to_mat, mat_to_aa, mat_to_r6d, r6d_to_mat
-from .skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, CONTACT_SPEED_M_PER_FRAME, NUM_JOINTS
+from .skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, CONTACT_SPEED_M_PER_FRAME, MODEL_FPS, NUM_JOINTS
 from .kinematics import forward_kinematics
 
 _SIZES = (("trans", 3), ("trans_vel", 3), ("root_orient", 6), ("root_orient_vel", 3),
@@ -73,7 +73,7 @@ def angular_velocity(rotmats: torch.Tensor, fps: float) -> torch.Tensor:
 
 
 def motion_to_state(
-    local_rotmats: torch.Tensor, trans: torch.Tensor, rest_joints: torch.Tensor, fps: float = 30.0
+    local_rotmats: torch.Tensor, trans: torch.Tensor, rest_joints: torch.Tensor, fps: float = MODEL_FPS
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A motion -> states (T, 273) and joints (T, 22, 3).
 
@@ -117,7 +117,7 @@ def state_to_aa(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tens
     return split_state(x).trans, aa[..., 0, :], aa[..., 1:, :].flatten(-2)
 
 
-def contact_labels(joints: np.ndarray | torch.Tensor, fps: float = 30.0) -> np.ndarray:
+def contact_labels(joints: np.ndarray | torch.Tensor, fps: float = MODEL_FPS) -> np.ndarray:
     """(..., T, 22, 3) world joints (Z-up, floor z = 0) -> (..., T, 9) float {0, 1} contact labels.
 
     Speeds are rescaled to metres per 30 Hz frame, so the rule holds at any rate.

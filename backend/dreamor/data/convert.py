@@ -17,7 +17,8 @@ from ..body.skeleton import JOINT_NAMES, PARENTS, rest_offsets
 from .bvh import read_bvh, write_bvh
 from .clip import Clip, load_clip, save_clip
 from .parallel import parallel_map
-from .resample import MODEL_FPS, resample_clip
+from ..body.skeleton import MODEL_FPS
+from .resample import resample_clip
 from ..body.skeleton import Y_UP_TO_Z_UP
 from .retarget import retarget_bvh
 

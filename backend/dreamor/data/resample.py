@@ -6,9 +6,8 @@ from dataclasses import replace
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..body.skeleton import MODEL_FPS
 from .clip import Clip
-
-MODEL_FPS = 30.0
 
 
 def _slerp(q0: np.ndarray, q1: np.ndarray, w: np.ndarray) -> np.ndarray:

@@ -33,7 +33,6 @@ from ..body.state import contact_labels
 from ..data.clip import Clip
 from ..errors import DreamorError
 
-PRESETS = ("fast", "default", "best")
 
 @dataclass
 class MethodConfig:

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..body.skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, JOINT_GROUPS
+from ..body.skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, JOINT_GROUPS, MODEL_FPS
 
 PEN_THRESHOLDS_M = (0.0, 0.03, 0.06, 0.09, 0.12, 0.15)
 PEN_TOLERANCE_M = 1e-4  # round-off of joints computed in float32 (feet resting at z = 0)
@@ -41,7 +41,7 @@ TOE_JOINTS = (10, 11)
 FOOT_JOINTS = (7, 8, 10, 11)
 #: Contact heights of the foot joints (ankles 8 cm, toes 4 cm), from CONTACT_HEIGHT_M.
 FOOT_HEIGHT_M = np.array([CONTACT_HEIGHT_M[CONTACT_JOINTS.index(j)] for j in FOOT_JOINTS])
-SKATE_REF_FPS = 30.0
+SKATE_REF_FPS = MODEL_FPS
 
 #: Report order and the paper's column name of each metric.
 METRIC_COLUMNS: dict[str, str] = {
@@ -89,18 +89,18 @@ def contact_accuracy(pred_contacts: np.ndarray, gt_contacts: np.ndarray, thresho
     return Mean.of((np.asarray(pred_contacts) > threshold) == (np.asarray(gt_contacts) > threshold))
 
 
-def acceleration_ms2(joints: np.ndarray, fps: float = 30.0) -> np.ndarray:
+def acceleration_ms2(joints: np.ndarray, fps: float = MODEL_FPS) -> np.ndarray:
     """(T, J, 3) metres -> (T-2, J, 3) central second differences in m/s^2."""
     j = np.asarray(joints, dtype=np.float64)
     return (j[:-2] - 2.0 * j[1:-1] + j[2:]) * fps**2
 
 
-def accel_magnitude_ms2(joints: np.ndarray, fps: float = 30.0) -> Mean:
+def accel_magnitude_ms2(joints: np.ndarray, fps: float = MODEL_FPS) -> Mean:
     """Mean per-joint acceleration magnitude (m/s^2) over frames 1..T-2 (HuMoR ``accel_mag``)."""
     return Mean.of(np.linalg.norm(acceleration_ms2(joints, fps), axis=-1))
 
 
-def accel_error_ms2(pred: np.ndarray, gt: np.ndarray, fps: float = 30.0) -> Mean:
+def accel_error_ms2(pred: np.ndarray, gt: np.ndarray, fps: float = MODEL_FPS) -> Mean:
     """Mean per-joint magnitude of (pred acceleration - gt acceleration), m/s^2."""
     return Mean.of(np.linalg.norm(acceleration_ms2(pred, fps) - acceleration_ms2(gt, fps), axis=-1))
 
@@ -117,7 +117,7 @@ def penetration_distance_cm(joints: np.ndarray) -> Mean:
     return Mean.of(np.maximum(0.0, -z) * 100.0)
 
 
-def foot_skate_cm(joints: np.ndarray, fps: float = 30.0) -> Mean:
+def foot_skate_cm(joints: np.ndarray, fps: float = MODEL_FPS) -> Mean:
     """Mean horizontal slide (cm per 30 Hz frame) of ankles/toes while low enough to be in contact."""
     f = np.asarray(joints, dtype=np.float64)[:, list(FOOT_JOINTS)]
     low = f[..., 2] < FOOT_HEIGHT_M
@@ -126,7 +126,7 @@ def foot_skate_cm(joints: np.ndarray, fps: float = 30.0) -> Mean:
     return Mean.of(slide[both])
 
 
-def plausibility(joints: np.ndarray, fps: float = 30.0) -> dict[str, Mean]:
+def plausibility(joints: np.ndarray, fps: float = MODEL_FPS) -> dict[str, Mean]:
     """The metrics that need no ground truth, for a (T, 22, 3) motion."""
     return {
         "accel_ms2": accel_magnitude_ms2(joints, fps),
@@ -136,7 +136,7 @@ def plausibility(joints: np.ndarray, fps: float = 30.0) -> dict[str, Mean]:
     }
 
 
-def clip_metrics(pred_joints: np.ndarray, gt_joints: np.ndarray, visible: np.ndarray, fps: float = 30.0,
+def clip_metrics(pred_joints: np.ndarray, gt_joints: np.ndarray, visible: np.ndarray, fps: float = MODEL_FPS,
                  pred_contacts: np.ndarray | None = None, gt_contacts: np.ndarray | None = None,
                  pred_vertices: np.ndarray | None = None, gt_vertices: np.ndarray | None = None,
                  pinned: np.ndarray | None = None) -> dict[str, Mean]:

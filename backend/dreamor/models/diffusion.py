@@ -47,7 +47,8 @@ from ..body.state import STATE_DIM, STATE_SLICES
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
 from .schedule import NoiseSchedule, ScheduleConfig, ddim_reverse, randn
-from .vae import MotionVAE, canonical_frame, transform_state
+from ..body.frame import canonical_frame, transform_state
+from .vae import MotionVAE
 
 CHECKPOINT_FORMAT = "dreamor-latent-diffusion"
 CHECKPOINT_VERSION = 1

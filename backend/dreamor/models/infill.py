@@ -27,13 +27,12 @@ from torch import nn
 
 from ..body.fill import heading_yaw, hold_last_seen, rest_fill, yaw_matrices
 from ..body.proportions import MIRROR_JOINTS, body_scale
-from ..body.skeleton import NUM_JOINTS, Y_UP_TO_Z_UP
+from ..body.skeleton import MODEL_FPS, NUM_JOINTS, Y_UP_TO_Z_UP
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
 
 CHECKPOINT_FORMAT = "dreamor-joint-infill"
 CHECKPOINT_VERSION = 1
-FPS = 30.0
 #: canonical joints (66) + mask (22) + pelvis velocity x, y (m/s) and yaw rate (rad/s) (3) + rest offsets (66).
 NUM_FEATURES = NUM_JOINTS * 3 + NUM_JOINTS + 3 + NUM_JOINTS * 3
 
@@ -88,8 +87,8 @@ def features(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray) -> tuple
     to_body = np.swapaxes(yaw_matrices(yaw), -1, -2)  # world -> body
     local = np.einsum("tij,tkj->tki", to_body, joints - origin[:, None])
     local = np.where(visible[..., None], local, 0.0)
-    vel = np.einsum("tij,tj->ti", to_body, np.diff(origin, axis=0, prepend=origin[:1]) * FPS)[:, :2]
-    yaw_rate = _unwrap_diff(yaw)[:, None] * FPS
+    vel = np.einsum("tij,tj->ti", to_body, np.diff(origin, axis=0, prepend=origin[:1]) * MODEL_FPS)[:, :2]
+    yaw_rate = _unwrap_diff(yaw)[:, None] * MODEL_FPS
     offsets = ((rest - rest[0]) @ Y_UP_TO_Z_UP.T).reshape(1, -1).repeat(len(joints), 0)
     feat = np.concatenate([local.reshape(len(joints), -1), visible.astype(np.float64), vel, yaw_rate, offsets], axis=-1)
     return feat.astype(np.float32), origin, yaw

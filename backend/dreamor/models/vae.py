@@ -6,13 +6,9 @@ transitions of the state x_t (``dreamor.body.state``, D = 273).
 - Gaussian conditional prior p(z_t | x_{t-1}) (``prior.ConditionalPrior``), fitted after
   training for the HuMoR-style baseline; DREAMoR itself uses a diffusion prior over z_t.
 
-Canonical frame (as HuMoR): before the networks, x_{t-1} and x_t are expressed in the
-local frame of x_{t-1}: world z rotation removing the body's heading (its forward axis,
-SMPL +Z, turned to face +Y) and a ground-plane shift putting x_{t-1}'s pelvis at x = y = 0
-(height kept: the floor stays at z = 0). The decoder's output is taken back to the world.
-Vectors (velocities, angular velocity) rotate; positions (trans, joints) rotate and shift;
-``trans`` moves as the point ``trans + rest_pelvis`` (FK adds trans to the rest pelvis),
-so canonical states stay FK-consistent. Body rotations are relative, hence unchanged.
+Canonical frame (as HuMoR, ``dreamor.body.frame``): before the networks, x_{t-1} and x_t are
+expressed in the local frame of x_{t-1} (heading removed, pelvis over the origin); the decoder's
+output is taken back to the world.
 
 Normalisation: the encoder sees [(x_{t-1} - m_x) / s_x, (x_t - x_{t-1} - m_d) / s_d] and the
 prior sees the first half; the decoder outputs (x_t - x_{t-1} - m_d) / s_d for all 273
@@ -45,6 +41,7 @@ from ..errors import DreamorError
 from ..body.rotations import mat_to_r6d, r6d_to_mat
 from ..body.skeleton import NUM_JOINTS
 from ..body.kinematics import project_bone_lengths
+from ..body.frame import canonical_frame, canonical_pairs, transform_state
 from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import TrainConfig, VAEConfig
@@ -59,77 +56,12 @@ DELTA_STD_FLOOR = 5e-3
 _S = STATE_SLICES
 
 
-# ----------------------------------------------------------------------------- canonical frame
-@dataclass
-class Frame:
-    """A rigid map p -> rot @ p + shift (rotation about world z, shift in the ground plane).
-
-    rot: (..., 3, 3); shift: (..., 3).
-    """
-
-    rot: torch.Tensor
-    shift: torch.Tensor
-
-    def inverse(self) -> "Frame":
-        rt = self.rot.transpose(-1, -2)
-        return Frame(rt, -(rt @ self.shift[..., None])[..., 0])
-
-
-def _pelvis(rest_joints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Rest pelvis (B, 3) or (3,) -> broadcastable against x's leading dims (B, ..., 3)."""
-    p0 = rest_joints[..., 0, :].to(x)
-    if p0.dim() == 2 and x.dim() > 2:
-        p0 = p0.view(p0.shape[0], *([1] * (x.dim() - 2)), 3)
-    return p0
-
-
 def _rest(rest_joints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Rest joints (B, 22, 3) or (22, 3) -> broadcastable against x's leading dims."""
     r = rest_joints.to(x)
     if r.dim() == 3 and x.dim() > 2:
         r = r.view(r.shape[0], *([1] * (x.dim() - 2)), *r.shape[1:])
     return r
-
-
-def canonical_frame(x: torch.Tensor, rest_joints: torch.Tensor) -> Frame:
-    """World -> local frame of the states x (..., 273): pelvis at x = y = 0, facing +Y.
-
-    The heading is the body's forward axis (SMPL +Z) projected on the ground; when that is
-    near vertical (lying face up/down), the left axis (SMPL +X) turned by 90 degrees is used.
-    """
-    rot = r6d_to_mat(x[..., _S["root_orient"]])
-    fwd, left = rot[..., :, 2], rot[..., :, 0]
-    fx, fy = fwd[..., 0], fwd[..., 1]
-    flat = (fx.square() + fy.square()) < 1e-6
-    fx = torch.where(flat, left[..., 1], fx)
-    fy = torch.where(flat, -left[..., 0], fy)
-    n = (fx.square() + fy.square()).clamp_min(1e-12).sqrt()
-    c, s = fy / n, fx / n  # rotation taking (fx, fy) to (0, n)
-    zero, one = torch.zeros_like(c), torch.ones_like(c)
-    rz = torch.stack([c, -s, zero, s, c, zero, zero, zero, one], dim=-1).view(*c.shape, 3, 3)
-    pelvis = x[..., _S["trans"]] + _pelvis(rest_joints, x)
-    origin = torch.cat([pelvis[..., :2], torch.zeros_like(pelvis[..., 2:])], dim=-1)
-    return Frame(rz, -(rz @ origin[..., None])[..., 0])
-
-
-def transform_state(x: torch.Tensor, frame: Frame, rest_joints: torch.Tensor) -> torch.Tensor:
-    """Apply a rigid world map to states (..., 273): positions move, vectors and root turn."""
-    rot, shift = frame.rot, frame.shift
-    rt = rot.transpose(-1, -2)
-
-    def vecs(v: torch.Tensor) -> torch.Tensor:  # (..., 3k) -> rotated
-        return (v.reshape(*v.shape[:-1], -1, 3) @ rt).reshape(v.shape)
-
-    p = split_state(x)
-    p0 = _pelvis(rest_joints, x)
-    p.trans = vecs(p.trans + p0) + shift - p0
-    p.trans_vel = vecs(p.trans_vel)
-    p.root_orient = vecs(p.root_orient)  # the two 6D columns are vectors
-    p.root_orient_vel = vecs(p.root_orient_vel)
-    j = p.joints.reshape(*p.joints.shape[:-1], -1, 3)
-    p.joints = (j @ rt + shift[..., None, :]).reshape(p.joints.shape)
-    p.joints_vel = vecs(p.joints_vel)
-    return join_state(p)
 
 
 def orthonormalize(x: torch.Tensor) -> torch.Tensor:
@@ -147,12 +79,6 @@ def project_state_bones(x: torch.Tensor, rest_joints: torch.Tensor) -> torch.Ten
     joints = x[..., sl].reshape(*x.shape[:-1], NUM_JOINTS, 3)
     fixed = project_bone_lengths(joints, _rest(rest_joints, x)).reshape(*x.shape[:-1], -1)
     return torch.cat([x[..., :sl.start], fixed, x[..., sl.stop:]], dim=-1)
-
-
-def canonical_pairs(prev: torch.Tensor, cur: torch.Tensor, rest_joints: torch.Tensor):
-    """World (x_{t-1}, x_t) -> both in x_{t-1}'s frame, plus that frame: (prev_c, cur_c, frame)."""
-    frame = canonical_frame(prev, rest_joints)
-    return transform_state(prev, frame, rest_joints), transform_state(cur, frame, rest_joints), frame
 
 
 def canonical_norm_stats(data: MotionData, max_pairs: int = 200_000, seed: int = 0) -> NormStats:

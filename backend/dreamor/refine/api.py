@@ -23,7 +23,8 @@ from scipy.ndimage import gaussian_filter1d
 from ..body.fill import spline_fill
 from ..body.proportions import body_scale, scale_clip
 from ..data.clip import Clip
-from ..data.resample import MODEL_FPS, resample_clip
+from ..body.skeleton import MODEL_FPS
+from ..data.resample import resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from ..body.rotations import aa_to_mat, mat_to_aa
@@ -321,7 +322,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     return visible_guard(out, joints * size, trusted & ~pinned, cfg.visible_warn_cm, clip.fps)
 
 
-def visible_guard(out: Refined, observed: np.ndarray, visible: np.ndarray, warn_cm: float, fps: float = 30.0) -> Refined:
+def visible_guard(out: Refined, observed: np.ndarray, visible: np.ndarray, warn_cm: float, fps: float = MODEL_FPS) -> Refined:
     """Measure how far the result's visible joints are from the observation ((T, 22, 3) m, (T, 22));
     add a warning when the mean is over ``warn_cm`` plus twice the observation's own jitter (its mean
     distance to itself smoothed over ~2 frames at 30 Hz: cleaning jitter off a capture is the job, not

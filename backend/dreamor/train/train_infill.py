@@ -34,8 +34,8 @@ from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
 from ..models.configs import _from_dict
-from ..models.infill import FPS, InfillConfig, JointInfill, features, read_infill, save_infill, to_body
-from ..body.skeleton import JOINT_GROUPS, NUM_JOINTS
+from ..models.infill import InfillConfig, JointInfill, features, read_infill, save_infill, to_body
+from ..body.skeleton import JOINT_GROUPS, MODEL_FPS, NUM_JOINTS
 from ..body.state import STATE_SLICES
 from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
 
@@ -83,11 +83,11 @@ def random_mask(length: int, rng: np.random.Generator) -> np.ndarray:
     """(L, 22) bool visibility: lower body (40 %), limb gaps (30 %) or a random group over a random span."""
     r = rng.random()
     if r < 0.4:
-        return visibility_mask("lower_body", length, FPS, rng)
+        return visibility_mask("lower_body", length, MODEL_FPS, rng)
     if r < 0.7:
-        return visibility_mask("limb_gaps", length, FPS, rng, OcclusionConfig(gaps_per_second=1.0))
+        return visibility_mask("limb_gaps", length, MODEL_FPS, rng, OcclusionConfig(gaps_per_second=1.0))
     vis = np.ones((length, NUM_JOINTS), bool)
-    span = min(length, int(rng.uniform(0.3, 3.0) * FPS))
+    span = min(length, int(rng.uniform(0.3, 3.0) * MODEL_FPS))
     start = int(rng.integers(length - span + 1))
     vis[start:start + span, list(JOINT_GROUPS[_RANDOM_GROUPS[rng.integers(len(_RANDOM_GROUPS))]])] = False
     return vis
@@ -116,7 +116,7 @@ def _val_batch(data: MotionData, cfg: InfillTrainConfig, split: str = "val", bod
     rng = np.random.default_rng(1234)
     states, _, rest = sampler.sample(cfg.val_windows)
     joints = _window_joints(states)
-    masks = np.stack([visibility_mask("lower_body", cfg.window, FPS, rng) for _ in joints])
+    masks = np.stack([visibility_mask("lower_body", cfg.window, MODEL_FPS, rng) for _ in joints])
     feat, target, mask = make_batch(joints, rest.astype(np.float64), masks, np.zeros(len(joints)), rng)
     return joints, rest.astype(np.float64), masks, feat, target, mask
 
@@ -137,7 +137,7 @@ def validate(model: JointInfill, val) -> dict[str, float]:
     err = hidden_error_cm(model, val)
     rest_err = []
     for j, r, vis in zip(joints, rest, masks):
-        obs = Clip(trans=j[:, 0] - r[0], root_orient=np.zeros((len(j), 3)), pose_body=np.zeros((len(j), 63)), fps=FPS,
+        obs = Clip(trans=j[:, 0] - r[0], root_orient=np.zeros((len(j), 3)), pose_body=np.zeros((len(j), 63)), fps=MODEL_FPS,
                    rest_joints=r, joints=np.where(vis[..., None], j, np.nan), visible=vis)
         guess = run_input(obs).joints
         rest_err.append(np.linalg.norm(guess - j, axis=-1)[~vis])
