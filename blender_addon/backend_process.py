@@ -1,6 +1,6 @@
 """The add-on's side of the backend: the wire package, the backend process, and its status.
 
-``dreamor_wire`` is a copy of ``backend/dreamor/server/{protocol,client}.py`` made by
+``dreamor_wire`` is a copy of the wire modules of ``backend/dreamor/server/`` (protocol and its parts, the client) made by
 ``scripts/build_addon.py``; it needs ``zmq`` (the bundled pyzmq wheel). Both are imported
 lazily, so the add-on registers and its other tools work without them.
 

@@ -6,8 +6,9 @@
 
 The zip holds ``blender_addon/`` (less ``wheels/`` and caches) at its root, plus:
 
-- ``dreamor_wire/``: verbatim copies of ``backend/dreamor/server/protocol.py`` and
-  ``client.py`` (stdlib + numpy + zmq, relative imports), so the wire format has one source;
+- ``dreamor_wire/``: verbatim copies of the wire modules of ``backend/dreamor/server/`` (``WIRE_FILES``:
+  envelope, messages, connection file, the ``protocol`` facade and the client; stdlib + numpy + zmq,
+  relative imports), so the wire format has one source;
 - ``dreamor_body/``: verbatim copies of ``backend/dreamor/body/skeleton.py`` and its
   ``smpl22_rest_joints.json`` (names, parents, groups, contact joints, the SMPL neutral rest
   joints; numpy only), so the skeleton has one source;
@@ -29,7 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ADDON = ROOT / "blender_addon"
-WIRE_FILES = ("protocol.py", "client.py")
+#: The wire, copied verbatim (standard library + numpy + zmq; relative imports among themselves).
+WIRE_FILES = ("envelope.py", "messages.py", "connection.py", "protocol.py", "client.py")
 WIRE_SRC = ROOT / "backend" / "dreamor" / "server"
 BODY_FILES = ("skeleton.py", "smpl22_rest_joints.json")
 BODY_SRC = ROOT / "backend" / "dreamor" / "body"
@@ -115,7 +117,7 @@ def build(out_dir: Path, with_wheels: bool = True, require_wire: bool = False) -
         for path in addon_files():
             zf.write(path, path.relative_to(ADDON).as_posix())
         if wire:
-            zf.writestr("dreamor_wire/__init__.py", '"""Copies of dreamor.server.protocol and .client, made by scripts/build_addon.py."""\n')
+            zf.writestr("dreamor_wire/__init__.py", '"""Copies of the wire modules of dreamor.server, made by scripts/build_addon.py."""\n')
             for path in wire:
                 zf.write(path, f"dreamor_wire/{path.name}")
         zf.writestr("dreamor_body/__init__.py", '"""Copies of dreamor.body.skeleton and its JSON, made by scripts/build_addon.py."""\n')

@@ -13,11 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def build_addon_module():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import build_addon
+    finally:
+        sys.path.pop(0)
+    return build_addon
+
+
 def test_zip_layout_and_manifest(addon_zip):
     with zipfile.ZipFile(addon_zip) as zf:
         names = set(zf.namelist())
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
-        for f in ("protocol.py", "client.py"):
+        for f in build_addon_module().WIRE_FILES:
             src = ROOT / "backend" / "dreamor" / "server" / f
             if src.exists():  # verbatim copies: one source for the wire format
                 assert zf.read(f"dreamor_wire/{f}") == src.read_bytes()

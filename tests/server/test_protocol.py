@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import ast
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,18 +42,30 @@ def submit_frames(frames: int = 10) -> tuple[dict, list[bytes]]:
     return json.loads(wire[1]), wire[2:]
 
 
+def wire_files() -> tuple[str, ...]:
+    """The server modules the add-on ships verbatim (scripts/build_addon.py's list)."""
+    sys.path.insert(0, str(SERVER_DIR.parents[2] / "scripts"))
+    try:
+        import build_addon
+    finally:
+        sys.path.pop(0)
+    return build_addon.WIRE_FILES
+
+
 def test_shared_modules_import_only_stdlib_numpy_zmq_and_each_other():
-    """The add-on ships verbatim copies of protocol.py and client.py: no torch, no dreamor.*."""
+    """The add-on ships verbatim copies of the wire modules: no torch, no dreamor.*."""
     allowed = {"__future__", "hashlib", "hmac", "json", "math", "os", "secrets", "uuid", "dataclasses", "typing",
-               "collections", "time", "numpy", "zmq"}
-    for name in ("protocol.py", "client.py"):
+               "collections", "time", "tempfile", "pathlib", "numpy", "zmq"}
+    siblings = {Path(f).stem for f in wire_files()}
+    assert {"protocol", "client", "envelope", "messages", "connection"} <= siblings
+    for name in wire_files():
         tree = ast.parse((SERVER_DIR / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
                 mods = [a.name.split(".")[0] for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:  # relative: only siblings
-                    assert node.module in (None, "protocol"), (name, node.module)
+                    assert node.module is None or node.module in siblings, (name, node.module)
                     continue
                 mods = [node.module.split(".")[0]]
             else:
@@ -220,7 +233,9 @@ def test_check_submit_rejects_with_a_sentence(changes, pattern):
 
 
 def test_check_submit_enforces_the_frame_limit(monkeypatch):
-    monkeypatch.setattr(protocol, "MAX_CLIP_FRAMES", 10)
+    from dreamor.server import messages
+
+    monkeypatch.setattr(messages, "MAX_CLIP_FRAMES", 10)  # the module that checks it
     with pytest.raises(ProtocolError, match="refines 1 to 10 frames"):
         protocol.check_submit(submit())
 

@@ -294,8 +294,8 @@ def test_missing_connection_file_is_backend_gone(tmp_path):
         Client.from_connection_file(tmp_path / "none.json")
 
 
-def test_verbatim_copies_of_protocol_and_client_work_in_another_package(start_server, tmp_path, monkeypatch):
-    """The add-on ships protocol.py and client.py inside its own package, unchanged."""
+def test_verbatim_copies_of_the_wire_work_in_another_package(start_server, tmp_path, monkeypatch):
+    """The add-on ships the wire modules (protocol, its parts, the client) inside its own package, unchanged."""
     import importlib
     import shutil
     import subprocess
@@ -306,7 +306,12 @@ def test_verbatim_copies_of_protocol_and_client_work_in_another_package(start_se
     pkg = tmp_path / "addon_wire"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    for name in ("protocol.py", "client.py"):
+    sys.path.insert(0, str(src.parents[2] / "scripts"))
+    try:
+        from build_addon import WIRE_FILES
+    finally:
+        sys.path.pop(0)
+    for name in WIRE_FILES:
         shutil.copy(src / name, pkg / name)
     monkeypatch.syspath_prepend(str(tmp_path))
     copied = importlib.import_module("addon_wire.client")

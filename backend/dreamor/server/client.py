@@ -217,6 +217,7 @@ class Client:
 
     def __init__(self, info: ConnectionInfo, *, timeout: float = DEFAULT_TIMEOUT_S):
         self.info, self.timeout = info, float(timeout)
+        self.session = protocol.Session(info.key)
         self._ctx = zmq.Context()
         self._sock = self._ctx.socket(zmq.DEALER)
         self._sock.setsockopt(zmq.IDENTITY, b"dreamor-" + os.urandom(12))  # stable across reconnects
@@ -266,7 +267,7 @@ class Client:
         msg = protocol.submit_message(trans, root_orient, pose_body, rest_joints, fps, visible, pinned, confidence,
                                       **options)
         try:
-            protocol.check_submit(Message("submit", msg.content, {k: protocol._wire_array(v) for k, v in msg.buffers.items()}))
+            protocol.check_submit(Message("submit", msg.content, {k: protocol.wire_array(v) for k, v in msg.buffers.items()}))
         except ProtocolError as exc:
             raise BackendError(exc.code, exc.message) from None
         except TypeError as exc:
@@ -291,7 +292,7 @@ class Client:
     # -- plumbing
     def _send(self, msg: Message) -> None:
         try:
-            self._sock.send_multipart(protocol.encode(msg, self.info.key), copy=False)
+            self._sock.send_multipart(self.session.encode(msg), copy=False)
         except zmq.Again:
             raise BackendGone(f"cannot send to the backend at {self.info.url} (not connected for {self.timeout:g} s); is it running?") from None
 
@@ -326,7 +327,7 @@ class Client:
             except zmq.Again:
                 return
             try:
-                msg = protocol.decode([f.buffer for f in frames], self.info.key)
+                msg = self.session.decode([f.buffer for f in frames])
             except ProtocolError:
                 continue  # not from our backend (wrong key) or damaged: ignore it
             if msg.reply_to in self._replies:

@@ -8,11 +8,9 @@ Every bad message gets an ``error`` reply and the server keeps serving.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -21,7 +19,6 @@ from typing import Any, Mapping
 import zmq
 
 from .. import __version__
-from ..files import atomic_write
 from ..errors import DreamorError
 from . import protocol
 from .jobs import DeviceQueue, Job, JobInput, Runner
@@ -34,35 +31,12 @@ POLL_MS = 100
 LINGER_MS = 500
 
 
-# ---------------------------------------------------------------------------- connection file
-def default_connection_file() -> Path:
-    base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(base) / f"dreamor-backend-{os.getpid()}.json"
-
-
-def write_connection_file(path: str | os.PathLike, info: ConnectionInfo) -> Path:
-    """Write the connection file atomically, readable by the user only (mode 0600)."""
-    path = Path(path)
-    with atomic_write(path, "w", private=True, encoding="utf-8") as fh:
-        json.dump(info.to_json(), fh, indent=1)
-    return path
-
-
-def remove_connection_file(path: Path, key: bytes) -> None:
-    """Remove the connection file if it is still ours (a newer backend may have replaced it)."""
-    try:
-        if protocol.read_connection_file(path).key == key:
-            path.unlink()
-    except (ValueError, OSError):
-        pass
-
-
 # ---------------------------------------------------------------------------- outbox
 class _Outbox:
     """Thread-safe way for job threads to send: encode, then push to the socket thread."""
 
-    def __init__(self, ctx: zmq.Context, url: str, key: bytes):
-        self._key = key
+    def __init__(self, ctx: zmq.Context, url: str, session: protocol.Session):
+        self._session = session
         self._lock = threading.Lock()
         self._push = ctx.socket(zmq.PUSH)
         self._push.setsockopt(zmq.SNDHWM, 0)  # never block a job thread (it may hold the jobs lock)
@@ -70,7 +44,7 @@ class _Outbox:
         self._push.connect(url)
 
     def send(self, identity: bytes, msg: Message) -> None:
-        frames = [identity, *protocol.encode(msg, self._key)]
+        frames = [identity, *self._session.encode(msg)]
         with self._lock:
             if self._push is not None:
                 self._push.send_multipart(frames, copy=False)
@@ -105,8 +79,9 @@ class Server:
         self.runners = dict(runners)
         self.default_device = next(iter(self.runners))
         self.port = port
-        self.connection_file = Path(connection_file) if connection_file else default_connection_file()
+        self.connection_file = Path(connection_file) if connection_file else protocol.default_connection_file()
         self.key = key or protocol.new_key()
+        self.session = protocol.Session(self.key)
         self.max_message_bytes = max_message_bytes
         self.max_queued = max_queued
         self.info: ConnectionInfo | None = None
@@ -134,10 +109,10 @@ class Server:
         self._pull = self._ctx.socket(zmq.PULL)
         self._pull.setsockopt(zmq.RCVHWM, 0)
         self._pull.bind(inproc)
-        self._outbox = _Outbox(self._ctx, inproc, self.key)
+        self._outbox = _Outbox(self._ctx, inproc, self.session)
         self._queues = {d: DeviceQueue(d, r, self._outbox.send, self._lock) for d, r in self.runners.items()}
         self.info = ConnectionInfo(ip="127.0.0.1", port=port, key=self.key, pid=os.getpid())
-        write_connection_file(self.connection_file, self.info)
+        protocol.write_connection_file(self.connection_file, self.info)
         log.info("listening on %s; connection file %s", self.info.url, self.connection_file)
         return self.info
 
@@ -167,7 +142,7 @@ class Server:
             self._shutdown()
 
     def _shutdown(self) -> None:
-        remove_connection_file(self.connection_file, self.key)  # first: no new client should come
+        protocol.remove_connection_file(self.connection_file, self.key)  # first: no new client should come
         with self._lock:
             for job in self.jobs.values():
                 if not job.finished:
@@ -200,7 +175,7 @@ class Server:
             self._client_gone(identity)
 
     def _reply(self, identity: bytes, msg: Message) -> None:
-        self._send(identity, protocol.encode(msg, self.key))
+        self._send(identity, self.session.encode(msg))
 
     def _forward_outbox(self) -> None:
         while True:
@@ -245,7 +220,7 @@ class Server:
                     protocol.TOO_LARGE,
                     f"the message is {size / 2**20:.1f} MiB; this backend accepts at most {self.max_message_bytes / 2**20:.1f} MiB (refine a shorter range)",
                 )
-            msg = protocol.decode(parts, self.key, max_bytes=self.max_message_bytes)
+            msg = self.session.decode(parts, max_bytes=self.max_message_bytes)
             self._handle(identity, msg)
         except ProtocolError as exc:
             log.info("rejected a message (%s): %s", exc.code, exc.message)
