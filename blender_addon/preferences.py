@@ -79,11 +79,9 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
         name="Quality",
         description="Refinement preset: more optimisation steps cost time",
         items=(
-            ("fast", "Fast",
-             "40 optimisation steps: about a third of Default's time (8 s for 10 s of motion on 2 CPU cores)"),
-            ("default", "Default", "120 optimisation steps: about 20-25 s for 10 s of motion on 2 CPU cores"),
-            ("best", "Best",
-             "300 optimisation steps: about 2.4x as long as Default (59 s for 10 s of motion on 2 CPU cores)"),
+            ("fast", "Fast", "40 optimisation steps: about a third of Default's time"),
+            ("default", "Default", "120 optimisation steps: the balance of accuracy and time"),
+            ("best", "Best", "300 optimisation steps: about 2.4x as long as Default"),
         ),
         default="default",
     )

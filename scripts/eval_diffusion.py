@@ -37,12 +37,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dreamor.body.skeleton import bone_lengths
 from dreamor.data.dataset import MotionData, WindowSampler, build_motion_data
 from dreamor.errors import DreamorError
 from dreamor.models.diffusion import LatentDiffusion, vae_condition
 from dreamor.models.losses import fk_joints, regressed_joints
 from dreamor.models.vae import MotionVAE, load_vae
-from dreamor.body.skeleton import bone_lengths
 from dreamor.train.common import REPO_ROOT, default_sources, parse_data_spec
 from dreamor.train.train_diffusion import DENOISE_LEVELS, load_prior
 

@@ -13,8 +13,8 @@ import torch
 
 from dreamor.data.dataset import build_motion_data
 from dreamor.models.infill import load_infill
-from dreamor.train.train_infill import PRESETS, _val_batch, hidden_error_cm
 from dreamor.train.common import REPO_ROOT, default_sources
+from dreamor.train.train_infill import PRESETS, _val_batch, hidden_error_cm
 
 
 def main() -> None:

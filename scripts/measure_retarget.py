@@ -19,12 +19,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dreamor.data.bvh import bvh_fk, read_bvh  # noqa: E402
-from dreamor.body.skeleton import Y_UP_TO_Z_UP
-from dreamor.data.retarget import _target_positions, detect_skeleton, retarget_bvh  # noqa: E402
-from dreamor.body.rotations import aa_to_mat  # noqa: E402
-from dreamor.body.skeleton import BONES
 from dreamor.body.kinematics import forward_kinematics  # noqa: E402
+from dreamor.body.rotations import aa_to_mat  # noqa: E402
+from dreamor.body.skeleton import BONES, Y_UP_TO_Z_UP
+from dreamor.data.bvh import bvh_fk, read_bvh  # noqa: E402
+from dreamor.data.retarget import _target_positions, detect_skeleton, retarget_bvh  # noqa: E402
 from tests.core.lafan import write_lafan_like  # noqa: E402
 
 

@@ -20,8 +20,9 @@ import torch
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.evaluate.occlusion import occlude
 from dreamor.evaluate.run import cut_clip
-from dreamor.refine.api import refine, split_windows
+from dreamor.refine.api import refine
 from dreamor.refine.config import refine_preset
+from dreamor.refine.windows import split_windows
 
 
 def step_cm(joints: np.ndarray) -> np.ndarray:
@@ -41,7 +42,7 @@ def main(argv=None) -> int:
     obs = occlude(gt, "lower_body", seed=0)
     cfg = refine_preset(a.preset)
     out = refine(obs, obs.visible, cfg)
-    windows = split_windows(gt.num_frames, cfg.window, cfg.overlap)
+    windows = split_windows(gt.num_frames, cfg.window, cfg.window_overlap)
     # a seam: the transitions inside each overlap (where one window's result hands over to the next)
     seam = np.zeros(gt.num_frames - 1, bool)
     for (s0, e0), (s1, _) in zip(windows, windows[1:]):
@@ -49,7 +50,7 @@ def main(argv=None) -> int:
     ref, clean = step_cm(out.joints), step_cm(gt.joints)
     r = {
         "clip": Path(a.clip).name, "frames": gt.num_frames, "preset": a.preset, "windows": len(windows),
-        "window": cfg.window, "overlap": cfg.overlap,
+        "window": cfg.window, "window_overlap": cfg.window_overlap,
         "refined_step_cm": {"at_seams_max": float(ref[seam].max()), "at_seams_mean": float(ref[seam].mean()),
                             "elsewhere_max": float(ref[~seam].max()), "elsewhere_mean": float(ref[~seam].mean())},
         "clean_step_cm": {"max": float(clean.max()), "mean": float(clean.mean()), "p99": float(np.quantile(clean, 0.99))},

@@ -21,8 +21,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "backend"))  # a checkout without `pip install -e .` works too
 
-from dreamor_demo import headless  # noqa: E402
 from dreamor.errors import DreamorError  # noqa: E402
+from dreamor_demo import headless  # noqa: E402
 
 
 def import_clip(bpy, path) -> object:

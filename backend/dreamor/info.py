@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .body.skeleton import CONTACT_JOINTS, JOINT_NAMES, bone_lengths
 from .data.bvh import read_bvh
 from .data.convert import is_bvh, read_motion, with_joints_and_contacts
 from .data.retarget import detect_skeleton
-from .body.skeleton import CONTACT_JOINTS, JOINT_NAMES, bone_lengths
 
 
 def summarize(path: str | Path) -> str:

@@ -8,8 +8,9 @@ bpy = pytest.importorskip("bpy")
 torch = pytest.importorskip("torch")
 
 from blender_rigs import CONVENTIONS, bone_names, build_rig, fcurve_snapshot, key_random_motion, world_matrices  # noqa: E402
-from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+
 from dreamor.body.kinematics import forward_kinematics  # noqa: E402
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
 pytestmark = pytest.mark.blender
 

@@ -103,6 +103,7 @@ def test_operator_undo_is_one_step(empty_scene, tmp_path):
     """Marking through the operator is one undo step (as from the UI: Python calls pass undo=True)."""
     import bpy
     import numpy as np
+
     from dreamor.data.clip import Clip, save_clip
 
     bpy.ops.ed.undo_push(message="start")  # headless Blender starts its undo system on the first push

@@ -27,9 +27,9 @@ from blender_rigs import fcurve_snapshot  # noqa: E402
 from server_helpers import spawn_backend  # noqa: E402
 from tiny_runner import expected_for  # noqa: E402
 
+from dreamor.body.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES  # noqa: E402
 from dreamor.data.clip import save_clip  # noqa: E402
 from dreamor.data.convert import read_motion  # noqa: E402
-from dreamor.body.skeleton import CONTACT_JOINTS, JOINT_GROUPS, JOINT_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.blender
 
@@ -504,6 +504,7 @@ def test_partial_windows_show_as_a_ghost_and_write_nothing(walk, tiny, sub):
 
 def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub):
     from blender_rigs import build_rig, key_random_motion
+
     from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
     refine, overlay = sub("refine_run"), sub("overlay")

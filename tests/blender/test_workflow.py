@@ -8,8 +8,9 @@ import pytest
 bpy = pytest.importorskip("bpy")
 
 from blender_rigs import fcurve_snapshot  # noqa: E402
-from dreamor.data.clip import Clip, load_clip, save_clip  # noqa: E402
+
 from dreamor.body.skeleton import JOINT_GROUPS, JOINT_NAMES, SMPL_NEUTRAL_REST_JOINTS  # noqa: E402
+from dreamor.data.clip import Clip, load_clip, save_clip  # noqa: E402
 
 pytestmark = pytest.mark.blender
 

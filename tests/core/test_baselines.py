@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from dreamor.body.skeleton import JOINT_GROUPS, NUM_JOINTS
 from dreamor.data.clip import Clip
 from dreamor.data.convert import with_joints_and_contacts
 from dreamor.errors import DreamorError
 from dreamor.evaluate.baselines import METHODS, MethodConfig, get_methods, run_input, run_interp
 from dreamor.evaluate.occlusion import observe, occlude
-from dreamor.body.skeleton import JOINT_GROUPS, NUM_JOINTS
 
 
 def rest_pose_walk(t: int = 60) -> Clip:

@@ -7,11 +7,22 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.body.proportions import (REFERENCE_LEG_M, BodyAugment, body_scale, leg_length, mirror_states, named_body, random_body, repose_clip, repose_states, scale_clip)
-from dreamor.data.convert import read_motion, with_joints_and_contacts
-from dreamor.data.dataset import WindowSampler, build_motion_data, is_unseen_subject
+from dreamor.body.proportions import (
+    REFERENCE_LEG_M,
+    BodyAugment,
+    body_scale,
+    leg_length,
+    mirror_states,
+    named_body,
+    random_body,
+    repose_clip,
+    repose_states,
+    scale_clip,
+)
 from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS, bone_lengths
 from dreamor.body.state import STATE_SLICES, clip_to_state, contact_labels
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.data.dataset import WindowSampler, build_motion_data, is_unseen_subject
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +172,7 @@ def test_refine_is_scale_equivariant(tiny_checkpoints, walk):
     from dreamor.refine.config import refine_preset
 
     models = load_models(tiny_checkpoints / "vae-small.pt", tiny_checkpoints / "diffusion-small.pt")
-    cfg = refine_preset("fast", iters=8, window=20, overlap=6)
+    cfg = refine_preset("fast", iters=8, window=20, window_overlap=6)
     obs = occlude(walk, "lower_body", seed=0)
     small = refine(obs, obs.visible, cfg, models=models)
     big_obs = replace(scale_clip(obs, 1.2), joints=np.where(obs.visible[..., None], obs.joints * 1.2, np.nan))

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 from dreamor.body.smpl import SkeletonBody, SMPLBody, find_model_path, make_body
 from dreamor.errors import DreamorError
-from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 
 
 def test_skeleton_only_is_the_default(monkeypatch):

@@ -5,9 +5,9 @@ import sys
 import numpy as np
 import pytest
 
+from dreamor.body.skeleton import NUM_JOINTS
 from dreamor.cli import main
 from dreamor.data.clip import load_clip
-from dreamor.body.skeleton import NUM_JOINTS
 
 
 def _run(capsys, *args):

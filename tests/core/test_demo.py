@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from dreamor.refine.api import models_dir
 from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.refine.api import models_dir
 
 FILES = ("demo.blend", "before_after.png", "contacts.png", "metrics.json", "clean.npz", "input.npz", "refined.npz")
 ACTIONS = {"walk_clean", "walk_captured", "walk_captured_refined"}
@@ -100,8 +100,8 @@ def test_demo_with_a_bpy_that_does_not_load_names_the_libraries(tmp_path, monkey
 
 
 def test_demo_error_leaves_no_output(tmp_path, monkeypatch, capsys):
-    from dreamor_demo import demo, headless
     from dreamor.errors import DreamorError
+    from dreamor_demo import demo, headless
 
     def fail(out, staging, work, quick, device):
         (staging / "metrics.json").write_text("{}")  # half-way through

@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from dreamor.models.diffusion import (DiffusionConfig, LatentDiffusion, PartTokenizer, load_diffusion, part_indices, save_diffusion)
-from dreamor.models.schedule import NoiseSchedule, ScheduleConfig
 from dreamor.body.state import STATE_DIM, STATE_SLICES
+from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion, PartTokenizer, load_diffusion, part_indices, save_diffusion
+from dreamor.models.schedule import NoiseSchedule, ScheduleConfig
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -74,3 +74,46 @@ def test_tilted_ground_heights():
     n = torch.tensor([[0.0, 0.6, 0.8]])
     p = torch.tensor([[[[0.0, 1.0, 1.0]]]])
     assert float(E.heights(p, (n, torch.tensor([0.4])))) == pytest.approx(1.0)
+
+
+def _descend(energy, x: torch.Tensor, steps: int = 50, lr: float = 0.1) -> torch.Tensor:
+    """x after plain gradient descent on energy(x)."""
+    x = x.clone().requires_grad_(True)
+    for _ in range(steps):
+        (g,) = torch.autograd.grad(energy(x), x)
+        x = (x - lr * g).detach().requires_grad_(True)
+    return x.detach()
+
+
+def test_guess_pulls_only_the_guessed_joints_towards_the_guess():
+    joints = torch.zeros(1, 4, 22, 3, dtype=torch.float64)
+    target = torch.full_like(joints, 0.3)
+    guessed = torch.zeros(1, 4, 22, dtype=torch.bool)
+    guessed[..., 4] = True
+    e, terms = E.guess(joints, target, guessed)
+    assert "guess" in terms and float(e) > 0
+    moved = _descend(lambda x: E.guess(x, target, guessed)[0], joints, lr=1.0)
+    assert (moved[..., 4, :] - 0.3).abs().max() < (joints[..., 4, :] - 0.3).abs().max()  # towards the guess
+    assert torch.equal(moved[..., 5, :], joints[..., 5, :])  # other joints untouched
+
+
+def test_window_agreement_pulls_shared_frames_together():
+    from dreamor.refine.windows import overlap_pairs
+
+    starts, length = [0, 6], 10  # frames 6..9 are in both windows
+    joints = torch.zeros(2, length, 22, 3, dtype=torch.float64)
+    joints[1] += 0.1  # the second window disagrees everywhere
+    pairs = overlap_pairs(starts, length)
+    e0 = float(E.window_agreement(joints, pairs)[0])
+    assert e0 == pytest.approx(3 * 0.1**2)
+    moved = _descend(lambda x: E.window_agreement(x, pairs)[0], joints, lr=5.0)
+    assert float(E.window_agreement(moved, pairs)[0]) < 0.1 * e0
+    assert torch.equal(moved[1, 4:], joints[1, 4:])  # frames only the second window has are not compared
+
+
+def test_prior_nll_pulls_latents_to_the_prior_mean():
+    mu, logvar = torch.full((1, 3, 4), 0.5, dtype=torch.float64), torch.zeros(1, 3, 4, dtype=torch.float64)
+    z = torch.zeros_like(mu)
+    moved = _descend(lambda x: E.prior_nll(x, mu, logvar)[0], z, lr=1.0)
+    assert float(E.prior_nll(moved, mu, logvar)[0]) < float(E.prior_nll(z, mu, logvar)[0])
+    assert (moved - 0.5).abs().max() < 0.5

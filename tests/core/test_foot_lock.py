@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.data.convert import read_motion, with_joints_and_contacts
-from dreamor.refine.foot_lock import held_offsets, lock_feet
+from dreamor.body.kinematics import forward_kinematics
 from dreamor.body.rotations import aa_to_mat
 from dreamor.body.skeleton import bone_lengths
-from dreamor.body.kinematics import forward_kinematics
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.refine.foot_lock import held_offsets, lock_feet
 
 
 def test_held_offsets_hold_each_run_and_fade_out():

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from dreamor.body.fill import yaw_matrices
+from dreamor.body.skeleton import JOINT_GROUPS
 from dreamor.cli import main
 from dreamor.data.convert import read_motion, with_joints_and_contacts
-from dreamor.body.fill import yaw_matrices
 from dreamor.models.infill import InfillConfig, JointInfill, complete, features, load_infill, save_infill, to_body, to_world
-from dreamor.body.skeleton import JOINT_GROUPS
 
 
 @pytest.fixture(scope="module")

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from dreamor.evaluate import metrics as M
 from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.evaluate import metrics as M
 
 T = 40
 

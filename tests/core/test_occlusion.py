@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from dreamor.body.skeleton import JOINT_GROUPS
 from dreamor.data.clip import Clip
 from dreamor.data.convert import with_joints_and_contacts
 from dreamor.errors import DreamorError
 from dreamor.evaluate.occlusion import LIMB_CHAINS, OcclusionConfig, occlude, visibility_mask
-from dreamor.body.skeleton import JOINT_GROUPS
 
 
 def walking_clip(t: int = 90, name: str = "walk", seed: int = 0) -> Clip:

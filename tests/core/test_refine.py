@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
 from dreamor.data.clip import Clip
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.errors import DreamorError
@@ -12,10 +13,10 @@ from dreamor.evaluate.occlusion import occlude
 from dreamor.models.configs import PRESETS
 from dreamor.models.diffusion import DiffusionConfig, LatentDiffusion
 from dreamor.models.vae import MotionVAE
-from dreamor.refine.api import Models, _assemble, blend_weights, keep_visible_rotations, refine, split_windows
+from dreamor.refine.api import Models, _assemble, keep_visible_rotations, refine
 from dreamor.refine.config import apply_settings, refine_preset
 from dreamor.refine.optimize import RefineCancelled
-from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+from dreamor.refine.windows import blend_weights, split_windows
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +38,7 @@ def clip(mocap_dir):
 
 
 def _cfg(**kw):
-    return refine_preset("fast", **{"iters": 12, "window": 20, "overlap": 6, **kw})
+    return refine_preset("fast", **{"iters": 12, "window": 20, "window_overlap": 6, **kw})
 
 
 def test_windows_cover_and_blend():
@@ -66,7 +67,7 @@ def test_blending_has_no_seam():
 
 
 def test_overlap_pairs_match_the_same_clip_frames():
-    from dreamor.refine.optimize import overlap_pairs
+    from dreamor.refine.windows import overlap_pairs
 
     windows = split_windows(70, 30, 8)  # [(0, 30), (22, 52), (40, 70)]: the last one shifted to end the clip
     a, b, mask = overlap_pairs([s for s, _ in windows], 30)
@@ -102,7 +103,7 @@ def test_overlap_term_makes_windows_agree(models, clip):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(api, "optimize_windows", spy)
         for weight in (0.0, 1e5):
-            cfg = refine_preset("fast", iters=30, window=12, overlap=6, weights=EnergyWeights(overlap=weight))
+            cfg = refine_preset("fast", iters=30, window=12, window_overlap=6, weights=EnergyWeights(overlap=weight))
             refine(obs, obs.visible, cfg, models=models)
     assert seen[1e5] < 0.5 * seen[0.0]
 
@@ -177,7 +178,7 @@ def test_keep_visible_rotations(clip):
 def test_long_clips_stream_finished_frames(models, clip):
     """Windows optimised in chunks: after each chunk but the last, the frames before the next chunk are final."""
     seen = []
-    out = refine(occlude(clip, "lower_body"), config=_cfg(iters=2, window=10, overlap=2, max_batch_windows=1), models=models,
+    out = refine(occlude(clip, "lower_body"), config=_cfg(iters=2, window=10, window_overlap=2, max_batch_windows=1), models=models,
                  partial=lambda start, r: seen.append((start, r.joints.shape[0], r.fps)))
     assert len(seen) >= 2 and all(s == 0 for s, _, _ in seen)
     lengths = [n for _, n, _ in seen]
@@ -257,9 +258,9 @@ def test_t_prime_annealing_moves_from_high_to_low_noise():
 
 @pytest.mark.parametrize("setting", ["guess_final=0", "t_anneal=true", "weights.sds=0", "denoise_steps=1"])
 def test_ablation_flags_reach_the_engine(models, clip, setting):
-    from dreamor.models.infill import InfillConfig, JointInfill
-
     import copy
+
+    from dreamor.models.infill import InfillConfig, JointInfill
 
     torch.manual_seed(0)
     diffusion = copy.deepcopy(models.diffusion)

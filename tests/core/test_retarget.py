@@ -3,14 +3,13 @@ import numpy as np
 import pytest
 import torch
 
+from dreamor.body.kinematics import forward_kinematics
+from dreamor.body.rotations import aa_to_mat
+from dreamor.body.skeleton import BONES, Y_UP_TO_Z_UP
+from dreamor.body.state import clip_to_state
 from dreamor.data.bvh import bvh_fk, read_bvh
 from dreamor.data.convert import read_motion
-from dreamor.body.state import clip_to_state
-from dreamor.body.skeleton import Y_UP_TO_Z_UP
 from dreamor.data.retarget import _target_positions, detect_skeleton, retarget_bvh
-from dreamor.body.rotations import aa_to_mat
-from dreamor.body.skeleton import BONES
-from dreamor.body.kinematics import forward_kinematics
 
 from .lafan import write_lafan_like
 

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from dreamor.body import rotations as R
-from dreamor.body.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, parse_joints
 from dreamor.body.kinematics import forward_kinematics
+from dreamor.body.skeleton import JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, bone_lengths, parse_joints
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@ import time
 import numpy as np
 import torch
 
-from dreamor.data.convert import read_motion
-from dreamor.data.dataset import WindowSampler, _last_takes, build_motion_data, is_validation, norm_stats
 from dreamor.body.rotations import aa_to_mat
 from dreamor.body.state import STATE_DIM, STATE_SLICES, clip_to_state, contact_labels, motion_to_state, state_to_aa
+from dreamor.data.convert import read_motion
+from dreamor.data.dataset import WindowSampler, _last_takes, build_motion_data, is_validation, norm_stats
 
 
 def test_state_layout_and_round_trip(mocap_dir):

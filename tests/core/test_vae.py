@@ -9,16 +9,16 @@ import shutil
 import pytest
 import torch
 
+from dreamor.body.frame import Frame, canonical_frame, transform_state
+from dreamor.body.kinematics import project_bone_lengths
+from dreamor.body.rotations import r6d_to_mat
+from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
+from dreamor.body.state import STATE_DIM, STATE_SLICES
 from dreamor.cli import main
 from dreamor.data.dataset import WindowSampler, build_motion_data
 from dreamor.models.configs import PRESETS, TrainConfig, preset
-from dreamor.models.losses import (contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss)
-from dreamor.body.frame import Frame, canonical_frame, transform_state
+from dreamor.models.losses import contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
 from dreamor.models.vae import MotionVAE, canonical_norm_stats, load_vae, read_vae, save_vae
-from dreamor.body.rotations import r6d_to_mat
-from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
-from dreamor.body.kinematics import project_bone_lengths
-from dreamor.body.state import STATE_DIM, STATE_SLICES
 from dreamor.train import train_vae as tv
 
 #: fixture takes copied under these names; "elderly" is a held-out style -> validation split.

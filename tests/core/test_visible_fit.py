@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from dreamor.body.kinematics import forward_kinematics
+from dreamor.body.rotations import aa_to_mat
+from dreamor.body.skeleton import JOINT_GROUPS
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.evaluate.occlusion import occlude
 from dreamor.refine.visible_fit import meet_observation
-from dreamor.body.rotations import aa_to_mat
-from dreamor.body.skeleton import JOINT_GROUPS
-from dreamor.body.kinematics import forward_kinematics
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def test_refine_meets_visible_joints_unless_the_capture_is_marked_noisy(tiny_che
     monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
     models = load_models()
     obs = occlude(walk, "lower_body")
-    cfg = refine_preset("fast", iters=6, window=20, overlap=6)
+    cfg = refine_preset("fast", iters=6, window=20, window_overlap=6)
     vis_err = lambda r: np.linalg.norm(r.joints - walk.joints, axis=-1)[obs.visible].mean()  # noqa: E731
     assert vis_err(refine(obs, config=cfg, models=models)) < 1e-5
     assert vis_err(refine(obs, config=replace(cfg, noisy=True), models=models)) > 1e-3  # the rollout's own
@@ -125,7 +125,7 @@ def test_pins_are_met_even_where_the_capture_is_hidden_or_noisy(tiny_checkpoints
     pinned = np.zeros_like(obs.visible)
     pinned[30, list(JOINT_GROUPS["lower_body"])] = True  # the animator keyed the legs at frame 30
     joints = np.where(pinned[..., None], walk.joints, obs.joints)
-    cfg = refine_preset("fast", iters=6, window=20, overlap=6, noisy=True)
+    cfg = refine_preset("fast", iters=6, window=20, window_overlap=6, noisy=True)
     out = refine(replace(obs, joints=joints, pinned=pinned), config=cfg, models=models)
     assert np.linalg.norm(out.joints - walk.joints, axis=-1)[pinned].max() < 0.005
     free = refine(obs, config=cfg, models=models)  # the same without the pin
@@ -145,7 +145,7 @@ def test_joints_marked_noisy_are_smoothed_and_trusted_ones_met(tiny_checkpoints,
     conf = np.ones((walk.num_frames, 22))
     arm = list(JOINT_GROUPS["left_arm"])
     conf[:, arm] = 0.5
-    out = refine(replace(walk, confidence=conf), config=refine_preset("fast", iters=6, window=20, overlap=6),
+    out = refine(replace(walk, confidence=conf), config=refine_preset("fast", iters=6, window=20, window_overlap=6),
                  models=models)
     err = np.linalg.norm(out.joints - walk.joints, axis=-1)
     trusted = np.ones(22, bool)

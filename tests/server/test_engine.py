@@ -5,8 +5,8 @@ from dreamor.data.convert import read_motion
 
 
 def test_engine_runner_round_trip(start_server, connect, tiny_checkpoints, monkeypatch, mocap_dir):
-    from dreamor.server.engine_runner import load_runner
     from dreamor.server.client import Progress
+    from dreamor.server.engine_runner import load_runner
 
     monkeypatch.setenv("DREAMOR_MODELS_DIR", str(tiny_checkpoints))
     runner = load_runner("cpu")

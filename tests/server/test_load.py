@@ -5,7 +5,6 @@ import threading
 import time
 
 import numpy as np
-
 from server_helpers import make_clip
 from tiny_runner import TinyRunner, expected_for
 

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from server_helpers import make_clip, spawn_backend
+
 from dreamor.server import protocol
 from dreamor.server.client import BackendGone, Client
 

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
 from server_helpers import make_clip
+
 from dreamor.server import protocol
 from dreamor.server.protocol import Message, ProtocolError
 

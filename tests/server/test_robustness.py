@@ -8,9 +8,9 @@ import numpy as np
 import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from server_helpers import make_clip
 from tiny_runner import expected_for
+
 from dreamor.server import protocol
 from dreamor.server.protocol import Message
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 import pytest
-
 from server_helpers import make_clip
 from tiny_runner import TinyRunner, expected_for, failing
+
 from dreamor.server import protocol
 from dreamor.server.client import BackendError, BackendGone, Client, JobCancelled, JobFailed, Partial, Progress, Result
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .skeleton import MODEL_FPS, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
 from .kinematics import forward_kinematics
+from .skeleton import MODEL_FPS, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
 
 #: Leg length (mean of both sides, thigh + shin) every network sees, metres: the Bandai actor's
 #: (0.80; CMU Daz-friendly 0.82, CMU Motionbuilder 0.83, SMPL neutral 0.78).

@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 
 from ..errors import DreamorError
+from .kinematics import forward_kinematics
 from .rotations import aa_to_mat
 from .skeleton import NUM_JOINTS
-from .kinematics import forward_kinematics
 
 ENV_VAR = "DREAMOR_SMPL_DIR"
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .kinematics import forward_kinematics
 from .rotations import aa_to_mat, mat_to_aa, mat_to_r6d, r6d_to_mat
 from .skeleton import CONTACT_HEIGHT_M, CONTACT_JOINTS, CONTACT_SPEED_M_PER_FRAME, MODEL_FPS, NUM_JOINTS
-from .kinematics import forward_kinematics
 
 _SIZES = (("trans", 3), ("trans_vel", 3), ("root_orient", 6), ("root_orient_vel", 3),
           ("pose_body", 21 * 6), ("joints", NUM_JOINTS * 3), ("joints_vel", NUM_JOINTS * 3))

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..files import atomic_write
 from ..errors import InputFileError
+from ..files import atomic_write
 
 _AXES = {"X": 0, "Y": 1, "Z": 2}
 

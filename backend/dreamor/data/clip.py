@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
-from ..errors import InputFileError
 from ..body.skeleton import NUM_JOINTS, SMPL_NEUTRAL_REST_JOINTS
+from ..errors import InputFileError
+from ..files import atomic_write
 
 
 @dataclass

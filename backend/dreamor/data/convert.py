@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from ..body.skeleton import JOINT_NAMES, MODEL_FPS, PARENTS, Y_UP_TO_Z_UP, rest_offsets
 from ..errors import DreamorError, InputFileError
-from ..body.skeleton import JOINT_NAMES, PARENTS, rest_offsets
 from .bvh import read_bvh, write_bvh
 from .clip import Clip, load_clip, save_clip
 from .parallel import parallel_map
-from ..body.skeleton import MODEL_FPS
 from .resample import resample_clip
-from ..body.skeleton import Y_UP_TO_Z_UP
 from .retarget import retarget_bvh
 
 BVH_SUFFIXES = (".bvh", ".bvh.gz")

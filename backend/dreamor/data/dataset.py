@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write
 from ..errors import DreamorError, InputFileError
+from ..files import atomic_write
 from .convert import clip_stem, find_motion_files, read_motion
 from .parallel import parallel_map
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..errors import InputFileError
 from ..body.rotations import smallest_rotation, unit
-from ..body.skeleton import Y_UP_TO_Z_UP, CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, rest_offsets
+from ..body.skeleton import CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, Y_UP_TO_Z_UP, rest_offsets
+from ..errors import InputFileError
 from .bvh import BVH, bvh_fk
 from .clip import Clip
-
 
 # A target is a joint name, ("mid", a, b) or ("lerp", a, b, w) = a + w (b - a).
 Target = str | tuple

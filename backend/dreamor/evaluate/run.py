@@ -24,11 +24,11 @@ import numpy as np
 from tqdm import tqdm
 
 from ..body.proportions import named_body, repose_clip
+from ..body.skeleton import NUM_JOINTS
 from ..data.clip import Clip
 from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts
 from ..errors import DreamorError, InputFileError
 from ..refine.config import refine_preset
-from ..body.skeleton import NUM_JOINTS
 from . import metrics as M
 from .baselines import Method, MethodConfig, get_methods
 from .occlusion import PROTOCOLS, OcclusionConfig, occlude

@@ -42,12 +42,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..body.frame import canonical_frame, transform_state
 from ..body.skeleton import JOINT_GROUPS
 from ..body.state import STATE_DIM, STATE_SLICES
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import _from_dict
 from .schedule import NoiseSchedule, ScheduleConfig, ddim_reverse, randn
-from ..body.frame import canonical_frame, transform_state
 from .vae import MotionVAE
 
 CHECKPOINT_FORMAT = "dreamor-latent-diffusion"

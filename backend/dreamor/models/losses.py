@@ -22,8 +22,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..body.skeleton import CONTACT_JOINTS, NUM_JOINTS
 from ..body.kinematics import forward_kinematics
+from ..body.skeleton import CONTACT_JOINTS, NUM_JOINTS
 from ..body.state import STATE_SLICES, state_rotmats
 from .configs import LossConfig
 

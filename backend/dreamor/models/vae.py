@@ -3,7 +3,7 @@ transitions of the state x_t (``dreamor.body.state``, D = 273).
 
 - Encoder  q(z_t | x_t, x_{t-1}) = N(mu, diag exp(logvar)),  z_t in R^Z (Z = 48).
 - Decoder  x^_t = x_{t-1} + G(z_t, x_{t-1}), plus contact logits for the 9 contact joints.
-- Gaussian conditional prior p(z_t | x_{t-1}) (``prior.ConditionalPrior``), fitted after
+- Gaussian conditional prior p(z_t | x_{t-1}) (``vae_parts.ConditionalPrior``), fitted after
   training for the HuMoR-style baseline; DREAMoR itself uses a diffusion prior over z_t.
 
 Canonical frame (as HuMoR, ``dreamor.body.frame``): before the networks, x_{t-1} and x_t are
@@ -36,16 +36,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.dataset import MotionData, NormStats
-from ..errors import DreamorError
+from ..body.frame import canonical_frame, canonical_pairs, transform_state
+from ..body.kinematics import project_bone_lengths
 from ..body.rotations import mat_to_r6d, r6d_to_mat
 from ..body.skeleton import NUM_JOINTS
-from ..body.kinematics import project_bone_lengths
-from ..body.frame import canonical_frame, canonical_pairs, transform_state
 from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
+from ..data.dataset import MotionData, NormStats
+from ..errors import DreamorError
 from .checkpoint import load_checkpoint, save_checkpoint
 from .configs import TrainConfig, VAEConfig
-from .prior import ConditionalPrior, ResMLP
+from .vae_parts import ConditionalPrior, ResMLP
 
 CHECKPOINT_FORMAT = "dreamor-motionvae"
 CHECKPOINT_VERSION = 1

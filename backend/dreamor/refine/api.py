@@ -21,20 +21,20 @@ import torch
 from scipy.ndimage import gaussian_filter1d
 
 from ..body.fill import spline_fill
+from ..body.kinematics import forward_kinematics
 from ..body.proportions import body_scale, scale_clip
+from ..body.rotations import aa_to_mat, mat_to_aa
+from ..body.skeleton import MODEL_FPS, NUM_JOINTS, PARENTS
+from ..body.state import contact_labels, motion_to_state, state_rotmats
 from ..data.clip import Clip
-from ..body.skeleton import MODEL_FPS
 from ..data.resample import resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
-from ..body.rotations import aa_to_mat, mat_to_aa
-from ..body.skeleton import NUM_JOINTS, PARENTS
-from ..body.kinematics import forward_kinematics
-from ..body.state import contact_labels, motion_to_state, state_rotmats
 from .config import RefineConfig, refine_preset
-from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .foot_lock import lock_feet
+from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .visible_fit import meet_observation
+from .windows import blend_weights, split_windows
 
 MIN_FRAMES = 8  # at 30 Hz
 #: observation weight of a pinned joint (a trusted one has 1): the optimisation bends the motion to it.
@@ -172,34 +172,6 @@ def _initial_states(filled: np.ndarray, rest: np.ndarray) -> torch.Tensor:
     return x.float()
 
 
-def split_windows(num_frames: int, window: int, overlap: int) -> list[tuple[int, int]]:
-    """[(start, end)] of equal-length windows covering the frames (one shorter window if the clip is)."""
-    if num_frames <= window:
-        return [(0, num_frames)]
-    step = window - overlap
-    starts = list(range(0, num_frames - window + 1, step))
-    if starts[-1] + window < num_frames:
-        starts.append(num_frames - window)
-    return [(s, s + window) for s in starts]
-
-
-def blend_weights(windows: list[tuple[int, int]], num_frames: int) -> np.ndarray:
-    """(W, T) cross-fade weights: linear ramps over each overlap, summing to 1 per frame."""
-    w = np.zeros((len(windows), num_frames))
-    for k, (s, e) in enumerate(windows):
-        ramp = np.ones(e - s)
-        if k > 0:
-            ov = windows[k - 1][1] - s
-            if ov > 0:
-                ramp[:ov] = np.minimum(ramp[:ov], (np.arange(ov) + 1) / (ov + 1))
-        if k + 1 < len(windows):
-            ov = e - windows[k + 1][0]
-            if ov > 0:
-                ramp[-ov:] = np.minimum(ramp[-ov:], (ov - np.arange(ov)) / (ov + 1))
-        w[k, s:e] = ramp
-    return w / w.sum(0, keepdims=True)
-
-
 def _project_rotations(m: np.ndarray) -> np.ndarray:
     u, _, vt = np.linalg.svd(m)
     d = np.sign(np.linalg.det(u @ vt))
@@ -253,7 +225,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     x_init = _initial_states(guess, rest)
     timings["prepare_s"] = time.perf_counter() - t0
 
-    windows = split_windows(n, cfg.window, cfg.overlap)
+    windows = split_windows(n, cfg.window, cfg.window_overlap)
     t1 = time.perf_counter()
     states, contacts, energies = [], [], {}
     chunks = [windows[i : i + cfg.max_batch_windows] for i in range(0, len(windows), cfg.max_batch_windows)]

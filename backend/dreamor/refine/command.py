@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..body.skeleton import NUM_JOINTS, parse_joints
 from ..data.clip import save_clip
 from ..data.convert import read_motion
 from ..errors import DreamorError
-from ..body.skeleton import NUM_JOINTS, parse_joints
 from .config import refine_preset
 
 

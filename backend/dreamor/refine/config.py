@@ -23,9 +23,8 @@ class EnergyWeights:
     prior: float = 0.002  # -log p(z_t | x_{t-1}) per latent (vae_only)
     obs: float = 2000.0  # robust joint distance (m^2, saturates at obs_sigma^2)
     guess: float = 500.0  # the same distance for hidden joints to the completion network's guess
-    #: m^2 between the joints two overlapping windows give the same frame. Without it, windows disagreed on
-    #: hidden ankles and the cross-fade showed as toe pops (walk: 95th-percentile excess step at seams 4.1 -> 1.4 cm;
-    #: 6 clips: occluded 3.56 -> 3.64 cm). Off in ``fast``, where it cost accuracy (3.29 -> 3.92 cm on the walk).
+    #: m^2 between the joints two overlapping windows give the same frame (else the cross-fade shows toe pops);
+    #: off in ``fast``, where it cost accuracy. Measurements: docs/benchmarks/refine.md, "Why the defaults".
     overlap: float = 300.0
     consistency: float = 100.0  # regressed joints vs FK joints (m^2)
     contact_vel: float = 300.0  # (m/frame)^2 of joints in contact
@@ -43,19 +42,16 @@ class RefineConfig:
     weights: EnergyWeights = field(default_factory=EnergyWeights)
     iters: int = 120
     lr: float = 0.03
-    #: windows of ``window`` frames overlapping by ``overlap``, optimised as one batch.
-    #: 1 s windows: the decoder's rollout drifts less over 30 frames than 60, so the latents can follow
-    #: the observations (visible-joint error 1.0 vs 5.0 cm, fast preset, 6 held-out clips).
+    #: windows of ``window`` frames overlapping by ``window_overlap`` frames, optimised as one batch.
+    #: 1 s windows: the decoder's rollout drifts less over 30 frames than 60, so the latents can follow the observations.
     window: int = 30
-    overlap: int = 8
+    window_overlap: int = 8
     #: windows per optimisation batch (bounds memory for long clips; each batch can be previewed).
     max_batch_windows: int = 24
     #: a live preview (``refine(partial=...)``) of the motion as it stands, at most this many seconds apart.
     preview_every_s: float = 1.5
     #: DDIM steps K per denoised target, the t' range (fractions of T) and CFG guidance ω.
-    #: ω = 1 (no CFG; the paper uses CFG): its targets are closer to the clean latents at every t'
-    #: (docs/benchmarks/diffusion/eval.md), it needs one pass instead of two, and on 6 held-out clips
-    #: (lower body hidden) it gave visible 0.70 vs 0.75 cm, occluded 5.51 vs 5.56 cm against ω = 2.
+    #: ω = 1 (no CFG; the paper uses CFG): closer targets, one pass instead of two, and no worse refinements.
     denoise_steps: int = 10
     t_range: tuple[float, float] = (0.2, 0.5)
     guidance: float = 1.0
@@ -68,21 +64,16 @@ class RefineConfig:
     #: start hidden joints from the joint-completion network's guess (when loaded) instead of splines/rest pose.
     learned_init: bool = True
     #: the guess is the mean of the network's answers for the clip and for its mirror image (left <-> right).
-    #: Session 7, 128 held-out windows, lower body: 4.41 -> 4.13 cm (default split), 11.14 -> 11.00 (unseen subjects).
     mirror_guess: bool = True
     #: put the rollout's regressed joints back on the skeleton after every step (``MotionVAE.project_bones``,
-    #: which free-running samples need). Off: on 24 held-out clips it cost accuracy, noisy input 3.23 -> 3.61 cm
-    #: (vae_only), lower body hidden 5.04 -> 5.08 cm occluded (vae_only).
+    #: which free-running samples need). Off: the refinement's rollouts are short and anchored, and it cost accuracy.
     project_bones: bool = False
     #: Gaussian sigma (frames at 30 Hz) smoothing the initial guess in time; 0 = off.
     init_smooth: float = 2.0
     optimize_ground: bool = True
     obs_sigma: float = 0.1  # metres, Geman-McClure scale
-    #: Geman-McClure scale of the pull towards the guess, metres. 1.0 (was 0.1): at 0.1 the pull fades for a
-    #: joint more than ~20 cm off the guess (the penalty saturates), and on two of 24 held-out clips with limb
-    #: gaps hidden joints drifted away for good (occluded 28 cm on both, the guess alone 4.5 and 3.5 cm). 24 clips,
-    #: limb gaps: occluded 8.02 -> 7.48 cm (guess alone 7.51), visible 1.05 -> 1.02; lower body 5.02 -> 5.01 cm,
-    #: visible 0.64 -> 0.62 (docs/benchmarks/refine.md). The ``fast`` preset gains too (see PRESETS).
+    #: Geman-McClure scale of the pull towards the guess, metres: at 0.1 the pull faded for joints far off the
+    #: guess (the penalty saturates) and hidden joints could drift away for good.
     guess_sigma: float = 1.0
     #: the pull towards the guess at the last iteration, as a fraction of ``weights.guess`` (linear fade; 1 = constant,
     #: 0 = the guess is only the start where the prior disagrees).
@@ -106,12 +97,11 @@ class RefineConfig:
 
 
 PRESETS: dict[str, RefineConfig] = {
-    # The guess pull is 500 here too since its scale is 1 m (24 held-out clips, lower body: occluded 5.84 -> 5.27 cm,
-    # visible 2.12 -> 1.20 against weight 2000 at 0.1 m; limb gaps 8.21 -> 7.57 cm, visible 2.28 -> 1.86).
+    # The guess pull is 500 here too since its scale is 1 m.
     "fast": RefineConfig(preset="fast", iters=40, refresh_every=10, denoise_steps=5,
                          weights=EnergyWeights(overlap=0.0)),
     "default": RefineConfig(preset="default"),
-    "best": RefineConfig(preset="best", iters=300, lr=0.02, refresh_every=25, overlap=10),
+    "best": RefineConfig(preset="best", iters=300, lr=0.02, refresh_every=25, window_overlap=10),
     # The paper's configuration (section 3.4): hidden joints start from splines / the rest pose (no completion
     # network), t' ~ U[1, T], K = 10 DDIM steps with classifier-free guidance, no final fit to the observation.
     "paper": RefineConfig(preset="paper", learned_init=False, t_range=(0.0, 1.0), guidance=2.0, denoise_steps=10,

@@ -39,6 +39,34 @@ def observation(joints: torch.Tensor, observed: torch.Tensor, visible: torch.Ten
     return e, {"obs": float(e.detach())}
 
 
+def guess(joints: torch.Tensor, guessed_joints: torch.Tensor, guessed: torch.Tensor, sigma: float = 1.0
+          ) -> tuple[torch.Tensor, Terms]:
+    """The pull of hidden joints towards the first guess (the completion network's): the observation term
+    over the ``guessed`` (B, T, 22) joints, Geman-McClure scale ``sigma`` metres."""
+    e, _ = observation(joints, guessed_joints, guessed, sigma)
+    return e, {"guess": float(e.detach())}
+
+
+def window_agreement(joints: torch.Tensor, pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+                     ) -> tuple[torch.Tensor, Terms]:
+    """Mean squared distance (m^2) between the joints two overlapping windows give the same clip frame.
+
+    pairs: (a, b, mask) from ``windows.overlap_pairs``: flat (window * L + frame) indices into joints
+    (B, L, 22, 3) and a (P, 22) bool mask of the joints compared."""
+    flat = joints.reshape(-1, *joints.shape[2:])
+    a, b, m = pairs
+    m = m.to(flat.device)
+    e = (((flat[a] - flat[b]) ** 2).sum(-1) * m).sum() / m.sum().clamp_min(1)
+    return e, {"overlap": float(e.detach())}
+
+
+def prior_nll(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> tuple[torch.Tensor, Terms]:
+    """HuMoR's learned conditional prior: -log N(z; mu, diag exp(logvar)) per latent, constants dropped.
+    z, mu, logvar: (B, T, Z)."""
+    nll = 0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar).sum(-1).mean()
+    return nll, {"prior_nll": float(nll.detach())}
+
+
 def sds(z: torch.Tensor, z_target: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, Terms]:
     """Score-distillation term sum ||z - sg(z_hat)||^2 per latent. z, z_target: (B, T, Z); mask (B, T)."""
     sq = ((z - z_target.detach()) ** 2).sum(-1)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..body.rotations import smallest_rotation, unit
 from ..body.kinematics import forward_kinematics
+from ..body.rotations import smallest_rotation, unit
 from ..body.skeleton import rest_offsets
 from .fades import fade_out, runs
 

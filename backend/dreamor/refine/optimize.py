@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import DreamorError
 from ..body.kinematics import forward_kinematics
 from ..body.state import STATE_SLICES, state_rotmats
+from ..errors import DreamorError
 from . import energies as E
 from .config import RefineConfig
+from .windows import overlap_pairs
 
 ProgressFn = Callable[[str, float, dict], None]
 #: preview(states (B, L, 273), contacts (B, L, 9)): the windows' motion as it stands mid-optimisation.
@@ -51,25 +52,6 @@ class WindowBatch:
     weight: torch.Tensor | None = None
 
 
-def overlap_pairs(starts: list[int] | None, length: int, visible: torch.Tensor | None = None):
-    """Where consecutive overlapping windows hold the same clip frame: flat (window * length + frame)
-    indices (a, b) and a (P, 22) mask of the joints to compare there -- the joints hidden in that frame
-    (visible ones already agree through their observations). None when there is nothing to compare."""
-    if not starts or len(starts) < 2:
-        return None
-    a, b = [], []
-    for k in range(len(starts) - 1):
-        ov = starts[k] + length - starts[k + 1]
-        for f in range(max(ov, 0)):
-            a.append(k * length + length - ov + f)
-            b.append((k + 1) * length + f)
-    if not a:
-        return None
-    a, b = torch.tensor(a), torch.tensor(b)
-    mask = torch.ones(len(a), 22, dtype=torch.bool) if visible is None else ~visible.reshape(-1, visible.shape[-1])[a.to(visible.device)].cpu()
-    return (a, b, mask) if mask.any() else None
-
-
 @dataclass
 class WindowResult:
     """states: (B, L, 273); joints: (B, L, 22, 3) FK; contacts: (B, L, 9); ground: (normal (B, 3), offset (B,))."""
@@ -84,10 +66,6 @@ class WindowResult:
 def _ground(tilt: torch.Tensor, offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     n = torch.cat([tilt, torch.ones_like(tilt[:, :1])], dim=-1)
     return n / n.norm(dim=-1, keepdim=True), offset
-
-
-def _mean_masked(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp_min(1)
 
 
 def _decode(vae, x0: torch.Tensor, z: torch.Tensor, rest: torch.Tensor, project_bones: bool):
@@ -166,14 +144,10 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.smooth, E.smoothness(joints)),
         ]
         if pairs is not None:
-            flat = joints.reshape(-1, *joints.shape[2:])
-            a, b, m = pairs
-            e = _mean_masked(((flat[a] - flat[b]) ** 2).sum(-1), m.to(flat.device))
-            parts.append((w.overlap, (e, {"overlap": float(e.detach())})))
+            parts.append((w.overlap, E.window_agreement(joints, pairs)))
         if w.guess > 0 and batch.guessed is not None:
-            e, _ = E.observation(joints, observed, batch.guessed, cfg.guess_sigma)
             fade = 1.0 - (1.0 - cfg.guess_final) * it / max(cfg.iters - 1, 1)  # the guess: a tether, or a start
-            parts.append((w.guess * fade, (e, {"guess": float(e.detach())})))
+            parts.append((w.guess * fade, E.guess(joints, observed, batch.guessed, cfg.guess_sigma)))
         if it >= cfg.contacts_from * cfg.iters:
             parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
         if cfg.method == "dreamor":
@@ -181,9 +155,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
                 z_hat = denoised_targets(vae, diffusion, z.detach(), x[:, :-1].detach(), rest, cfg, gen, it / cfg.iters)
             parts.append((w.sds, E.sds(z, z_hat)))
         else:  # vae_only: HuMoR's learned conditional prior
-            mu, logvar = vae.prior_params(x[:, :-1], rest)
-            nll = 0.5 * (((z - mu) ** 2) * torch.exp(-logvar) + logvar).sum(-1).mean()
-            parts.append((w.prior, (nll, {"prior_nll": float(nll.detach())})))
+            parts.append((w.prior, E.prior_nll(z, *vae.prior_params(x[:, :-1], rest))))
         total = sum(weight * e for weight, (e, _) in parts)
         total.backward()
         opt.step()

@@ -35,10 +35,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..body.rotations import smallest_rotation, unit
-from ..body.rotations import aa_to_mat
-from ..body.skeleton import CHILDREN, NUM_JOINTS, PARENTS, rest_offsets
 from ..body.kinematics import forward_kinematics
+from ..body.rotations import aa_to_mat, smallest_rotation, unit
+from ..body.skeleton import CHILDREN, NUM_JOINTS, PARENTS, rest_offsets
 from .fades import fade_out
 
 

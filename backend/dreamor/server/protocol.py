@@ -11,6 +11,13 @@ as ``dreamor_wire/`` (``scripts/build_addon.py``), so ``protocol.X`` names one t
 """
 from __future__ import annotations
 
+from .connection import (  # noqa: F401
+    ConnectionInfo,
+    default_connection_file,
+    read_connection_file,
+    remove_connection_file,
+    write_connection_file,
+)
 from .envelope import (  # noqa: F401
     BAD_INPUT,
     BAD_SIGNATURE,
@@ -41,13 +48,6 @@ from .envelope import (  # noqa: F401
     sign,
     wire_array,
 )
-from .connection import (  # noqa: F401
-    ConnectionInfo,
-    default_connection_file,
-    read_connection_file,
-    remove_connection_file,
-    write_connection_file,
-)
 from .messages import (  # noqa: F401
     INPUT_ARRAYS,
     MAX_ABS_VALUE,
@@ -56,8 +56,8 @@ from .messages import (  # noqa: F401
     MIN_FPS,
     NUM_CONTACTS,
     NUM_JOINTS,
-    OPTIONAL_INPUTS,
     OPTION_DEFAULTS,
+    OPTIONAL_INPUTS,
     OUTPUT_ARRAYS,
     PRESETS,
     REPLY_TYPES,

@@ -35,15 +35,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..data.dataset import MotionData, WindowSampler, build_motion_data
-from ..files import atomic_write
-from ..errors import DreamorError
 from ..body.proportions import BodyAugment
-from .common import body_validation_samplers
+from ..data.dataset import MotionData, WindowSampler, build_motion_data
+from ..errors import DreamorError
+from ..files import atomic_write
 from ..models.configs import _from_dict
 from ..models.diffusion import DiffusionConfig, LatentDiffusion, load_diffusion, save_diffusion, vae_condition
 from ..models.vae import MotionVAE, load_vae
-from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
+from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
 
 LATENT_CACHE_VERSION = 1
 STATE_KIND = "dreamor-latent-diffusion-train-state"

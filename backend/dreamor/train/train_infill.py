@@ -30,13 +30,13 @@ import torch
 from tqdm import tqdm
 
 from ..body.proportions import BodyAugment
+from ..body.skeleton import JOINT_GROUPS, MODEL_FPS, NUM_JOINTS
+from ..body.state import STATE_SLICES
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
 from ..models.configs import _from_dict
 from ..models.infill import InfillConfig, JointInfill, features, read_infill, save_infill, to_body
-from ..body.skeleton import JOINT_GROUPS, MODEL_FPS, NUM_JOINTS
-from ..body.state import STATE_SLICES
 from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
 
 _RANDOM_GROUPS = ("left_leg", "right_leg", "legs", "lower_body", "left_arm", "right_arm", "feet", "spine")
@@ -130,8 +130,8 @@ def hidden_error_cm(model: JointInfill, val) -> float:
 
 
 def validate(model: JointInfill, val) -> dict[str, float]:
-    from ..evaluate.baselines import run_input
     from ..data.clip import Clip
+    from ..evaluate.baselines import run_input
 
     joints, rest, masks, feat, target, mask = val
     err = hidden_error_cm(model, val)

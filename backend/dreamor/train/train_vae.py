@@ -42,13 +42,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..body.frame import canonical_pairs
 from ..data.dataset import MotionData, WindowSampler, build_motion_data
 from ..errors import DreamorError
-from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
 from ..models.configs import PRESETS, TrainConfig, preset
 from ..models.losses import VertexFn, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
-from ..body.frame import canonical_pairs
 from ..models.vae import MotionVAE, canonical_norm_stats, read_vae, save_vae, vae_from_checkpoint
+from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
 
 #: validation windows: x_0 plus 2 s at 30 Hz.
 VAL_FRAMES = 61

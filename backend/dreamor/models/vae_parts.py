@@ -1,4 +1,4 @@
-"""The residual MLP every MotionVAE network is made of, and the HuMoR-style Gaussian
+"""The networks the MotionVAE is made of: the residual MLP of every part, and the HuMoR-style Gaussian
 conditional prior p(z_t | x_{t-1}).
 
 DREAMoR trains the MotionVAE against N(0, I) and leaves the conditional prior over z_t to
