@@ -1,9 +1,20 @@
-"""Shared test fixtures: paths to the bundled real mocap (tests/data/mocap)."""
+"""Shared test fixtures: paths to the bundled real mocap (tests/data/mocap), scripts/build_addon.py, tiny models."""
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 DATA = Path(__file__).parent / "data" / "mocap"
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+@pytest.fixture(scope="session")
+def build_addon():
+    """The module scripts/build_addon.py (it builds the add-on zip and lists the files it copies in)."""
+    spec = importlib.util.spec_from_file_location("build_addon", SCRIPTS / "build_addon.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

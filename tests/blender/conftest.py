@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -23,12 +22,7 @@ REPO_MODULE = "dreamor_tests"
 
 
 @pytest.fixture(scope="session")
-def addon_zip(tmp_path_factory) -> Path:
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build_addon
-    finally:
-        sys.path.pop(0)
+def addon_zip(build_addon, tmp_path_factory) -> Path:
     return build_addon.build(tmp_path_factory.mktemp("dist"), with_wheels=False)
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import importlib
-import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -13,20 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def build_addon_module():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build_addon
-    finally:
-        sys.path.pop(0)
-    return build_addon
-
-
-def test_zip_layout_and_manifest(addon_zip):
+def test_zip_layout_and_manifest(addon_zip, build_addon):
     with zipfile.ZipFile(addon_zip) as zf:
         names = set(zf.namelist())
         manifest = tomllib.loads(zf.read("blender_manifest.toml").decode())
-        for f in build_addon_module().WIRE_FILES:
+        for f in build_addon.WIRE_FILES:
             src = ROOT / "backend" / "dreamor" / "server" / f
             if src.exists():  # verbatim copies: one source for the wire format
                 assert zf.read(f"dreamor_wire/{f}") == src.read_bytes()
@@ -40,12 +30,7 @@ def test_zip_layout_and_manifest(addon_zip):
     assert "wheels" not in manifest  # --no-wheels
 
 
-def test_manifest_lists_wheels(tmp_path):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build_addon
-    finally:
-        sys.path.pop(0)
+def test_manifest_lists_wheels(tmp_path, build_addon):
     wheels = [tmp_path / "pyzmq-27.3.0-cp311-cp311-win_amd64.whl", tmp_path / "pyzmq-27.3.0-cp311-cp311-macosx_10_15_universal2.whl"]
     manifest = tomllib.loads(build_addon.manifest_text(wheels))
     assert manifest["wheels"] == [f"./wheels/{w.name}" for w in wheels]

@@ -51,13 +51,8 @@ print("ok")
 
 
 @pytest.fixture(scope="module")
-def extracted(tmp_path_factory) -> Path:
+def extracted(build_addon, tmp_path_factory) -> Path:
     """The built zip (no wheels) unpacked as a package named ``dreamor_addon``; returns its parent folder."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import build_addon
-    finally:
-        sys.path.pop(0)
     out = tmp_path_factory.mktemp("addon")
     with zipfile.ZipFile(build_addon.build(out / "dist", with_wheels=False)) as zf:
         zf.extractall(out / "dreamor_addon")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ast
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,23 +41,13 @@ def submit_frames(frames: int = 10) -> tuple[dict, list[bytes]]:
     return json.loads(wire[1]), wire[2:]
 
 
-def wire_files() -> tuple[str, ...]:
-    """The server modules the add-on ships verbatim (scripts/build_addon.py's list)."""
-    sys.path.insert(0, str(SERVER_DIR.parents[2] / "scripts"))
-    try:
-        import build_addon
-    finally:
-        sys.path.pop(0)
-    return build_addon.WIRE_FILES
-
-
-def test_shared_modules_import_only_stdlib_numpy_zmq_and_each_other():
+def test_shared_modules_import_only_stdlib_numpy_zmq_and_each_other(build_addon):
     """The add-on ships verbatim copies of the wire modules: no torch, no dreamor.*."""
     allowed = {"__future__", "hashlib", "hmac", "json", "math", "os", "secrets", "uuid", "dataclasses", "typing",
                "collections", "time", "tempfile", "pathlib", "numpy", "zmq"}
-    siblings = {Path(f).stem for f in wire_files()}
+    siblings = {Path(f).stem for f in build_addon.WIRE_FILES}
     assert {"protocol", "client", "envelope", "messages", "connection"} <= siblings
-    for name in wire_files():
+    for name in build_addon.WIRE_FILES:
         tree = ast.parse((SERVER_DIR / name).read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

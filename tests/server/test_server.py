@@ -294,7 +294,7 @@ def test_missing_connection_file_is_backend_gone(tmp_path):
         Client.from_connection_file(tmp_path / "none.json")
 
 
-def test_verbatim_copies_of_the_wire_work_in_another_package(start_server, tmp_path, monkeypatch):
+def test_verbatim_copies_of_the_wire_work_in_another_package(start_server, tmp_path, monkeypatch, build_addon):
     """The add-on ships the wire modules (protocol, its parts, the client) inside its own package, unchanged."""
     import importlib
     import shutil
@@ -306,12 +306,7 @@ def test_verbatim_copies_of_the_wire_work_in_another_package(start_server, tmp_p
     pkg = tmp_path / "addon_wire"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
-    sys.path.insert(0, str(src.parents[2] / "scripts"))
-    try:
-        from build_addon import WIRE_FILES
-    finally:
-        sys.path.pop(0)
-    for name in WIRE_FILES:
+    for name in build_addon.WIRE_FILES:
         shutil.copy(src / name, pkg / name)
     monkeypatch.syspath_prepend(str(tmp_path))
     copied = importlib.import_module("addon_wire.client")
