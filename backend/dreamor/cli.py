@@ -56,6 +56,12 @@ def _cmd_refine(args: argparse.Namespace) -> int:
     return run_refine(args)
 
 
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from .clean.command import run_clean
+
+    return run_clean(args)
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from .evaluate.bench import run_bench_cli
 
@@ -179,6 +185,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_refine)
+
+    p = sub.add_parser(
+        "clean", help="clean a whole library: find the capture faults in every take and repair them",
+        description="Writes DIR/<name>.npz (clip with joints, contacts and the mask used), DIR/<name>.bvh (SMPL-22) "
+                    "and DIR/report.md/.json/faults.png; takes already cleaned with the same settings are skipped.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="motion files or folders (.bvh, .bvh.gz, .npz; recursive)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--occlude", default="auto", metavar="auto|JOINTS",
+                   help="auto: find the faults (NaN, frozen limbs, spikes, stretched bones, feet under the floor); or "
+                        "joints/groups to re-solve on every frame, e.g. lower_body (default: auto)")
+    p.add_argument("--preset", default="default", help="fast, default or best (default: default)")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes, one model copy each (default: 1)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="spread the takes over a Ray cluster: its address, auto, or local (start one here); "
+                        "needs pip install 'dreamor[ray]'")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_clean)
 
     p = sub.add_parser("serve", help="run the refinement backend (ZeroMQ) for the Blender add-on")
     p.add_argument("--connection-file", default=None, help="where to write the connection file")

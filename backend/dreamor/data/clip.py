@@ -51,8 +51,10 @@ class Clip:
         """A copy with root_orient/pose_body taken from (T, 22, 3) axis-angle."""
         return replace(self, root_orient=aa[:, 0].copy(), pose_body=aa[:, 1:].reshape(len(aa), 63).copy(), **changes)
 
-    def validate(self) -> "Clip":
-        """Check shapes and finiteness; raise InputFileError with a sentence a user can act on."""
+    def validate(self, allow_nonfinite: bool = False) -> "Clip":
+        """Check shapes and finiteness; raise InputFileError with a sentence a user can act on.
+
+        allow_nonfinite: NaN/inf motion values pass (``dreamor clean`` finds and repairs them)."""
         t = self.num_frames
         checks = {
             "trans": (self.trans, (t, 3)),
@@ -72,7 +74,7 @@ class Clip:
                 raise InputFileError(f"clip {self.name or ''} key '{key}' has shape {tuple(arr.shape)}, expected {shape}".replace("  ", " "))
             if key == "joints" and self.visible is not None:
                 arr = arr[self.visible]  # occluded observations may be NaN (unknown)
-            if arr.dtype != bool and not np.all(np.isfinite(arr)):
+            if arr.dtype != bool and not allow_nonfinite and not np.all(np.isfinite(arr)):
                 raise InputFileError(f"clip {self.name} key '{key}' holds NaN or infinite values")
         if self.confidence is not None and not ((self.confidence >= 0) & (self.confidence <= 1)).all():
             raise InputFileError(f"clip {self.name} key 'confidence' must lie in [0, 1] (0 hidden, 1 trusted)")
@@ -83,8 +85,8 @@ class Clip:
         return self
 
 
-def load_clip(path: str | os.PathLike) -> Clip:
-    """Read a clip `.npz` (our keys, HuMoR keys, or raw AMASS ``poses``)."""
+def load_clip(path: str | os.PathLike, allow_nonfinite: bool = False) -> Clip:
+    """Read a clip `.npz` (our keys, HuMoR keys, or raw AMASS ``poses``); see ``Clip.validate``."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as f:
@@ -125,7 +127,7 @@ def load_clip(path: str | os.PathLike) -> Clip:
         confidence=np.asarray(data["confidence"], np.float64) if "confidence" in data else None,
         name=path.stem,
     )
-    return clip.validate()
+    return clip.validate(allow_nonfinite)
 
 
 def save_clip(clip: Clip, path: str | os.PathLike) -> Path:

@@ -70,18 +70,21 @@ def capture_rate(path: Path) -> float | None:
     return _manifest_rates(str(path.resolve().parent)).get(path.name)
 
 
-def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS) -> Clip:
+def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_nonfinite: bool = False) -> Clip:
     """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate).
 
-    A BVH's frame rate is its header's unless a ``manifest.csv`` beside it gives ``capture_fps``."""
+    A BVH's frame rate is its header's unless a ``manifest.csv`` beside it gives ``capture_fps``.
+    allow_nonfinite: NaN/inf motion values are kept (``dreamor clean`` repairs them); resampling then
+    needs ``fps=None``."""
     path = Path(path)
     if is_bvh(path):
         clip = retarget_bvh(read_bvh(path), name=clip_stem(path))
         rate = capture_rate(path)
         if rate is not None and rate > 0 and abs(rate - clip.fps) > 1e-3:
             clip = replace(clip, fps=rate)
+        clip = clip.validate(allow_nonfinite)
     elif path.suffix.lower() == ".npz":
-        clip = load_clip(path)
+        clip = load_clip(path, allow_nonfinite)
     else:
         raise InputFileError(f"{path}: unsupported file type (expected .bvh, .bvh.gz or .npz)")
     if fps is not None:
@@ -97,7 +100,11 @@ def convert_to_clip(src: Path, dst: Path) -> Path:
 
 def clip_to_bvh(src: Path, dst: Path) -> Path:
     """A clip .npz -> SMPL-22 BVH (Y-up, centimetres, ZYX Euler), at the clip's own rate."""
-    clip = load_clip(src)
+    return write_clip_bvh(load_clip(src), dst)
+
+
+def write_clip_bvh(clip: Clip, dst: Path) -> Path:
+    """A clip -> SMPL-22 BVH file (Y-up, centimetres, ZYX Euler), at the clip's own rate; written whole or not at all."""
     t = clip.num_frames
     local = Rotation.from_rotvec(clip.local_aa.reshape(-1, 3)).as_matrix().reshape(t, -1, 3, 3)
     local[:, 0] = Y_UP_TO_Z_UP.T @ local[:, 0]  # world Z-up -> BVH Y-up

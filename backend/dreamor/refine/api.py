@@ -217,8 +217,13 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.learned_init and models.infill is not None and not vis30.all():
         from ..models.infill import complete
 
-        obs30 = complete(models.infill, obs30, vis30, rest, mirror_average=cfg.mirror_guess)  # the network's guess
-        guessed = ~vis30
+        # The network completes a body around its pelvis, and never saw frames with nothing seen: there the
+        # pelvis, and whole lost frames, keep the splines' guess and reach the network as seen.
+        seen = vis30.copy()
+        seen[:, 0] = True
+        seen[~vis30.any(1)] = True
+        obs30 = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
+        guessed = ~seen
     # Capture noise in the guess becomes huge velocities in the initial states (and latents the
     # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
     guess = gaussian_filter1d(obs30, cfg.init_smooth, axis=0, mode="nearest") if cfg.init_smooth > 0 else obs30

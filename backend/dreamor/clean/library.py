@@ -1,0 +1,210 @@
+"""Cleaning one take and finding the takes of a library: what `dreamor clean` runs on every worker.
+
+A take is one motion file (.bvh, .bvh.gz, .npz) under a PATH given on the command line; its outputs are
+``DIR/<name>.npz`` (the clip format: joints, contacts and the ``visible`` mask that was used),
+``DIR/<name>.bvh`` (SMPL-22) and ``DIR/.dreamor-clean/<name>.json`` (its report row and the fingerprint of
+input and settings), where ``<name>`` is the file's path below PATH without its suffix. The row is written
+last: a take is done when it is there with the same fingerprint and both outputs exist, so an interrupted
+run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import traceback
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..body.skeleton import parse_joints
+from ..data.clip import save_clip
+from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts, write_clip_bvh
+from ..errors import DreamorError
+from ..files import atomic_write
+from ..refine.fades import runs
+from .detect import DetectConfig, Faults, detect_faults, fill_nonfinite, nonfinite, world_joints
+
+STATE_DIR = ".dreamor-clean"
+SUFFIXES = (*BVH_SUFFIXES, ".npz")
+#: bump when the outputs of the same input and settings would change
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Take:
+    source: Path
+    name: str  # posix path below the PATH it was found under, without suffix
+
+    def outputs(self, out_dir: Path) -> tuple[Path, Path, Path]:
+        """(clip .npz, SMPL-22 .bvh, state .json) under ``out_dir``."""
+        return out_dir / f"{self.name}.npz", out_dir / f"{self.name}.bvh", out_dir / STATE_DIR / f"{self.name}.json"
+
+
+@dataclass(frozen=True)
+class CleanSettings:
+    occlude: str = "auto"  # 'auto' (find the faults) or joints/groups hidden on every frame
+    preset: str = "default"
+    device: str = "cpu"
+    detect: DetectConfig = field(default_factory=DetectConfig)
+
+    def check(self) -> None:
+        """DreamorError for settings that cannot work (before any take is read)."""
+        from ..refine.config import refine_preset
+
+        if self.occlude != "auto":
+            try:
+                parse_joints(self.occlude)
+            except ValueError as exc:
+                raise DreamorError(f"--occlude: {exc}") from None
+        try:
+            refine_preset(self.preset)
+        except ValueError as exc:
+            raise DreamorError(f"--preset: {exc}") from None
+
+
+def is_motion_file(path: Path) -> bool:
+    return path.is_file() and path.name.lower().endswith(SUFFIXES)
+
+
+def find_takes(paths: list[Path], out_dir: Path | None = None) -> list[Take]:
+    """Every motion file under ``paths`` (files or folders, searched recursively; ``out_dir`` left out),
+    sorted; DreamorError for a path that does not exist or two takes with the same output name."""
+    takes: list[Take] = []
+    for root in paths:
+        if not root.exists():
+            raise DreamorError(f"{root}: no such file or folder")
+        if root.is_file():
+            if not is_motion_file(root):
+                raise DreamorError(f"{root}: not a motion file (expected .bvh, .bvh.gz or .npz)")
+            takes.append(Take(root, clip_stem(root)))
+            continue
+        skip = out_dir.resolve() if out_dir is not None else None
+        for path in sorted(root.rglob("*")):
+            if not is_motion_file(path) or (skip is not None and skip in path.resolve().parents):
+                continue
+            rel = path.relative_to(root)
+            takes.append(Take(path, (rel.parent / clip_stem(path)).as_posix()))
+    seen: dict[str, Path] = {}
+    for take in takes:
+        if take.name in seen:
+            raise DreamorError(f"{seen[take.name]} and {take.source} would both be written as {take.name}.npz; "
+                               "rename one or clean them separately")
+        seen[take.name] = take.source
+    return takes
+
+
+def file_sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def settings_key(settings: CleanSettings, models_dir: Path) -> dict:
+    """What the outputs depend on besides the input: settings, detector thresholds, the model files."""
+    models = {p.name: file_sha1(p)[:12] for p in sorted(models_dir.glob("*.pt"))} if models_dir.is_dir() else {}
+    return {"format": FORMAT, "occlude": settings.occlude, "preset": settings.preset,
+            "detect": asdict(settings.detect), "models": models}
+
+
+def fingerprint(take: Take, key: dict) -> str:
+    return hashlib.sha1((file_sha1(take.source) + json.dumps(key, sort_keys=True)).encode()).hexdigest()
+
+
+def finished_row(take: Take, out_dir: Path, print_: str) -> dict | None:
+    """The take's report row from an earlier run if its outputs are there and up to date, else None."""
+    npz, bvh, state = take.outputs(out_dir)
+    if not (npz.is_file() and bvh.is_file() and state.is_file()):
+        return None
+    try:
+        row = json.loads(state.read_text())
+    except (OSError, ValueError):
+        return None
+    return row if row.get("fingerprint") == print_ and row.get("status") == "ok" else None
+
+
+def visibility(clip, settings: CleanSettings) -> tuple[np.ndarray, Faults]:
+    """The (T, 22) mask the refinement gets and what was found: every detector (``auto``), or the named
+    joints hidden on every frame (plus any non-finite values, which cannot be refined as they are)."""
+    if settings.occlude == "auto":
+        faults = detect_faults(clip, settings.detect)
+        return faults.visible, faults
+    bad = nonfinite(clip)
+    vis = ~bad
+    vis[:, list(parse_joints(settings.occlude))] = False
+    return vis, Faults(vis, {"nonfinite": bad})
+
+
+def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
+    from ..evaluate.metrics import plausibility
+
+    return {k: m.value for k, m in plausibility(joints, fps).items()}
+
+
+def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print_: str) -> dict:
+    """Read, find the faults, refine, write the outputs and the state row; returns the row. A take that
+    cannot be cleaned (unreadable, too short, diverged) gives a row with ``status`` 'failed' and the reason;
+    nothing of it is left in ``out_dir``."""
+    from ..refine.api import refine
+    from ..refine.config import refine_preset
+
+    t0 = time.perf_counter()
+    row: dict = {"take": take.name, "source": str(take.source), "fingerprint": print_}
+    npz, bvh, state = take.outputs(out_dir)
+    try:
+        clip = read_motion(take.source, fps=None, allow_nonfinite=True)
+        row.update(frames=clip.num_frames, fps=clip.fps)
+        vis, faults = visibility(clip, settings)
+        row["detected"] = faults.counts()
+        row["hidden_share"] = round(float((~vis).mean()), 5)
+        filled = fill_nonfinite(clip, vis)
+        if vis.all():  # nothing to repair: the take as it is, with joints and contact labels
+            cleaned, warnings = replace(with_joints_and_contacts(filled), visible=vis), []
+        else:
+            result = refine(filled, vis, refine_preset(settings.preset, device=settings.device), models=models)
+            cleaned, warnings = replace(result.to_clip(filled), visible=vis, name=clip.name), list(result.warnings)
+        if not (np.isfinite(cleaned.trans).all() and np.isfinite(cleaned.pose_body).all()):
+            raise DreamorError("the refinement diverged (non-finite result)")
+        before = world_joints(replace(filled, joints=None))
+        row["quality"] = {"input": _quality(before, clip.fps), "output": _quality(cleaned.joints, cleaned.fps)}
+        row["warnings"] = warnings
+        row["fault_runs"] = {k: [[int(a), int(b)] for a, b in runs(m.any(1))] for k, m in faults.kinds.items()}
+        save_clip(cleaned, npz)
+        write_clip_bvh(cleaned, bvh)
+        row.update(status="ok", seconds=round(time.perf_counter() - t0, 2))
+        with atomic_write(state, "w", encoding="utf-8") as fh:
+            json.dump(row, fh, indent=1)
+        return row
+    except DreamorError as exc:
+        reason = str(exc)
+    except Exception as exc:  # a bug must not stop the library; its traceback goes in the report
+        reason = f"internal error: {exc.__class__.__name__}: {exc}\n{traceback.format_exc(limit=6)}"
+    for path in (npz, bvh, state):
+        path.unlink(missing_ok=True)
+    return {**row, "status": "failed", "reason": reason, "seconds": round(time.perf_counter() - t0, 2)}
+
+
+# ----------------------------------------------------------------------------- one model copy per worker
+_WORKER: dict = {}
+
+
+def init_worker(device: str, threads: int, models_dir: str | None) -> None:
+    """Per worker process: its share of the CPU threads and its own copy of the models."""
+    import torch
+
+    from ..refine.api import MODELS_DIR_ENV, load_models
+
+    torch.set_num_threads(max(1, threads))
+    if models_dir:
+        os.environ[MODELS_DIR_ENV] = models_dir
+    _WORKER["models"] = load_models(device=device)
+
+
+def worker_clean(take: Take, out_dir: Path, settings: CleanSettings, print_: str) -> dict:
+    """:func:`clean_take` with this worker's models (loaded by :func:`init_worker`)."""
+    return clean_take(take, out_dir, settings, _WORKER["models"], print_)
+

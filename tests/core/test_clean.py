@@ -1,0 +1,176 @@
+"""`dreamor clean`: the fault detectors on synthetic faults and clean takes, and a library cleaned end to end."""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.clean.detect import below_floor, detect_faults, frozen, nonfinite, spikes, stretched, world_joints
+from dreamor.clean.inject import hold_legs, nan_frames, spike, touched
+from dreamor.cli import main
+from dreamor.data.convert import read_motion
+
+WALK = "dataset-2_walk-turn-left_normal_001.bvh"
+LOWER = list(JOINT_GROUPS["lower_body"])
+RIGHT_ARM = [17, 19, 21]  # shoulder, elbow, wrist
+
+
+@pytest.fixture(scope="module")
+def walk(mocap_dir):
+    return read_motion(mocap_dir / WALK, fps=None)
+
+
+def test_clean_takes_raise_no_alarm(mocap_dir):
+    """The bundled takes (walks, a run, gestures, CMU walks and jumps, 30 and 120 Hz) are clean."""
+    for path in sorted(mocap_dir.glob("*.bvh*")):
+        faults = detect_faults(read_motion(path, fps=None))
+        assert faults.counts()["hidden"] == 0, (path.name, faults.counts())
+
+
+def test_held_legs_are_found_and_only_they(walk):
+    faulty = hold_legs(walk, 20, 40)
+    found = frozen(faulty)
+    assert found[21:60][:, LOWER[2:]].all()  # knees down, over the held copies
+    assert not found[:20].any() and not found[61:].any()
+    assert not found[:, RIGHT_ARM].any()
+
+
+def test_a_three_frame_spike_is_found(walk):
+    faulty = spike(walk, 17, 50, 3, 0.3)
+    moved = np.linalg.norm(world_joints(faulty)[50:53, 21] - world_joints(walk)[50:53, 21], axis=-1)
+    assert moved.max() == pytest.approx(0.3, abs=0.03)  # the injection does what it says
+    found = spikes(world_joints(faulty), faulty.fps)
+    assert found[49:54][:, [17, 19, 21]].all()  # the shoulder glitched: it and all below it
+    assert not found[:45].any() and not found[60:].any()
+
+
+def test_nan_frames_and_nan_joints_are_found(walk):
+    faulty = nan_frames(walk, 30, 5)
+    aa = faulty.local_aa
+    aa[60, 4] = np.nan  # one knee rotation lost
+    faulty = faulty.with_local_aa(aa)
+    found = nonfinite(faulty)
+    assert found[30:35].all() and not found[35:60].any()
+    assert set(np.flatnonzero(found[60])) == {4, 7, 10}  # the knee and what hangs below it
+
+
+def test_stretched_bones_and_feet_under_the_floor(walk):
+    joints = world_joints(walk).copy()
+    assert not stretched(replace(walk, joints=joints)).any()
+    joints[40:44, 20] += [0.0, 0.0, 0.12]  # the left wrist 12 cm off its forearm
+    found = stretched(replace(walk, joints=joints))
+    assert found[40:44, 20].all() and found.sum() == 4
+    low = world_joints(walk).copy()
+    low[70:73, 10, 2] -= 0.2  # the left toe 20 cm into the floor
+    floor = below_floor(low)
+    assert floor[70:73, 10].all() and not floor[:70].any() and not floor[73:].any()
+
+
+def test_detected_mask_covers_what_the_faults_touched(walk):
+    faulty = nan_frames(spike(hold_legs(walk, 20, 40), 17, 70, 3, 0.3), 85, 5)
+    faults = detect_faults(faulty)
+    truth = touched(LOWER[2:], 21, 39, walk.num_frames) | touched([19, 21], 70, 3, walk.num_frames)
+    truth |= touched([0], 85, 5, walk.num_frames)
+    assert (~faults.visible)[truth].all()
+    # besides: the held joints themselves (hips), the glitching joint's parent, one frame either side of a spike
+    allowed = touched(LOWER, 20, 40, walk.num_frames) | touched([17], 69, 5, walk.num_frames) | truth
+    assert not (~faults.visible & ~allowed).any()
+    c = faults.counts()
+    assert c["frozen"] > 0 and c["spike"] > 0 and c["nonfinite"] == 5 * 22
+
+
+# ----------------------------------------------------------------------------- the command
+def _save_raw(path, clip) -> None:
+    """A clip .npz written as a capture tool would, NaN and all (save_clip refuses non-finite values)."""
+    np.savez(path, trans=clip.trans, root_orient=clip.root_orient, pose_body=clip.pose_body,
+             mocap_framerate=np.float64(clip.fps), rest_joints=clip.rest_joints)
+
+
+@pytest.fixture()
+def library(tmp_path, mocap_dir, walk):
+    lib = tmp_path / "library"
+    (lib / "gestures").mkdir(parents=True)
+    shutil.copy(mocap_dir / "dataset-2_run_normal_001.bvh", lib)
+    shutil.copy(mocap_dir / "dataset-2_raise-up-both-hands_normal_028.bvh", lib / "gestures")
+    faulty = nan_frames(spike(hold_legs(walk, 20, 40), 17, 70, 3, 0.3), 85, 5)
+    _save_raw(lib / "walk_faulty.npz", faulty)
+    (lib / "corrupt.npz").write_bytes(b"PK\x03\x04 this is not a zip")
+    return lib
+
+
+def _report(out):
+    return {r["take"]: r for r in json.loads((out / "report.json").read_text())["takes"]}
+
+
+def test_a_library_is_cleaned_and_a_second_run_skips_it(library, tmp_path, walk, capsys):
+    out = tmp_path / "out"
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 1  # the corrupt file
+    err = capsys.readouterr().err
+    assert "failed:" in err and "corrupt.npz" in err and "Traceback" not in err
+    rows = _report(out)
+    assert rows["corrupt"]["status"] == "failed" and "not a readable" in rows["corrupt"]["reason"]
+    for name in ("dataset-2_run_normal_001", "gestures/dataset-2_raise-up-both-hands_normal_028", "walk_faulty"):
+        assert rows[name]["status"] == "ok"
+        assert (out / f"{name}.npz").is_file() and (out / f"{name}.bvh").is_file()
+    assert not (out / "corrupt.npz").exists()
+    assert (out / "report.md").read_text().count("| ok |") == 3 and (out / "faults.png").is_file()
+
+    found = rows["walk_faulty"]["detected"]
+    assert found["frozen"] > 0 and found["spike"] > 0 and found["nonfinite"] == 5 * 22
+    with np.load(out / "walk_faulty.npz") as f:
+        joints, visible = f["joints"], f["visible"]
+        assert np.isfinite(joints).all() and f["contacts"].shape == (walk.num_frames, 9)
+    truth = world_joints(walk)
+    faulty = world_joints(replace(hold_legs(walk, 20, 40), joints=None))
+    spiked = world_joints(spike(walk, 17, 70, 3, 0.3))
+    held = (slice(25, 60), LOWER[2:])
+    glitch = (slice(70, 73), [19, 21])
+
+    def err(a, where):
+        return float(np.linalg.norm(a[where[0]][:, where[1]] - truth[where[0]][:, where[1]], axis=-1).mean())
+
+    assert err(joints, held) <= 0.5 * err(faulty, held)  # the faults are repaired
+    assert err(joints, glitch) <= 0.5 * err(spiked, glitch)
+    assert not visible[25:60, 4].any() and visible[:15].all()  # the mask that was used is saved
+
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 1
+    again = _report(out)
+    assert all(again[n].get("skipped") for n in rows if n != "corrupt")  # finished takes are not redone
+
+
+def test_an_interrupted_run_resumes(library, tmp_path, monkeypatch):
+    from dreamor.clean import command
+
+    (library / "corrupt.npz").unlink()
+    out = tmp_path / "out"
+    calls = []
+    real = command.clean_take
+
+    def interrupted_after_one(*args, **kwargs):
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(command, "clean_take", interrupted_after_one)
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 130
+    first = [n for n, r in _report(out).items() if r["status"] == "ok"]
+    assert len(first) == 1
+    monkeypatch.setattr(command, "clean_take", real)
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 0
+    rows = _report(out)
+    assert rows[first[0]].get("skipped") and sum(not r.get("skipped") for r in rows.values()) == 2
+
+
+def test_user_mistakes_are_one_line(tmp_path, capsys):
+    assert main(["clean", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["clean", str(tmp_path / "empty"), "--out", str(tmp_path / "o")]) == 2
+    assert "no motion files" in capsys.readouterr().err
+    assert main(["clean", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--occlude", "left_kneee"]) == 2
+    assert "unknown joint" in capsys.readouterr().err
