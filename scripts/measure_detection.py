@@ -57,6 +57,8 @@ def main(argv=None) -> int:
         per_take.append({"take": path.name, "frames": clip.num_frames, "fps": clip.fps,
                          "hidden_share": counts["hidden"] / n, **{k: counts[k] for k in KINDS}})
         for name, (make, seconds, joints) in FAULTS.items():
+            if clip.num_frames < round(3 * clip.fps):  # too short to hold the legs in
+                continue
             start = int(rng.integers(round(0.5 * clip.fps), clip.num_frames - round(2 * clip.fps)))
             frames = max(1, round(seconds * clip.fps))
             faulty = make(clip, start, frames)

@@ -174,3 +174,16 @@ def test_user_mistakes_are_one_line(tmp_path, capsys):
     assert "no motion files" in capsys.readouterr().err
     assert main(["clean", str(tmp_path / "empty"), "--out", str(tmp_path / "o"), "--occlude", "left_kneee"]) == 2
     assert "unknown joint" in capsys.readouterr().err
+
+
+@pytest.mark.ray
+def test_ray_gives_the_same_outputs_and_resumes(library, tmp_path):
+    """On a local Ray instance (`--ray local`): the same takes, rows and repairs as the local pool."""
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    args = ["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet", "--ray", "local"]
+    assert main(args) == 1  # the corrupt file
+    rows = _report(out)
+    assert rows["corrupt"]["status"] == "failed" and rows["walk_faulty"]["status"] == "ok"
+    assert rows["walk_faulty"]["detected"]["frozen"] > 0 and (out / "walk_faulty.bvh").is_file()
+    assert main(args) == 1 and all(r.get("skipped") for n, r in _report(out).items() if n != "corrupt")
