@@ -49,24 +49,32 @@ def make_library(files: list[Path], folder: Path, seconds: float, rng) -> dict[s
         name = path.name.split(".")[0]
         np.savez(folder / f"{name}.npz", trans=faulty.trans, root_orient=faulty.root_orient,
                  pose_body=faulty.pose_body, mocap_framerate=np.float64(f), rest_joints=faulty.rest_joints)
-        mask = touched(JOINT_GROUPS["lower_body"], a, held, n) | touched([17], b, glitch, n)
+        masks = {"held legs": touched(JOINT_GROUPS["lower_body"], a, held, n), "glitch": touched([17], b, glitch, n)}
         bad_input = world_joints(replace(faulty, trans=np.nan_to_num(faulty.trans),
                                          root_orient=np.nan_to_num(faulty.root_orient),
                                          pose_body=np.nan_to_num(faulty.pose_body)))
-        truth[name] = {"joints": world_joints(clip), "mask": mask, "input": bad_input, "frames": n, "fps": f}
+        truth[name] = {"joints": world_joints(clip), "masks": masks, "input": bad_input, "frames": n, "fps": f}
     return truth
 
 
-def repair_error(out: Path, truth: dict) -> tuple[float, float]:
-    """(input, cleaned) mean error in cm on the touched joint-frames, over the library."""
-    errs_in, errs_out = [], []
+def repair_error(out: Path, truth: dict) -> dict:
+    """{fault: {input, cleaned}} mean error in cm on the joint-frames it touched, over the library, and per
+    take the cleaned / input ratio (how many takes got worse)."""
+    errs: dict[str, dict[str, list]] = {}
+    worse = []
     for name, t in truth.items():
         with np.load(out / f"{name}.npz") as f:
             joints = f["joints"]
-        m = t["mask"]
-        errs_in.append(np.linalg.norm(t["input"] - t["joints"], axis=-1)[m])
-        errs_out.append(np.linalg.norm(joints - t["joints"], axis=-1)[m])
-    return 100 * float(np.concatenate(errs_in).mean()), 100 * float(np.concatenate(errs_out).mean())
+        e_in = np.linalg.norm(t["input"] - t["joints"], axis=-1)
+        e_out = np.linalg.norm(joints - t["joints"], axis=-1)
+        for fault, m in t["masks"].items():
+            errs.setdefault(fault, {"input": [], "cleaned": []})
+            errs[fault]["input"].append(e_in[m])
+            errs[fault]["cleaned"].append(e_out[m])
+            if e_out[m].mean() > e_in[m].mean():
+                worse.append(f"{name} ({fault}: {100 * e_in[m].mean():.1f} -> {100 * e_out[m].mean():.1f} cm)")
+    out_ = {f: {k: round(100 * float(np.concatenate(v).mean()), 2) for k, v in d.items()} for f, d in errs.items()}
+    return {**out_, "worse_than_input": worse}
 
 
 def main(argv=None) -> int:
@@ -75,7 +83,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--presets", default="fast,default")
     parser.add_argument("--workers", default="1,2")
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each take (default 8 s)")
+    parser.add_argument("--seconds", type=float, default=6.0, help="length of each take (default 6 s)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="passed to dreamor clean")
     args = parser.parse_args(argv)
     runs = []
     with tempfile.TemporaryDirectory(prefix="dreamor-bench-clean-") as tmp:
@@ -86,17 +95,17 @@ def main(argv=None) -> int:
             for workers in (int(w) for w in args.workers.split(",")):
                 out = Path(tmp) / f"out_{preset}_{workers}"
                 cmd = [sys.executable, "-m", "dreamor.cli", "clean", str(lib), "--out", str(out), "--preset", preset,
-                       "--workers", str(workers), "--quiet"]
+                       "--workers", str(workers), "--quiet"] + [a for s in args.set for a in ("--set", s)]
                 t0 = time.perf_counter()
                 rc = subprocess.run(cmd, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}).returncode
                 wall = time.perf_counter() - t0
                 report = json.loads((out / "report.json").read_text())
-                e_in, e_out = repair_error(out, truth)
-                runs.append({"preset": preset, "workers": workers, "rc": rc, "wall_s": round(wall, 1),
+                errors = repair_error(out, truth)
+                runs.append({"preset": preset, "workers": workers, "set": args.set, "rc": rc, "wall_s": round(wall, 1),
                              **{k: report["totals"][k] for k in ("takes", "ok", "failed", "frames_cleaned", "seconds",
                                                                  "takes_per_minute", "frames_per_second")},
                              "detected": report["totals"]["detected"],
-                             "error_cm_on_faults": {"input": round(e_in, 2), "cleaned": round(e_out, 2)}})
+                             "error_cm_on_faults": errors})
                 print(json.dumps(runs[-1]), file=sys.stderr)
     result = {"takes": [str(f) for f in args.files], "seconds_per_take": args.seconds,
               "frames": sum(t["frames"] for t in truth.values()), "cpu_count": os.cpu_count(), "runs": runs}

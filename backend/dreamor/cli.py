@@ -197,11 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: find the faults (NaN, frozen limbs, spikes, stretched bones, feet under the floor); or "
                         "joints/groups to re-solve on every frame, e.g. lower_body (default: auto)")
     p.add_argument("--preset", default="default", help="fast, default or best (default: default)")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes, one model copy each (default: 1)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local worker processes, one model copy and one thread's share of the cores each "
+                        "(default: one per CPU core, at most 8)")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="spread the takes over a Ray cluster: its address, auto, or local (start one here); "
                         "needs pip install 'dreamor[ray]'")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
+    p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_clean)
 

@@ -157,11 +157,11 @@ def test_an_interrupted_run_resumes(library, tmp_path, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(command, "clean_take", interrupted_after_one)
-    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 130
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet", "--workers", "1"]) == 130
     first = [n for n, r in _report(out).items() if r["status"] == "ok"]
     assert len(first) == 1
     monkeypatch.setattr(command, "clean_take", real)
-    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet"]) == 0
+    assert main(["clean", str(library), "--out", str(out), "--preset", "fast", "--quiet", "--workers", "1"]) == 0
     rows = _report(out)
     assert rows[first[0]].get("skipped") and sum(not r.get("skipped") for r in rows.values()) == 2
 

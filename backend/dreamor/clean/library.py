@@ -48,7 +48,13 @@ class CleanSettings:
     occlude: str = "auto"  # 'auto' (find the faults) or joints/groups hidden on every frame
     preset: str = "default"
     device: str = "cpu"
+    settings: tuple[str, ...] = ()  # --set NAME=VALUE overrides of the refinement preset
     detect: DetectConfig = field(default_factory=DetectConfig)
+
+    def refine_config(self):
+        from ..refine.config import refine_preset
+
+        return refine_preset(self.preset, self.settings, device=self.device)
 
     def check(self) -> None:
         """DreamorError for settings that cannot work (before any take is read)."""
@@ -60,9 +66,9 @@ class CleanSettings:
             except ValueError as exc:
                 raise DreamorError(f"--occlude: {exc}") from None
         try:
-            refine_preset(self.preset)
+            refine_preset(self.preset, self.settings)
         except ValueError as exc:
-            raise DreamorError(f"--preset: {exc}") from None
+            raise DreamorError(str(exc)) from None
 
 
 def is_motion_file(path: Path) -> bool:
@@ -107,7 +113,7 @@ def file_sha1(path: Path) -> str:
 def settings_key(settings: CleanSettings, models_dir: Path) -> dict:
     """What the outputs depend on besides the input: settings, detector thresholds, the model files."""
     models = {p.name: file_sha1(p)[:12] for p in sorted(models_dir.glob("*.pt"))} if models_dir.is_dir() else {}
-    return {"format": FORMAT, "occlude": settings.occlude, "preset": settings.preset,
+    return {"format": FORMAT, "occlude": settings.occlude, "preset": settings.preset, "set": list(settings.settings),
             "detect": asdict(settings.detect), "models": models}
 
 
@@ -150,7 +156,6 @@ def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print
     cannot be cleaned (unreadable, too short, diverged) gives a row with ``status`` 'failed' and the reason;
     nothing of it is left in ``out_dir``."""
     from ..refine.api import refine
-    from ..refine.config import refine_preset
 
     t0 = time.perf_counter()
     row: dict = {"take": take.name, "source": str(take.source), "fingerprint": print_}
@@ -165,7 +170,7 @@ def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print
         if vis.all():  # nothing to repair: the take as it is, with joints and contact labels
             cleaned, warnings = replace(with_joints_and_contacts(filled), visible=vis), []
         else:
-            result = refine(filled, vis, refine_preset(settings.preset, device=settings.device), models=models)
+            result = refine(filled, vis, settings.refine_config(), models=models)
             cleaned, warnings = replace(result.to_clip(filled), visible=vis, name=clip.name), list(result.warnings)
         if not (np.isfinite(cleaned.trans).all() and np.isfinite(cleaned.pose_body).all()):
             raise DreamorError("the refinement diverged (non-finite result)")
