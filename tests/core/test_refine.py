@@ -304,3 +304,15 @@ def test_every_clip_gets_a_live_preview_while_it_is_optimised(models, clip):
     assert len(seen) == 5  # every iteration but the last (the result follows)
     assert all(s == 0 and n[1:] == (22, 3) and finite for s, n, finite in seen)
     assert seen[-1][1][0] == out.joints.shape[0]
+
+
+def test_short_interior_gaps_keep_the_splines_guess():
+    """Gaps the joint-completion network never saw (< 0.3 s) with seen frames on both sides are the splines'."""
+    from dreamor.body.fill import short_gaps
+
+    vis = np.ones((30, 3), bool)
+    vis[5:9, 0] = False  # 4 frames, interior
+    vis[10:20, 1] = False  # 10 frames: too long
+    vis[27:, 2] = False  # at the end: nothing seen after it
+    gaps = short_gaps(vis, 6)
+    assert gaps[5:9, 0].all() and gaps.sum() == 4

@@ -110,3 +110,18 @@ def spline_fill(joints: np.ndarray, visible: np.ndarray, rest_joints: np.ndarray
         if len(gap):
             out[gap, j] = CubicSpline(seen, joints[seen, j], axis=0)(gap)
     return out
+
+
+def short_gaps(visible: np.ndarray, max_frames: int) -> np.ndarray:
+    """(T, J) bool: the hidden runs of each joint at most ``max_frames`` long with seen frames on both sides
+    (a glitch or a few lost frames, pinned by the poses either side)."""
+    out = np.zeros_like(visible, dtype=bool)
+    t = len(visible)
+    for j in range(visible.shape[1]):
+        hidden = np.concatenate([[0], (~visible[:, j]).astype(np.int8), [0]])
+        edges = np.flatnonzero(np.diff(hidden))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if 0 < a and b < t and b - a <= max_frames:
+                out[a:b, j] = True
+    return out
+

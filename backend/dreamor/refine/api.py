@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy.ndimage import gaussian_filter1d
 
-from ..body.fill import spline_fill
+from ..body.fill import short_gaps, spline_fill
 from ..body.kinematics import forward_kinematics
 from ..body.proportions import body_scale, scale_clip
 from ..body.rotations import aa_to_mat, mat_to_aa
@@ -217,9 +217,10 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.learned_init and models.infill is not None and not vis30.all():
         from ..models.infill import complete
 
-        # The network completes a body around its pelvis, and never saw frames with nothing seen: there the
-        # pelvis, and whole lost frames, keep the splines' guess and reach the network as seen.
-        seen = vis30.copy()
+        # The network completes a body around its pelvis, and never saw frames with nothing seen nor gaps
+        # shorter than 0.3 s: there the pelvis, whole lost frames and short gaps keep the splines' guess and
+        # reach the network as seen.
+        seen = vis30 | short_gaps(vis30, int(round(cfg.spline_gap_s * MODEL_FPS)))
         seen[:, 0] = True
         seen[~vis30.any(1)] = True
         obs30 = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess

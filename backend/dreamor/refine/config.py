@@ -65,6 +65,9 @@ class RefineConfig:
     learned_init: bool = True
     #: the guess is the mean of the network's answers for the clip and for its mirror image (left <-> right).
     mirror_guess: bool = True
+    #: hidden gaps up to this long (seconds) with seen frames on both sides keep the splines' guess, not the
+    #: network's: it was trained on gaps of 0.3 s and more, and the poses either side pin a short gap.
+    spline_gap_s: float = 0.2
     #: put the rollout's regressed joints back on the skeleton after every step (``MotionVAE.project_bones``,
     #: which free-running samples need). Off: the refinement's rollouts are short and anchored, and it cost accuracy.
     project_bones: bool = False
