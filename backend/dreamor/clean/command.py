@@ -161,10 +161,11 @@ def run_clean(args) -> int:
             rows.append({**row, "skipped": True})
         else:
             todo.append((take, print_))
+    workers = max(1, min(args.workers, len(todo)))
     if not args.quiet:
-        print(f"{len(takes)} takes under {', '.join(map(str, paths))}: {len(rows)} already up to date, "
+        print(f"{len(takes)} take(s) under {', '.join(map(str, paths))}: {len(rows)} already up to date, "
               f"{len(todo)} to clean ({settings.preset} preset, {settings.device}, "
-              f"{'Ray ' + args.ray if args.ray else f'{args.workers} worker(s)'})", file=sys.stderr)
+              f"{'Ray ' + args.ray if args.ray else f'{workers} worker(s)'})", file=sys.stderr)
     t0 = time.perf_counter()
     progress = Progress(len(takes), len(rows), args.quiet)
     interrupted = False
@@ -172,7 +173,7 @@ def run_clean(args) -> int:
         if todo and args.ray:
             run_ray(todo, out_dir, settings, args.ray, progress, rows)
         elif todo:
-            run_local(todo, out_dir, settings, min(args.workers, len(todo)), progress, rows)
+            run_local(todo, out_dir, settings, workers, progress, rows)
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -180,8 +181,8 @@ def run_clean(args) -> int:
     order = {t.name: i for i, t in enumerate(takes)}
     rows.sort(key=lambda r: order.get(r["take"], 0))
     settings_out = {**asdict(settings), "paths": [str(p) for p in paths], "models": key["models"],
-                    "workers": args.workers, "ray": args.ray}
-    report = write_report(out_dir, rows, settings_out, time.perf_counter() - t0, args.workers)
+                    "workers": workers, "ray": args.ray}
+    report = write_report(out_dir, rows, settings_out, time.perf_counter() - t0, workers)
     t = report["totals"]
     if interrupted:
         print(f"interrupted: {t['ok']} of {t['takes']} takes are done; run the same command again to go on",
