@@ -86,11 +86,11 @@ def fault_plot(rows: list[dict], path: Path, most: int = 8) -> Path | None:
     ax.set_yticks(range(len(busy)), [r["take"] for r in busy], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
-    ax.set_xlabel("position in the take (share of its frames)")
+    ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["start", "", "middle", "", "end"], fontsize=8)
     for k in KINDS:
         ax.plot([], [], color=COLOURS[k], lw=6, label=k)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(KINDS), fontsize=8, frameon=False)
-    ax.set_title("Faults found (frames with any joint flagged), busiest takes", fontsize=10)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(KINDS), fontsize=8, frameon=False)
+    ax.set_title("Faults found on the busiest takes (frames with any joint flagged)", fontsize=10, pad=22)
     with atomic_write(path) as fh:
         fig.savefig(fh, format="png", bbox_inches="tight")
     plt.close(fig)
