@@ -26,7 +26,7 @@ clean takes and the detection rate on injected faults are in docs/benchmarks/cle
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -59,10 +59,12 @@ class DetectConfig:
 @dataclass
 class Faults:
     """What :func:`detect_faults` found. ``visible`` (T, 22): False where the refinement should re-solve;
-    ``kinds``: kind -> (T, 22) bool mask of the joint-frames that kind flagged (before combining)."""
+    ``kinds``: kind -> (T, 22) bool mask of the joint-frames that kind flagged (before combining);
+    ``joints``: (T, 22, 3) the input's joints the detectors saw (non-finite values filled in)."""
 
     visible: np.ndarray
     kinds: dict[str, np.ndarray] = field(default_factory=dict)
+    joints: np.ndarray | None = None
 
     def counts(self) -> dict[str, int]:
         """Joint-frames flagged per kind, and ``hidden``: joint-frames hidden in all."""
@@ -218,15 +220,13 @@ def detect_faults(clip: Clip, cfg: DetectConfig = DetectConfig()) -> Faults:
     hidden = np.zeros((clip.num_frames, NUM_JOINTS), bool)
     for mask in kinds.values():
         hidden |= mask
-    return Faults(~hidden, kinds)
+    return Faults(~hidden, kinds, joints)
 
 
 def fill_nonfinite(clip: Clip, good: np.ndarray) -> Clip:
     """The clip with non-finite rotations and translations filled in (each joint: linear interpolation of
     its axis-angle between good frames, held at the ends), so FK and the refinement get numbers; the
     filled joint-frames are hidden anyway. good: (T, 22) bool."""
-    from dataclasses import replace
-
     local = clip.local_aa.copy()
     trans = clip.trans.copy()
     frames = np.arange(clip.num_frames)

@@ -142,7 +142,7 @@ def visibility(clip, settings: CleanSettings) -> tuple[np.ndarray, Faults]:
     bad = nonfinite(clip)
     vis = ~bad
     vis[:, list(parse_joints(settings.occlude))] = False
-    return vis, Faults(vis, {"nonfinite": bad})
+    return vis, Faults(vis, {"nonfinite": bad}, world_joints(fill_nonfinite(clip, ~bad)))
 
 
 def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
@@ -174,8 +174,7 @@ def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print
             cleaned, warnings = replace(result.to_clip(filled), visible=vis, name=clip.name), list(result.warnings)
         if not (np.isfinite(cleaned.trans).all() and np.isfinite(cleaned.pose_body).all()):
             raise DreamorError("the refinement diverged (non-finite result)")
-        before = world_joints(replace(filled, joints=None))
-        row["quality"] = {"input": _quality(before, clip.fps), "output": _quality(cleaned.joints, cleaned.fps)}
+        row["quality"] = {"input": _quality(faults.joints, clip.fps), "output": _quality(cleaned.joints, cleaned.fps)}
         row["warnings"] = warnings
         row["fault_runs"] = {k: [[int(a), int(b)] for a, b in runs(m.any(1))] for k, m in faults.kinds.items()}
         save_clip(cleaned, npz)
