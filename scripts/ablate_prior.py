@@ -1,12 +1,13 @@
 """What the prior contributes: one `dreamor eval` per configuration on both validation splits, then one table.
 
-    python scripts/ablate_prior.py OUT [--preset fast] [--clips 12] [--only NAME,...]
+    python scripts/ablate_prior.py OUT [--preset fast] [--clips 12] [--only NAME,...] [--protocol lower_body|noisy]
 
-Lower body hidden, 150-frame clips, the native bodies; the clips are the first ``--clips`` of each split's list in
+Lower body hidden (or ``--protocol noisy``: 4 cm noise on every joint, nothing hidden), 150-frame clips, the native bodies; the clips are the first ``--clips`` of each split's list in
 scripts/eval_bodies.sh. Every configuration is a list of ``--set`` settings (``CONFIGS``); ``infill`` (the first
 guess) and ``vae_only`` (HuMoR's prior) are run once as the baselines. Writes OUT/<config>/<split>/report.* and
-OUT/ablation.md / .json: hidden-joint error per split, its ratio to ``infill`` and to the engine without the prior
-(``no_sds``), visible error and acceleration error.
+OUT/ablation.md / .json: hidden-joint error per split (all joints under ``noisy``), its ratio to the baseline
+(``infill``; ``input`` under ``noisy``) and to the engine without the prior (``no_sds``), visible error and
+acceleration error.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: name -> (method, settings[, preset]). ``base`` is the preset as shipped; a third entry overrides ``--preset``.
 CONFIGS: dict[str, tuple] = {
     "infill": ("infill", []),
+    "input": ("input", []),
     "vae_only": ("vae_only", []),
     "base": ("dreamor", []),
     "no_sds": ("dreamor", ["weights.sds=0"]),
@@ -51,12 +53,12 @@ def split_files(split: str) -> list[str]:
     return [str(m / "extra" / f"cmu_{t}.bvh.gz") for t in extra] + [str(m / "extra2" / f"cmu_{t}.bvh.gz") for t in extra2]
 
 
-def run(name: str, split: str, files: list[str], preset: str, out: Path) -> dict:
+def run(name: str, split: str, files: list[str], preset: str, out: Path, protocol: str) -> dict:
     method, settings, *own = CONFIGS[name]
     preset = own[0] if own else preset
     dest = out / name / split
     if not (dest / "report.json").exists():
-        cmd = [str(ROOT / ".venv" / "bin" / "dreamor"), "eval", *files, "--protocol", "lower_body", "--methods", method,
+        cmd = [str(ROOT / ".venv" / "bin" / "dreamor"), "eval", *files, "--protocol", protocol, "--methods", method,
                "--preset", preset, "--clip-frames", "150", "--clips-per-file", "1", "--no-plots", "--quiet",
                "--out", str(dest)]
         for s in settings:
@@ -72,30 +74,33 @@ def main() -> int:
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--clips", type=int, default=12)
     ap.add_argument("--only", default=None, help="comma-separated configuration names (default: all)")
+    ap.add_argument("--protocol", default="lower_body", choices=("lower_body", "noisy"))
     args = ap.parse_args()
     out = Path(args.out)
     names = args.only.split(",") if args.only else list(CONFIGS)
-    for n in ("no_sds", "infill"):
+    ref, key = ("infill", "occ_cm") if args.protocol == "lower_body" else ("input", "all_cm")
+    for n in ("no_sds", ref):
         if n not in names:
             names.insert(0, n)  # the ratios need them
-    res = {split: {n: run(n, split, split_files(split)[: args.clips], args.preset, out) for n in names}
+    res = {split: {n: run(n, split, split_files(split)[: args.clips], args.preset, out, args.protocol) for n in names}
            for split in ("val", "unseen")}
     rows = ["| configuration | settings | " + " | ".join(
-        f"{s} hidden | {s} / infill | {s} / no_sds | {s} visible | {s} accel err" for s in ("val", "unseen")) + " |",
+        f"{s} {'hidden' if key == 'occ_cm' else 'all'} | {s} / {ref} | {s} / no_sds | {s} visible | {s} accel err" for s in ("val", "unseen")) + " |",
         "|---|---|" + "---|" * 10]
     for n in names:
         cells = []
         for split in ("val", "unseen"):
-            r, base, nos = res[split][n], res[split]["infill"], res[split]["no_sds"]
-            cells += [f"{r['occ_cm']:.2f}", f"{r['occ_cm'] / base['occ_cm']:.3f}", f"{r['occ_cm'] / nos['occ_cm']:.3f}",
+            r, base, nos = res[split][n], res[split][ref], res[split]["no_sds"]
+            cells += [f"{r[key]:.2f}", f"{r[key] / base[key]:.3f}", f"{r[key] / nos[key]:.3f}",
                       f"{r['vis_cm']:.2f}", f"{r['accel_err_ms2']:.2f}"]
         method, settings, *own = CONFIGS[n]
         label = f"`{method}` " + (f"`--preset {own[0]}` " if own else "") + " ".join(f"`{s}`" for s in settings)
         rows.append(f"| {n} | {label} | " + " | ".join(cells) + " |")
     cmd = "python scripts/ablate_prior.py " + " ".join(sys.argv[1:])
-    text = (f"# What the prior contributes ({args.preset}, lower body hidden, first {args.clips} clips of each split)\n\n"
-            f"Command: `{cmd}`. Hidden / visible in cm, acceleration error in m/s²; ratios below 1 are better than "
-            "the first guess (`infill`) or than the same engine without the prior (`no_sds`).\n\n" + "\n".join(rows) + "\n")
+    what = "lower body hidden" if key == "occ_cm" else "4 cm noise on every joint, nothing hidden"
+    text = (f"# What the prior contributes ({args.preset}, {what}, first {args.clips} clips of each split)\n\n"
+            f"Command: `{cmd}`. Joint errors in cm, acceleration error in m/s²; ratios below 1 are better than "
+            f"`{ref}` or than the same engine without the prior (`no_sds`).\n\n" + "\n".join(rows) + "\n")
     (out / "ablation.md").write_text(text)
     (out / "ablation.json").write_text(json.dumps(res, indent=2) + "\n")
     print(text)

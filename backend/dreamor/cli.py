@@ -14,6 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import DreamorError
 
+THREADS_HELP = "torch CPU threads (default: half the cores, one on a 2-core machine: faster for these small networks)"
 SET_HELP = ("override one refinement setting (repeatable), for ablations: a RefineConfig field or weights.TERM, "
             "e.g. --set weights.sds=0 --set t_range=0.3,0.9")
 
@@ -183,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: models/vae-small.pt)")
     p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_refine)
 
@@ -212,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connection-file", default=None, help="where to write the connection file")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser(
@@ -240,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "scaled by S, e.g. x1.2); several give DIR/<body>/ reports and DIR/bodies.md (default native)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
@@ -259,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="vae_only,dreamor,no_opt,input", help="methods (vae_only is the baseline)")
     p.add_argument("--clip", default=None, help="motion file to loop (default: the bundled sample)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench)
     return parser
@@ -268,6 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.func in (_cmd_refine, _cmd_serve, _cmd_eval):
+            from .threads import use_threads
+
+            use_threads(args.threads)
         return int(args.func(args) or 0)
     except DreamorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -117,3 +117,48 @@ def test_prior_nll_pulls_latents_to_the_prior_mean():
     moved = _descend(lambda x: E.prior_nll(x, mu, logvar)[0], z, lr=1.0)
     assert float(E.prior_nll(moved, mu, logvar)[0]) < float(E.prior_nll(z, mu, logvar)[0])
     assert (moved - 0.5).abs().max() < 0.5
+
+
+def _toy_energies(walk):
+    """name -> (energy(joints) -> scalar, the perturbed start, how far it is from what the term wants)."""
+    j, c, rest = walk
+    g = torch.Generator().manual_seed(1)
+    shaky = j + 0.02 * torch.randn(j.shape, generator=g, dtype=torch.float64)
+    vis = torch.ones(j.shape[:-1], dtype=torch.bool)
+    ground = _flat_ground()
+    sunk = j.clone()
+    sunk[..., 2] -= 0.05
+    lifted = j.clone()
+    lifted[..., 2] += 0.05
+
+    def off_truth(x):
+        return float((x - j).norm(dim=-1).mean())
+
+    def below(x):
+        return float(torch.clamp(-E.heights(x, ground), min=0).sum())
+
+    return {
+        "observation": (lambda x: E.observation(x, j, vis)[0], shaky, off_truth),
+        "consistency": (lambda x: E.skeleton_consistency(x, j)[0], shaky, off_truth),
+        "smoothness": (lambda x: E.smoothness(x)[0], shaky, lambda x: float(E.smoothness(x)[0])),
+        "bone_length": (lambda x: E.bone_length(x, rest)[0], shaky, lambda x: float(E.bone_length(x, rest)[0])),
+        "contact_velocity": (lambda x: E.contact_velocity(x, c)[0], shaky, lambda x: float(E.contact_velocity(x, c)[0])),
+        "contact_height": (lambda x: E.contact_height(x, c, ground)[0], lifted,
+                           lambda x: float(E.contact_height(x, c, ground)[0])),
+        "penetration": (lambda x: E.penetration(x, ground)[0], sunk, below),
+    }
+
+
+@pytest.mark.parametrize("name", ["observation", "consistency", "smoothness", "bone_length", "contact_velocity",
+                                  "contact_height", "penetration"])
+def test_each_energys_gradient_moves_the_motion_the_right_way(walk, name):
+    """A few plain gradient steps on one term alone bring a perturbed toy motion back towards what the term asks for."""
+    energy, start, distance = _toy_energies(walk)[name]
+    e0 = float(energy(start))
+    x = start.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(energy(x), x)
+    assert torch.isfinite(g).all() and float(g.abs().max()) > 0
+    lr = 0.5 * e0 / float((g * g).sum())  # a step that would halve the energy if it were linear
+    moved = (start - lr * g).detach()
+    assert float(energy(moved)) < e0
+    assert distance(moved) < distance(start)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[2] / "backend" / "dreamor"
 #: layer of each subpackage / top-level module; evaluate and server sit side by side and do not import each other.
-LAYERS = {"errors": 0, "files": 0, "body": 1, "data": 2, "models": 3, "refine": 4, "evaluate": 5, "server": 5, "train": 6, "clean": 6,
+LAYERS = {"errors": 0, "files": 0, "threads": 0, "body": 1, "data": 2, "models": 3, "refine": 4, "evaluate": 5, "server": 5, "train": 6, "clean": 6,
           "info": 7, "cli": 7, "__init__": 7}
 #: packages above dreamor that import bpy (Blender); only the CLI reaches them, lazily.
 BPY_PACKAGES = {"bpy", "dreamor_demo", "blender_addon"}

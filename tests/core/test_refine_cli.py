@@ -92,3 +92,22 @@ def test_refine_keeps_pins_and_marks_noisy_joints(tmp_path, mocap_dir, ckpts, ca
     assert (out.pinned == pinned).all()
     assert (out.confidence[10:30, 13] == 0.5).all() and (out.confidence[:10] == 1).all()
     assert np.linalg.norm(out.joints[20, [7, 8]] - clip.joints[20, [7, 8]], axis=-1).max() < 0.005
+
+
+def test_refine_serve_and_eval_set_the_thread_count(monkeypatch):
+    """--threads reaches torch; without it a process takes half the cores (one on a 2-core machine)."""
+    import torch
+
+    from dreamor import cli, threads
+
+    seen = []
+    monkeypatch.setattr(cli, "_cmd_refine", lambda args: seen.append(torch.get_num_threads()) or 0)
+    before = torch.get_num_threads()
+    try:
+        assert cli.main(["refine", "in.npz", "out.npz", "--threads", "3"]) == 0
+        monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+        assert cli.main(["refine", "in.npz", "out.npz"]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [3, 1]
+    assert threads.default_threads(16) == 8 and threads.default_threads(1) == 1

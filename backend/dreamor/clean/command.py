@@ -15,6 +15,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..errors import DreamorError
+from ..threads import default_threads
 from .library import (
     CleanSettings,
     Take,
@@ -63,8 +64,8 @@ class Progress:
 def run_local(todo: list[tuple[Take, str]], out_dir: Path, settings: CleanSettings, workers: int,
               progress: Progress, rows: list[dict]) -> None:
     """The takes on this machine: in this process (1 worker) or a pool with one model copy per worker,
-    the CPU threads split between them. Each take's row is appended to ``rows`` as it finishes."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    the CPU threads split between them (one worker: ``threads.default_threads``). Each take's row is appended to ``rows`` as it finishes."""
+    threads = default_threads() if workers == 1 else max(1, (os.cpu_count() or 1) // workers)
     if workers == 1:
         import torch
 

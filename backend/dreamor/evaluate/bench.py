@@ -66,9 +66,12 @@ def _one(job: dict) -> dict:
 
 
 def run_bench(out: str, lengths=DEFAULT_LENGTHS, presets=("fast", "default"), methods=("vae_only", "dreamor", "no_opt", "input"),
-              clip: str | None = None, device: str = "cpu", threads: int = 2, quiet: bool = False) -> int:
+              clip: str | None = None, device: str = "cpu", threads: int | None = None, quiet: bool = False) -> int:
+    """Time each method x preset x length in its own child process; ``threads`` None: ``threads.default_threads``."""
+    from ..threads import default_threads
     from .baselines import get_methods
 
+    threads = threads or default_threads()
     get_methods(list(methods))  # unknown/unavailable -> one clear error before any work
     jobs = []
     for n in lengths:
