@@ -32,11 +32,16 @@ CONFIGS: dict[str, tuple] = {
     "sds_x10": ("dreamor", ["weights.sds=0.5"]),
     "t_anneal": ("dreamor", ["t_anneal=true", "t_range=0.2,0.8"]),
     "sds_x10_guess_fades": ("dreamor", ["weights.sds=0.5", "guess_final=0"]),
+    # observation-guided denoising: the prior's targets moved to meet the visible joints, then trusted more
+    "obs_guide": ("dreamor", ["obs_guidance=0.5"]),
+    "obs_guide_sds_x10": ("dreamor", ["obs_guidance=0.5", "weights.sds=0.5"]),
+    "obs_guide_sds_x100_guess_fades": ("dreamor", ["obs_guidance=0.5", "weights.sds=5", "guess_final=0.2"]),
     # the paper's setting: no completion network (hidden joints start from the rest pose / splines)
     "rest_pose": ("input", []),
     "paper": ("dreamor", [], "paper"),
     "paper_vae_only": ("vae_only", [], "paper"),
     "paper_no_sds": ("dreamor", ["weights.sds=0"], "paper"),
+    "paper_obs_guide": ("dreamor", ["obs_guidance=0.5"], "paper"),
 }
 
 

@@ -279,12 +279,13 @@ class LatentDiffusion(nn.Module):
         guidance: float | None = None,
         eta: float = 0.0,
         generator: torch.Generator | None = None,
+        guide=None,
     ) -> torch.Tensor:
         """``num_steps`` DDIM steps of this denoiser from normalised noisy latents ``zn`` (B, Z) at ``t_start``
-        (int or (B,)) down to clean; returns normalised ẑ_0 (B, Z)."""
+        (int or (B,)) down to clean; returns normalised ẑ_0 (B, Z). ``guide``: see ``schedule.ddim_reverse``."""
         g = self.config.guidance if guidance is None else guidance
         return ddim_reverse(self.schedule, lambda z, t: self.predict_eps(z, t, cond, g), zn, t_start, num_steps,
-                            eta, generator)
+                            eta, generator, guide)
 
     @torch.no_grad()
     def denoise(
@@ -297,6 +298,7 @@ class LatentDiffusion(nn.Module):
         eta: float = 0.0,
         noise: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        guide=None,
     ) -> torch.Tensor:
         """The test-time target ẑ: noise raw latents ``z`` to ``t_start`` and run K DDIM steps back.
 
@@ -304,7 +306,8 @@ class LatentDiffusion(nn.Module):
         in one batch; cond: (..., 273) VAE-prepared previous states (see the module doc);
         t_start: int or tensor broadcastable to z's leading dims, timesteps in [0, T)
         (``schedule.timestep_at(0.5)`` is the paper's t' = T/2); noise: (..., Z) or drawn
-        from ``generator``. Returns ẑ (..., Z) raw latents.
+        from ``generator``; ``guide(ẑ_0) -> ẑ_0'`` on raw latents (..., Z) corrects every step's clean
+        estimate (observation-guided denoising). Returns ẑ (..., Z) raw latents.
         """
         lead = z.shape[:-1]
         zf = z.reshape(-1, z.shape[-1])
@@ -313,7 +316,11 @@ class LatentDiffusion(nn.Module):
         if noise is None:
             noise = randn(zf.shape, generator, zf)
         zn = self.schedule.add_noise(self.normalize(zf), noise.reshape(zf.shape), t)
-        return self.unnormalize(self.reverse(zn, cf, t, num_steps, guidance, eta, generator)).reshape(z.shape)
+        flat_guide = None
+        if guide is not None:
+            def flat_guide(z0n: torch.Tensor) -> torch.Tensor:
+                return self.normalize(guide(self.unnormalize(z0n).reshape(z.shape)).reshape(zf.shape))
+        return self.unnormalize(self.reverse(zn, cf, t, num_steps, guidance, eta, generator, flat_guide)).reshape(z.shape)
 
     @torch.no_grad()
     def sample(

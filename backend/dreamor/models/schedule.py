@@ -186,12 +186,19 @@ class NoiseSchedule:
 @torch.no_grad()
 def ddim_reverse(schedule: NoiseSchedule, predict_eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                  zn: torch.Tensor, t_start: torch.Tensor | int, num_steps: int, eta: float = 0.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None,
+                 guide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """The DDIM sampling loop: ``num_steps`` steps from noisy latents ``zn`` (B, Z) at ``t_start`` (int or
     (B,)) down to clean, along :meth:`NoiseSchedule.trajectory`; ``predict_eps(z_t, t) -> eps`` is the
-    denoiser (t: (B,) long). Returns ẑ_0 (B, Z)."""
+    denoiser (t: (B,) long). ``guide(ẑ_0) -> ẑ_0'`` (normalised (B, Z)) corrects each step's clean estimate
+    (e.g. towards an observation) and the step continues from the corrected one, its noise re-derived.
+    Returns ẑ_0 (B, Z)."""
     traj = schedule.trajectory(torch.as_tensor(t_start, device=zn.device).expand(zn.shape[0]), num_steps)
     for k in range(num_steps):
         eps = predict_eps(zn, traj[k])
+        if guide is not None:
+            ab = schedule.alpha_bar(traj[k], zn)
+            z0 = guide(schedule.pred_original(eps, traj[k], zn))
+            eps = (zn - ab.sqrt() * z0) / (1 - ab).clamp(min=1e-8).sqrt()
         zn, _ = schedule.step(eps, traj[k], zn, prev_t=traj[k + 1], eta=eta, generator=generator)
     return zn

@@ -57,6 +57,9 @@ class RefineConfig:
     guidance: float = 1.0
     #: anneal t': the range's upper end moves down to its lower end over the iterations (coarse to fine).
     t_anneal: bool = False
+    #: observation-guided denoising (issue #17): every DDIM step's clean latent estimate is moved this fraction of
+    #: the linear step that would make its decoded frame meet the visible joints (0 = off, the paper's targets).
+    obs_guidance: float = 0.0
     #: recompute the denoised targets every this many iterations.
     refresh_every: int = 20
     #: contact terms only after this fraction of the iterations (first fit the observations).

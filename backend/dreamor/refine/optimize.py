@@ -84,9 +84,29 @@ def t_range_at(cfg: RefineConfig, progress: float) -> tuple[float, float]:
     return (lo, hi - (hi - lo) * progress) if cfg.t_anneal else (lo, hi)
 
 
+def observation_guide(vae, x_prev: torch.Tensor, observed: torch.Tensor, visible: torch.Tensor, rest: torch.Tensor,
+                      scale: float, max_step: float = 1.0) -> Callable[[torch.Tensor], torch.Tensor]:
+    """guide(z (B, L-1, Z) raw latents) -> z moved ``scale`` of the linear (Polyak) step that makes each latent's
+    decoded frame meet the visible joints: x_prev (B, L-1, 273) the states before each latent's frame, observed
+    (B, L-1, 22, 3) m and visible (B, L-1, 22) those frames' observation; each step at most ``max_step`` long."""
+    def guide(z: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            zg = z.detach().requires_grad_(True)
+            x_t, _ = vae.decode(x_prev, zg, rest, project_bones=False)
+            joints = x_t[..., STATE_SLICES["joints"]].reshape(observed.shape)
+            miss = (((joints - observed) ** 2).sum(-1) * visible).sum(-1)  # (B, L-1) m^2
+            (grad,) = torch.autograd.grad(miss.sum(), zg)
+        step = scale * miss.detach()[..., None] / (grad * grad).sum(-1, keepdim=True).clamp(min=1e-12) * grad
+        norm = step.norm(dim=-1, keepdim=True)
+        return (z - step * (max_step / norm.clamp(min=max_step))).detach()
+    return guide
+
+
 def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest: torch.Tensor,
-                     cfg: RefineConfig, generator: torch.Generator, progress: float = 0.0) -> torch.Tensor:
-    """z_hat (B, L-1, Z): each latent noised to its own random t' and denoised with K DDIM steps + CFG."""
+                     cfg: RefineConfig, generator: torch.Generator, progress: float = 0.0,
+                     guide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """z_hat (B, L-1, Z): each latent noised to its own random t' and denoised with K DDIM steps + CFG
+    (``guide``: see ``observation_guide``)."""
     from ..models.diffusion import vae_condition
 
     t_total = diffusion.schedule.num_train_timesteps
@@ -95,7 +115,7 @@ def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest
     t = (frac * t_total).long().clamp(0, t_total - 1).to(z.device)
     cond = vae_condition(vae, x_prev, rest)
     noise = torch.randn(z.shape, generator=generator).to(z)
-    return diffusion.denoise(z, cond, t, num_steps=cfg.denoise_steps, guidance=cfg.guidance, noise=noise)
+    return diffusion.denoise(z, cond, t, num_steps=cfg.denoise_steps, guidance=cfg.guidance, noise=noise, guide=guide)
 
 
 def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
@@ -109,10 +129,18 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
     with torch.no_grad():
         z0, _ = vae.encode(batch.x_init[:, :-1], batch.x_init[:, 1:], rest)
     x0 = batch.x_init[:, 0].clone()
+    observed = torch.nan_to_num(batch.observed)
+
+    def guide_from(x_prev: torch.Tensor):  # observation-guided targets, given the states before each latent's frame
+        if cfg.obs_guidance <= 0:
+            return None
+        return observation_guide(vae, x_prev, observed[:, 1:], batch.visible[:, 1:].to(observed), rest, cfg.obs_guidance)
+
     if cfg.method in ("dreamor", "no_opt"):
         if diffusion is None:
             raise DreamorError(f"method '{cfg.method}' needs the latent diffusion model, which is not loaded")
-        z_hat = denoised_targets(vae, diffusion, z0, batch.x_init[:, :-1], rest, cfg, gen)
+        z_hat = denoised_targets(vae, diffusion, z0, batch.x_init[:, :-1], rest, cfg, gen,
+                                 guide=guide_from(batch.x_init[:, :-1]))
     if cfg.method == "no_opt":
         with torch.no_grad():
             x, joints, contacts = _decode(vae, x0, z_hat, rest, cfg.project_bones)
@@ -125,7 +153,6 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
     offset = torch.zeros(len(x0), dtype=x0.dtype, requires_grad=cfg.optimize_ground)
     opt = torch.optim.Adam([{"params": [z, x0], "lr": cfg.lr}] +
                            ([{"params": [tilt, offset], "lr": cfg.lr * 0.1}] if cfg.optimize_ground else []))
-    observed = torch.nan_to_num(batch.observed)
     pairs = overlap_pairs(batch.starts, batch.observed.shape[1], batch.visible) if w.overlap > 0 else None
     terms: dict[str, float] = {}
     last_report = 0.0
@@ -152,7 +179,9 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             parts += [(w.contact_vel, E.contact_velocity(joints, c)), (w.contact_height, E.contact_height(joints, c, ground))]
         if cfg.method == "dreamor":
             if it > 0 and it % cfg.refresh_every == 0:
-                z_hat = denoised_targets(vae, diffusion, z.detach(), x[:, :-1].detach(), rest, cfg, gen, it / cfg.iters)
+                x_prev = x[:, :-1].detach()
+                z_hat = denoised_targets(vae, diffusion, z.detach(), x_prev, rest, cfg, gen, it / cfg.iters,
+                                         guide=guide_from(x_prev))
             parts.append((w.sds, E.sds(z, z_hat)))
         else:  # vae_only: HuMoR's learned conditional prior
             parts.append((w.prior, E.prior_nll(z, *vae.prior_params(x[:, :-1], rest))))
