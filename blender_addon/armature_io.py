@@ -31,6 +31,7 @@ from bpy_extras import anim_utils
 from . import rotmath
 from .conventions import (
     BLENDER_TO_NATIVE,
+    CONFIDENCE_PROP,
     CONTACT_JOINTS,
     CONTACT_PROP,
     NUM_JOINTS,
@@ -348,10 +349,12 @@ def read_animation(
     else:
         raise ValueError(f"method must be 'auto', 'fcurves' or 'evaluate', not {method!r}")
     trans, rotmats, joints = pose_to_clip(rig, poses, worlds)
-    from .marks import visibility  # marks builds on this module
+    from .marks import mark_values, visibility  # marks builds on this module
 
     visible = visibility(obj, rig.bone_names, frames)
     pinned = visibility(obj, rig.bone_names, frames, PINNED_PROP)
+    confidence = np.clip(mark_values(obj, rig.bone_names, frames, CONFIDENCE_PROP), 0.0, 1.0)
+    confidence[~visible] = 0.0  # hidden stays hidden, whatever its confidence
     contacts = _sample_props(obj, rig.contact_bone_names, CONTACT_PROP, 0.0, frames)
     return ArmatureAnimation(
         trans=trans,
@@ -360,6 +363,7 @@ def read_animation(
         joints=joints,
         visible=visible,
         pinned=pinned if pinned.any() else None,
+        confidence=confidence if (confidence[visible] < 1.0).any() else None,
         contacts=np.clip(contacts, 0.0, 1.0) if contacts is not None else None,
         fps=scene_fps(scene),
         frame_start=int(start),

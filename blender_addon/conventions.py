@@ -39,6 +39,7 @@ BLENDER_TO_NATIVE = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]
 #: Custom properties the add-on keys on pose bones.
 VISIBLE_PROP = "visible"
 PINNED_PROP = "pinned"
+CONFIDENCE_PROP = "confidence"
 CONTACT_PROP = "contact"
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import bpy
 import numpy as np
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import armature_io, backend_process, clipfile, marks, overlay, refine_run
-from .conventions import PINNED_PROP, SMPL_NEUTRAL_REST_JOINTS, descendants, parse_joints
+from .conventions import CONFIDENCE_PROP, PINNED_PROP, SMPL_NEUTRAL_REST_JOINTS, VISIBLE_PROP, descendants, parse_joints
 from .preferences import FRAME_ITEMS, preferences
 
 CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
@@ -69,7 +69,8 @@ class _MarkOptions:
             chosen = tuple(sorted(descendants(chosen)))
         return chosen
 
-    def run(self, context, visible: bool):
+    def run(self, context, value: float, prop: str, what: str):
+        """Key mark ``prop`` = ``value`` on the chosen bones and frames; ``what`` names the mark in the report."""
         rig = _rig_or_report(self, context)
         if rig is None:
             return {"CANCELLED"}
@@ -83,8 +84,7 @@ class _MarkOptions:
             return {"CANCELLED"}
         lo, hi = frame_span(context.scene, self.frames, self.frame_start, self.frame_end)
         names = [rig.bone_names[j] for j in joints]
-        marks.set_visibility(context.object, names, lo, hi, visible)
-        what = "visible" if visible else "occluded"
+        marks.set_mark(context.object, names, lo, hi, value, prop)
         self.report({"INFO"}, f"marked {len(names)} bone(s) {what} on frames {lo}..{hi}")
         return {"FINISHED"}
 
@@ -99,7 +99,7 @@ class DREAMOR_OT_mark_occluded(_MarkOptions, bpy.types.Operator):
     poll = classmethod(lambda cls, context: _armature_poll(context))
 
     def execute(self, context):
-        return self.run(context, visible=False)
+        return self.run(context, 0.0, VISIBLE_PROP, "occluded")
 
 
 class DREAMOR_OT_clear_occluded(_MarkOptions, bpy.types.Operator):
@@ -112,7 +112,45 @@ class DREAMOR_OT_clear_occluded(_MarkOptions, bpy.types.Operator):
     poll = classmethod(lambda cls, context: _armature_poll(context))
 
     def execute(self, context):
-        return self.run(context, visible=True)
+        return self.run(context, 1.0, VISIBLE_PROP, "visible")
+
+
+class DREAMOR_OT_mark_noisy(_MarkOptions, bpy.types.Operator):
+    """Mark the selected bones as noisy over a frame range: the refine smooths them instead of meeting them"""
+
+    bl_idname = "dreamor.mark_noisy"
+    bl_label = "Mark Noisy"
+    bl_options = {"REGISTER", "UNDO"}
+
+    confidence: FloatProperty(
+        name="Confidence",
+        description="How far the captured motion of these bones is trusted (1 = trusted, lower = smoothed more)",
+        default=0.5, min=0.05, max=0.95,
+    )  # fmt: skip
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        return self.run(context, self.confidence, CONFIDENCE_PROP, f"noisy (confidence {self.confidence:.2f})")
+
+
+class DREAMOR_OT_clear_noisy(bpy.types.Operator):
+    """Remove the noisy marks of the selected bones (all bones when none is selected)"""
+
+    bl_idname = "dreamor.clear_noisy"
+    bl_label = "Clear Noisy"
+    bl_options = {"REGISTER", "UNDO"}
+
+    poll = classmethod(lambda cls, context: _armature_poll(context))
+
+    def execute(self, context):
+        rig = _rig_or_report(self, context)
+        if rig is None:
+            return {"CANCELLED"}
+        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names] or list(rig.bone_names)
+        count = marks.clear_all(context.object, names, prop=CONFIDENCE_PROP)
+        self.report({"INFO"}, f"cleared the noisy marks of {count} bone(s)")
+        return {"FINISHED"}
 
 
 class DREAMOR_OT_pin_pose(bpy.types.Operator):
@@ -576,6 +614,8 @@ class DREAMOR_OT_backend_stop(bpy.types.Operator):
 classes = (
     DREAMOR_OT_pin_pose,
     DREAMOR_OT_clear_pins,
+    DREAMOR_OT_mark_noisy,
+    DREAMOR_OT_clear_noisy,
     DREAMOR_OT_mark_occluded,
     DREAMOR_OT_clear_occluded,
     DREAMOR_OT_select_occluded,

@@ -82,6 +82,11 @@ class DREAMOR_PT_occlusion(_Sidebar, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("dreamor.pin_pose", icon="PINNED")
         row.operator("dreamor.clear_pins", icon="UNPINNED")
+        layout.prop(settings, "noisy_confidence", slider=True)
+        row = layout.row(align=True)
+        op = row.operator("dreamor.mark_noisy", icon="MOD_NOISE")
+        op.frames, op.include_children, op.confidence = settings.mark_frames, settings.include_children, settings.noisy_confidence
+        row.operator("dreamor.clear_noisy", icon="X")
 
 
 class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):

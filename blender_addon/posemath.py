@@ -118,6 +118,7 @@ class ArmatureAnimation:
     joints: np.ndarray  # (T, 22, 3) world joint heads, metres
     visible: np.ndarray  # (T, 22) bool from the 'visible' marks (True where unmarked)
     pinned: np.ndarray | None  # (T, 22) bool from the 'pinned' marks (Pin Pose), None when there are none
+    confidence: np.ndarray | None  # (T, 22) in [0, 1] from the 'confidence' marks, 0 where not visible; None when all 1
     contacts: np.ndarray | None  # (T, 9) in [0, 1] from the 'contact' properties, if any
     fps: float  # the scene's frame rate
     frame_start: int  # first frame (inclusive)
@@ -140,7 +141,7 @@ class ArmatureAnimation:
         return rotmath.mat_to_aa(self.local_rotmats[:, 1:]).reshape(self.num_frames, 63)
 
     def clip_arrays(self) -> dict[str, np.ndarray]:
-        """The clip ``.npz`` keys (float64; ``visible`` bool; ``contacts`` when present)."""
+        """The clip ``.npz`` keys (float64; ``visible`` bool; ``contacts``, ``pinned``, ``confidence`` when present)."""
         out = {
             "trans": self.trans,
             "root_orient": self.root_orient,
@@ -154,6 +155,8 @@ class ArmatureAnimation:
             out["contacts"] = self.contacts
         if self.pinned is not None:
             out["pinned"] = self.pinned
+        if self.confidence is not None:
+            out["confidence"] = self.confidence
         return out
 
 

@@ -75,6 +75,11 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
         description="Marking a bone occluded marks the bones below it too (a hidden knee hides the foot)",
         default=False,
     )
+    noisy_confidence: FloatProperty(
+        name="Confidence",
+        description="Mark Noisy: how far the marked bones' capture is trusted (1 = trusted, lower = smoothed more)",
+        default=0.5, min=0.05, max=0.95,
+    )  # fmt: skip
     preset: EnumProperty(
         name="Quality",
         description="Refinement preset: more optimisation steps cost time",

@@ -1,8 +1,9 @@
 """One Refine, from the armature to the backend and back (the operators in operators.py drive it).
 
 :class:`RefineRun` reads the armature (``armature_io.read_animation``: the occlusion marks
-become ``visible``), submits the frames to refine, follows the job with :meth:`RefineRun.step`
-(never blocks: a modal timer or the background loop calls it) and, when the result is in,
+become ``visible``, the pins ``pinned``, the noisy marks ``confidence``), submits the frames to
+refine, follows the job with :meth:`RefineRun.step` (never blocks: a modal timer or the
+background loop calls it) and, when the result is in,
 :meth:`RefineRun.apply` writes a new action with ``armature_io.write_animation``. Nothing
 touches the scene before ``apply``, and ``apply`` checks everything before its first write,
 so an error or a cancel leaves the scene as it was.
@@ -99,7 +100,8 @@ class RefineRun:
         try:
             self.job = b.client.submit(
                 a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m],
-                pinned=None if a.pinned is None else a.pinned[m], preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
+                pinned=None if a.pinned is None else a.pinned[m], confidence=None if a.confidence is None else a.confidence[m],
+                preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
             )  # fmt: skip
         except client_mod.BackendError as exc:
             raise RefineError(f"the backend refused the clip: {exc.message}") from None

@@ -236,6 +236,58 @@ def test_pin_pose_keys_pins_that_the_refine_sends_and_clear_pins_removes(walk, t
     assert aio.read_animation(obj).pinned is None
 
 
+def test_mark_noisy_keys_confidence_that_the_refine_sends_and_clear_noisy_removes(walk, tiny, sub, backend_mod):
+    aio = sub("armature_io")
+    obj, scene = walk, bpy.context.scene
+    bone = dict(zip(JOINT_NAMES, aio.rig_from_object(obj).bone_names))
+    arm = [bone[n] for n in ("left_shoulder", "left_elbow", "left_wrist")]
+    for pb in obj.pose.bones:
+        pb.select = pb.name in arm
+    assert bpy.ops.dreamor.mark_noisy(frames="CUSTOM", frame_start=10, frame_end=20, confidence=0.3) == {"FINISHED"}
+    # A noisy mark on a bone marked occluded on those frames: hidden stays hidden.
+    for pb in obj.pose.bones:
+        pb.select = pb.name == bone["left_knee"]
+    lo = OCCLUDED[0]
+    assert bpy.ops.dreamor.mark_noisy(frames="CUSTOM", frame_start=lo - 2, frame_end=lo + 2, confidence=0.6) == {"FINISHED"}
+    anim = aio.read_animation(obj)
+    conf, f0 = anim.confidence, anim.frame_start
+    assert conf is not None and "confidence" in anim.clip_arrays()
+    arm_j = [JOINT_NAMES.index(n) for n in ("left_shoulder", "left_elbow", "left_wrist")]
+    np.testing.assert_allclose(conf[10 - f0 : 21 - f0][:, arm_j], 0.3, atol=1e-6)
+    assert (conf[: 10 - f0][:, arm_j] == 1).all() and (conf[21 - f0 :][:, arm_j] == 1).all()
+    knee = JOINT_NAMES.index("left_knee")
+    np.testing.assert_allclose(conf[lo - 2 - f0 : lo - f0, knee], 0.6, atol=1e-6)  # seen: its confidence
+    assert (conf[lo - f0 : lo + 3 - f0, knee] == 0).all()  # occluded: 0, whatever the noisy mark says
+    others = np.ones(22, bool)
+    others[arm_j + [knee]] = False
+    assert (conf[:, others][anim.visible[:, others]] == 1).all()
+    tiny()
+    client = backend_mod.get().client
+    real, calls = client.submit, []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    scene.dreamor.preset = "fast"
+    with mock.patch.object(client, "submit", side_effect=spy):
+        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    assert len(calls) == 1
+    np.testing.assert_allclose(calls[0]["confidence"], conf, atol=1e-6)
+    obj = bpy.data.objects["walk"]
+    np.testing.assert_allclose(aio.read_animation(obj).confidence, conf, atol=1e-6)  # the refined action keeps them
+    for pb in obj.pose.bones:
+        pb.select = pb.name == bone["left_knee"]
+    assert bpy.ops.dreamor.clear_noisy() == {"FINISHED"}  # the selected bone's only
+    after = aio.read_animation(obj).confidence
+    assert after is not None and (after[:, knee][anim.visible[:, knee]] == 1).all()
+    np.testing.assert_allclose(after[:, arm_j], conf[:, arm_j], atol=1e-6)
+    for pb in obj.pose.bones:
+        pb.select = False
+    assert bpy.ops.dreamor.clear_noisy() == {"FINISHED"}  # none selected: every bone
+    assert aio.read_animation(obj).confidence is None
+
+
 def test_keep_visible_is_enforced_on_write(walk, sub):
     """The backend is asked to keep visible bones; if its answer differs, the write keeps them anyway."""
     aio = sub("armature_io")
