@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS
+from dreamor.body.skeleton import JOINT_GROUPS, SMPL_NEUTRAL_REST_JOINTS
 from dreamor.data.clip import Clip
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.errors import DreamorError
@@ -350,3 +350,70 @@ def test_observation_guided_targets_meet_the_visible_joints(mocap_dir):
     guided = denoised_targets(m.vae, m.diffusion, z, x[:, :-1], rest, cfg, torch.Generator().manual_seed(1),
                               guide=observation_guide(m.vae, x[:, :-1], truth, seen, rest, 0.5))
     assert miss(guided) < 0.85 * miss(plain)
+
+
+def test_window_inputs_change_only_where_the_inputs_do():
+    from dreamor.refine.reuse import TOLERANCE_M, WindowCache, window_inputs
+
+    rng = np.random.default_rng(0)
+    t = 100
+    obs, vis = rng.normal(size=(t, 22, 3)), np.ones((t, 22), bool)
+    windows = split_windows(t, 30, 8)  # starts 0, 22, 44, 66, 70
+    rest = SMPL_NEUTRAL_REST_JOINTS
+    result = (torch.zeros(30, 273), torch.zeros(30, 9))
+    # frame 25 is in windows 0 and 1 (and within their 6 frames of smoothing); with window agreement a window also
+    # depends on its neighbours' frames (window 2: frames 14-80)
+    for overlap, changed in ((0.0, {0, 1}), (300.0, {0, 1, 2})):
+        cfg = _cfg(window=30, window_overlap=8, weights=replace(refine_preset("fast").weights, overlap=overlap))
+        cache = WindowCache()
+        for inp in window_inputs(windows, obs, [vis], rest, cfg, {"vae": "a"}):
+            cache.put(inp, *result)
+
+        def reused(joints, mask, cfg=cfg, ids=None):
+            return {k for k, inp in enumerate(window_inputs(windows, joints, [mask], rest, cfg, ids or {"vae": "a"}))
+                    if cache.get(inp) is not None}
+
+        everything = set(range(len(windows)))
+        assert reused(obs.copy(), vis.copy()) == everything
+        vis2 = vis.copy()
+        vis2[25, 4] = False
+        assert reused(obs, vis2) == everything - changed
+        moved = obs.copy()
+        moved[25] += 0.5 * TOLERANCE_M
+        assert reused(moved, vis) == everything  # within the tolerance
+        moved[25] += TOLERANCE_M
+        assert reused(moved, vis) == everything - changed
+        assert reused(obs, vis, ids={"vae": "b"}) == set()  # other models
+        assert reused(obs, vis, cfg=replace(cfg, iters=13)) == set()  # other settings of the optimiser
+        assert reused(obs, vis, cfg=replace(cfg, lock_feet=True, noisy=True)) == everything  # stages after it
+
+
+def test_a_re_refine_after_one_more_pin_optimises_only_the_windows_it_changes(models, mocap_dir):
+    """refine(cache=...): the same clip again reuses every window; one more pin re-optimises the windows around it,
+    the pin holds, and frames far from it keep the first result."""
+    from dreamor.refine.reuse import WindowCache
+
+    c = with_joints_and_contacts(read_motion(mocap_dir / "cmu_02_01.bvh", fps=None))
+    t = 240  # 2 s at 120 fps: 60 frames at the model rate, windows starting at 0, 14, 28, 40
+    clip = replace(c, trans=c.trans[:t], root_orient=c.root_orient[:t], pose_body=c.pose_body[:t],
+                   joints=c.joints[:t], contacts=c.contacts[:t])
+    vis = np.ones((t, 22), bool)
+    vis[:60, list(JOINT_GROUPS["lower_body"])] = False  # the legs lost for the first half second
+    obs = replace(clip, joints=np.where(vis[..., None], clip.joints, np.nan), visible=vis)
+    cfg = _cfg(iters=4, window=20, window_overlap=6)
+    cache = WindowCache()
+    first = refine(obs, config=cfg, models=models, cache=cache)
+    total = len(split_windows(60, 20, 6))
+    assert first.timings["windows_reused"] == 0 and len(cache) == total
+    again = refine(obs, config=cfg, models=models, cache=cache)
+    assert again.timings["windows_reused"] == total
+    np.testing.assert_array_equal(again.joints, first.joints)
+    pinned = np.zeros((t, 22), bool)
+    pinned[20, [4, 7]] = True  # the left knee and ankle at 30 Hz frame 5, where the clip has them
+    keyed = np.where(pinned[..., None], clip.joints, obs.joints)  # the animator's key
+    pin = refine(replace(obs, joints=keyed, pinned=pinned), config=cfg, models=models, cache=cache)
+    assert pin.timings["windows_reused"] == 2  # the windows from frame 28 on: the pin's spline change is < 1 mm there
+    assert np.linalg.norm(pin.joints - clip.joints, axis=-1)[pinned].max() < 0.005
+    far = slice(4 * 42, t)  # 30 Hz frames 42-60: only in reused windows
+    np.testing.assert_allclose(pin.joints[far], first.joints[far], atol=1e-4)
+    assert np.abs(pin.joints[:40] - first.joints[:40]).max() > 1e-3

@@ -33,6 +33,7 @@ from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
 from .foot_lock import lock_feet
 from .optimize import ProgressFn, WindowBatch, optimize_windows
+from .reuse import WindowCache, window_inputs
 from .visible_fit import meet_observation
 from .windows import blend_weights, split_windows
 
@@ -182,13 +183,15 @@ def _project_rotations(m: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- the call
 def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig | None = None,
            progress: ProgressFn | None = None, should_stop: Callable[[], bool] | None = None,
-           models: Models | None = None, partial: PartialFn | None = None) -> Refined:
+           models: Models | None = None, partial: PartialFn | None = None, cache: WindowCache | None = None) -> Refined:
     """Refine ``clip`` given a (T, 22) visibility mask; see the module docstring.
 
     progress(stage, fraction, energies) is called while working; should_stop() is polled
     every iteration and raises RefineCancelled (nothing is returned half-done); partial(0, Refined)
     gets a preview of the frames optimised so far, as they stand, every ``cfg.preview_every_s``
     seconds of work and after each finished batch of windows (before the final fit to the observation).
+    ``cache`` (``refine.reuse.WindowCache``): windows whose inputs it already holds are reused, not optimised again
+    (``timings['windows_reused']`` says how many); it gets the windows optimised now.
     """
     cfg = config or refine_preset("default")
     timings: dict[str, float] = {}
@@ -233,48 +236,67 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
 
     windows = split_windows(n, cfg.window, cfg.window_overlap)
     t1 = time.perf_counter()
-    states, contacts, energies = [], [], {}
-    chunks = [windows[i : i + cfg.max_batch_windows] for i in range(0, len(windows), cfg.max_batch_windows)]
+    # results[k]: window k's (states (L, 273), contacts (L, 9)), float64 at 30 Hz, once optimised (or reused)
+    results: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(windows)
+    energies: dict[str, float] = {}
     if cfg.method == "infill":  # the first guess alone: posed to reach the completed joints, nothing optimised
         if models.infill is None:
             raise DreamorError("method 'infill' needs the joint-completion network (models/infill-small.pt)")
-        windows, chunks = [(0, n)], []
-        states = [_initial_states(obs30, rest).double()]
-        contacts = [torch.from_numpy(contact_labels(obs30, MODEL_FPS))]
+        windows = [(0, n)]
+        results = [(_initial_states(obs30, rest).double(), torch.from_numpy(contact_labels(obs30, MODEL_FPS)))]
+    inputs = None
+    if cache is not None and cfg.method != "infill":
+        inputs = window_inputs(windows, obs30, [vis30, weight30, guessed], rest, cfg, models.ids)
+        results = [cache.get(inp) for inp in inputs]
+    todo = [k for k, r in enumerate(results) if r is None]
+    timings["windows_reused"] = float(len(windows) - len(todo))
+    chunks = [todo[i : i + cfg.max_batch_windows] for i in range(0, len(todo), cfg.max_batch_windows)]
+
+    def preview(now: list) -> None:
+        """The leading windows that have a result, assembled up to the first frame still to optimise."""
+        ready = next((k for k, r in enumerate(now) if r is None), len(now))
+        if partial is None or ready == 0:
+            return
+        done, whole = windows[:ready], ready == len(windows)
+        end = n if whole else windows[ready][0]
+        out = _assemble(done, [r[0] for r in now[:ready]], [r[1] for r in now[:ready]], rest, end, clip.fps,
+                        MODEL_FPS, num_out=clip.num_frames if whole else None)
+        partial(0, _scaled(out, size))
+
     for ci, chunk in enumerate(chunks):
         def chunk_progress(stage, fraction, terms, ci=ci):
             if progress is not None:
                 progress(stage, (ci + fraction) / len(chunks), terms)
 
+        spans = [windows[k] for k in chunk]
         batch = WindowBatch(
-            observed=torch.stack([torch.from_numpy(obs30[s:e]) for s, e in chunk]).float().to(dev),
-            visible=torch.stack([torch.from_numpy(vis30[s:e]) for s, e in chunk]).to(dev),
-            rest_joints=torch.from_numpy(rest).float().expand(len(chunk), NUM_JOINTS, 3).to(dev),
-            x_init=torch.stack([x_init[s:e] for s, e in chunk]).to(dev),
-            guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in chunk]).to(dev),
-            weight=torch.stack([torch.from_numpy(weight30[s:e]) for s, e in chunk]).float().to(dev),
-            starts=[s for s, _ in chunk],
+            observed=torch.stack([torch.from_numpy(obs30[s:e]) for s, e in spans]).float().to(dev),
+            visible=torch.stack([torch.from_numpy(vis30[s:e]) for s, e in spans]).to(dev),
+            rest_joints=torch.from_numpy(rest).float().expand(len(spans), NUM_JOINTS, 3).to(dev),
+            x_init=torch.stack([x_init[s:e] for s, e in spans]).to(dev),
+            guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in spans]).to(dev),
+            weight=torch.stack([torch.from_numpy(weight30[s:e]) for s, e in spans]).float().to(dev),
+            starts=[s for s, _ in spans],  # windows that are not neighbours do not overlap: no agreement term
         )
-        def chunk_preview(x, c, ci=ci, chunk=chunk):  # every finished chunk and this one as it stands
-            done = windows[: ci * cfg.max_batch_windows + len(chunk)]
-            now_states = states + list(x.cpu().double())
-            now_contacts = contacts + list(c.cpu().double())
-            whole = clip.num_frames if done[-1][1] == n else None  # all windows: the same frames as the result
-            partial(0, _scaled(_assemble(done, now_states, now_contacts, rest, done[-1][1], clip.fps, MODEL_FPS,
-                                         num_out=whole), size))
+
+        def chunk_preview(x, c, chunk=chunk):  # every finished window and this chunk's as they stand
+            now = list(results)
+            for j, k in enumerate(chunk):
+                now[k] = (x[j].cpu().double(), c[j].cpu().double())
+            preview(now)
 
         res = optimize_windows(models.vae, models.diffusion, batch, cfg, chunk_progress, should_stop,
                                chunk_preview if partial is not None else None)
-        states += list(res.states.cpu().double())
-        contacts += list(res.contacts.cpu().double())
+        for j, k in enumerate(chunk):
+            results[k] = (res.states[j].cpu().double(), res.contacts[j].cpu().double())
+            if inputs is not None:
+                cache.put(inputs[k], *results[k])
         energies = res.energies
-        if partial is not None and ci + 1 < len(chunks):
-            done = windows[: (ci + 1) * cfg.max_batch_windows]
-            end = chunks[ci + 1][0][0]  # frames before the next chunk's first window are final
-            out = _assemble(done, states, contacts, rest, end, clip.fps, MODEL_FPS)
-            partial(0, _scaled(out, size))
+        if ci + 1 < len(chunks):
+            preview(results)
     timings["optimise_s"] = time.perf_counter() - t1
-    out = _assemble(windows, states, contacts, rest, n, clip.fps, MODEL_FPS, num_out=clip.num_frames)
+    out = _assemble(windows, [r[0] for r in results], [r[1] for r in results], rest, n, clip.fps, MODEL_FPS,
+                    num_out=clip.num_frames)
     if cfg.keep_visible:  # trusted joints and pins keep their captured rotations (the pelvis its position)
         out = keep_visible_rotations(out, clip, trusted)
     # kept joints are where they were captured already: in the fit they anchor what hangs from them

@@ -5,6 +5,7 @@ from ..data.clip import Clip
 from ..refine.api import Refined, load_models, refine
 from ..refine.config import refine_preset
 from ..refine.optimize import RefineCancelled
+from ..refine.reuse import WindowCache
 from .jobs import JobCancelled, JobOutput
 
 
@@ -12,8 +13,11 @@ def load_runner(device: str = "cpu"):
     """The backend's job runner (``server.jobs.Runner``): models load once, here.
 
     Raises DreamorError when the checkpoints are missing, so `dreamor serve` says so in one line.
+    Optimised windows are kept between jobs (``refine.reuse``): a re-refine after one more pin
+    optimises only the windows the pin changes.
     """
     models = load_models(device=device)
+    cache = WindowCache()
 
     def to_output(r: Refined) -> JobOutput:
         metrics: dict = {k: float(v) for k, v in {**r.energies, **r.timings, **r.quality}.items()}
@@ -29,7 +33,7 @@ def load_runner(device: str = "cpu"):
         clip = Clip(trans=job.trans, root_orient=job.root_orient, pose_body=job.pose_body, fps=job.fps,
                     rest_joints=job.rest_joints, pinned=job.pinned, confidence=job.confidence)
         try:
-            out = refine(clip, job.visible, cfg, progress=sink.progress, should_stop=should_stop, models=models,
+            out = refine(clip, job.visible, cfg, progress=sink.progress, should_stop=should_stop, models=models, cache=cache,
                          partial=lambda start, r: sink.partial(start, to_output(r)))
         except RefineCancelled:
             raise JobCancelled() from None
