@@ -251,6 +251,9 @@ class RefineRun:
             raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
         lo, hi = self.frames
         text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
+        metrics = getattr(r, "metrics", None) or {}
+        if metrics.get("windows_reused") and metrics.get("windows"):  # the backend kept what an earlier refine optimised
+            text += f"; {metrics['windows_reused']:.0f} of {metrics['windows']:.0f} stretches reused from an earlier refine"
         if self.keep_visible and (merged.kept_deg > math.degrees(KEEP_TOL_RAD) or merged.kept_cm > 100 * KEEP_TOL_M):
             text += (
                 f"; visible bones kept as captured (the backend had moved them by up to {merged.kept_deg:.2f}\u00b0"

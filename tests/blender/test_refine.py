@@ -601,3 +601,24 @@ def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny
     assert op.execute(bpy.context) == {"FINISHED"} and walk.animation_data.action.name == "walk_refined"
     kind, text = op.reports[-1]
     assert kind == {"WARNING"} and "refined frames 1..102" in text and "visible joints are 5.0 cm" in text
+
+
+def test_the_report_says_how_much_an_earlier_refine_saved(walk, tiny, sub):
+    """The real backend reuses windows an earlier refine optimised (a re-refine after one more pin): the report says so."""
+    operators = sub("operators")
+    op_cls = operators.DREAMOR_OT_refine
+
+    class FakeOp:
+        _start, _end, _finish, execute = op_cls._start, op_cls._end, op_cls._finish, op_cls.execute
+
+        def __init__(self):
+            self.reports = []
+
+        def report(self, kind, text):
+            self.reports.append((set(kind), text))
+
+    tiny("--metric", "windows=8", "--metric", "windows_reused=3")
+    op = FakeOp()
+    assert op.execute(bpy.context) == {"FINISHED"}
+    kind, text = op.reports[-1]
+    assert kind == {"INFO"} and " s); 3 of 8 stretches reused from an earlier refine" in text

@@ -57,13 +57,15 @@ def expected_for(trans, root_orient, pose_body, rest_joints, fps, visible=None, 
 class TinyRunner:
     """window: frames per step; step_s: seconds of "work" per window; silent_s: seconds
     of work before the first progress (to test heartbeats); fail: an exception to raise;
-    warning: a sentence every result carries in ``metrics["warning"]`` (as the real runner's guard)."""
+    warning: a sentence every result carries in ``metrics["warning"]`` (as the real runner's guard);
+    metrics: more numbers every result carries (e.g. the real runner's ``windows_reused``)."""
 
     info = {"model": "tiny-smoother", "kernel": "1-2-1"}
 
     def __init__(self, window: int = 64, step_s: float = 0.0, silent_s: float = 0.0, fail: Exception | None = None,
-                 warning: str = ""):
+                 warning: str = "", metrics: dict[str, float] | None = None):
         self.window, self.step_s, self.silent_s, self.fail, self.warning = window, step_s, silent_s, fail, warning
+        self.metrics = dict(metrics or {})
         self.calls = 0
         self.stopped = 0  # jobs that ended because should_stop() turned True
 
@@ -92,6 +94,7 @@ class TinyRunner:
         out.metrics["runner_s"] = time.perf_counter() - t0  # for the wire-overhead benchmark
         if self.warning:
             out.metrics["warning"] = self.warning
+        out.metrics.update(self.metrics)
         return out
 
 

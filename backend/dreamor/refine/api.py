@@ -249,7 +249,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         inputs = window_inputs(windows, obs30, [vis30, weight30, guessed], rest, cfg, models.ids)
         results = [cache.get(inp) for inp in inputs]
     todo = [k for k, r in enumerate(results) if r is None]
-    timings["windows_reused"] = float(len(windows) - len(todo))
+    timings["windows"], timings["windows_reused"] = float(len(windows)), float(len(windows) - len(todo))
     chunks = [todo[i : i + cfg.max_batch_windows] for i in range(0, len(todo), cfg.max_batch_windows)]
 
     def preview(now: list) -> None:
