@@ -11,14 +11,14 @@ import torch
 
 from dreamor.body.frame import Frame, canonical_frame, transform_state
 from dreamor.body.kinematics import project_bone_lengths
-from dreamor.body.rotations import r6d_to_mat
+from dreamor.body.rotations import mat_to_r6d, r6d_to_mat
 from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
-from dreamor.body.state import STATE_DIM, STATE_SLICES
+from dreamor.body.state import STATE_DIM, STATE_SLICES, split_state
 from dreamor.cli import main
 from dreamor.data.dataset import WindowSampler, build_motion_data
 from dreamor.models.configs import PRESETS, TrainConfig, preset
 from dreamor.models.losses import contact_velocity, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
-from dreamor.models.vae import MotionVAE, canonical_norm_stats, load_vae, read_vae, save_vae
+from dreamor.models.vae import MotionVAE, canonical_norm_stats, load_vae, orthonormalize, read_vae, save_vae
 from dreamor.train import train_vae as tv
 
 #: fixture takes copied under these names; "elderly" is a held-out style -> validation split.
@@ -84,6 +84,36 @@ def test_canonical_frame_faces_plus_y_at_the_origin_and_round_trips(data):
     assert (fk_joints(xc, rest) - regressed_joints(xc)).abs().max() < 1e-4
     back = transform_state(xc, frame.inverse(), rest)
     assert (back - states).abs().max() < 1e-4
+
+
+def test_transform_state_moves_positions_and_turns_vectors(data):
+    """Each part of the state as its definition says (transform_state does them all in one gather and product)."""
+    states, _, rest = windows(data, 5)
+    angle, shift = 0.7, torch.tensor([0.3, -1.2, 0.0])
+    c, s = math.cos(angle), math.sin(angle)
+    rot = torch.tensor([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    p, q = split_state(states), split_state(rotate_z(states, rest, angle, shift[:2].tolist()))
+
+    def turned(v):  # (..., 3k) -> each 3-vector turned
+        return (v.reshape(*v.shape[:-1], -1, 3) @ rot.T).reshape(v.shape)
+
+    p0 = rest[:, None, 0]
+    assert torch.allclose(q.trans, (p.trans + p0) @ rot.T + shift - p0, atol=1e-5)
+    assert torch.allclose(q.joints, turned(p.joints) + shift.repeat(22), atol=1e-5)
+    for name in ("trans_vel", "root_orient", "root_orient_vel", "joints_vel"):
+        assert torch.allclose(getattr(q, name), turned(getattr(p, name)), atol=1e-5), name
+    assert torch.equal(q.pose_body, p.pose_body)  # relative rotations do not turn
+
+
+def test_orthonormalize_is_gram_schmidt_on_every_6d_rotation():
+    x = torch.randn(3, 4, 273, dtype=torch.float64)
+    y = split_state(orthonormalize(x))
+    p = split_state(x)
+    assert torch.allclose(y.root_orient, mat_to_r6d(r6d_to_mat(p.root_orient)))
+    body = p.pose_body.reshape(3, 4, 21, 6)
+    assert torch.allclose(y.pose_body, mat_to_r6d(r6d_to_mat(body)).reshape(3, 4, 126))
+    for name in ("trans", "trans_vel", "root_orient_vel", "joints", "joints_vel"):
+        assert torch.equal(getattr(y, name), getattr(p, name))
 
 
 def test_encoder_is_invariant_and_decoder_equivariant_to_heading_and_position(vae, data):

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .rotations import r6d_to_mat
-from .state import STATE_SLICES, join_state, split_state
+from .state import STATE_SLICES
 
 _S = STATE_SLICES
 
@@ -49,8 +48,10 @@ def canonical_frame(x: torch.Tensor, rest_joints: torch.Tensor) -> Frame:
     The heading is the body's forward axis (SMPL +Z) projected on the ground; when that is
     near vertical (lying face up/down), the left axis (SMPL +X) turned by 90 degrees is used.
     """
-    rot = r6d_to_mat(x[..., _S["root_orient"]])
-    fwd, left = rot[..., :, 2], rot[..., :, 0]
+    r6d = x[..., _S["root_orient"]]
+    left = r6d[..., :3] / r6d[..., :3].norm(dim=-1, keepdim=True)  # the root's columns by Gram-Schmidt (r6d_to_mat)
+    up = r6d[..., 3:] - (left * r6d[..., 3:]).sum(-1, keepdim=True) * left
+    fwd = torch.linalg.cross(left, up / up.norm(dim=-1, keepdim=True), dim=-1)
     fx, fy = fwd[..., 0], fwd[..., 1]
     flat = (fx.square() + fy.square()) < 1e-6
     fx = torch.where(flat, left[..., 1], fx)
@@ -64,24 +65,32 @@ def canonical_frame(x: torch.Tensor, rest_joints: torch.Tensor) -> Frame:
     return Frame(rz, -(rz @ origin[..., None])[..., 0])
 
 
+def _vector_index() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The state's 3-vectors, in order: (49 * 3,) indices into the 273 dims; which of the 49 are positions
+    (trans, joints: they shift) and which is ``trans`` (it moves as the point trans + rest pelvis)."""
+    groups = ["trans", "trans_vel", "root_orient", "root_orient_vel", "joints", "joints_vel"]
+    index = torch.cat([torch.arange(_S[g].start, _S[g].stop) for g in groups])
+    kinds = [g for g in groups for _ in range((_S[g].stop - _S[g].start) // 3)]
+    moves = torch.tensor([k in ("trans", "joints") for k in kinds], dtype=torch.float64)[:, None]
+    is_trans = torch.tensor([k == "trans" for k in kinds], dtype=torch.float64)[:, None]
+    return index, moves, is_trans
+
+
+_VEC_INDEX, _MOVES, _IS_TRANS = _vector_index()
+
+
 def transform_state(x: torch.Tensor, frame: Frame, rest_joints: torch.Tensor) -> torch.Tensor:
-    """Apply a rigid world map to states (..., 273): positions move, vectors and root turn."""
+    """Apply a rigid world map to states (..., 273): positions move, vectors and root turn.
+
+    One gather, one batched 3x3 product and one scatter (the refinement's rollout calls this twice per decoded
+    frame, forward and backward, so its number of operations is most of the rollout's cost)."""
     rot, shift = frame.rot, frame.shift
-    rt = rot.transpose(-1, -2)
-
-    def vecs(v: torch.Tensor) -> torch.Tensor:  # (..., 3k) -> rotated
-        return (v.reshape(*v.shape[:-1], -1, 3) @ rt).reshape(v.shape)
-
-    p = split_state(x)
+    index = _VEC_INDEX.to(x.device)
+    v = x.index_select(-1, index).reshape(*x.shape[:-1], -1, 3) @ rot.transpose(-1, -2)  # row vectors turned
     p0 = _pelvis(rest_joints, x)
-    p.trans = vecs(p.trans + p0) + shift - p0
-    p.trans_vel = vecs(p.trans_vel)
-    p.root_orient = vecs(p.root_orient)  # the two 6D columns are vectors
-    p.root_orient_vel = vecs(p.root_orient_vel)
-    j = p.joints.reshape(*p.joints.shape[:-1], -1, 3)
-    p.joints = (j @ rt + shift[..., None, :]).reshape(p.joints.shape)
-    p.joints_vel = vecs(p.joints_vel)
-    return join_state(p)
+    trans_fix = (rot @ p0[..., None])[..., 0] - p0  # trans + p0 turns as a point, then p0 comes off again
+    offset = shift[..., None, :] * _MOVES.to(x) + trans_fix[..., None, :] * _IS_TRANS.to(x)
+    return x.index_copy(-1, index, (v + offset).reshape(*x.shape[:-1], -1))
 
 
 def canonical_pairs(prev: torch.Tensor, cur: torch.Tensor, rest_joints: torch.Tensor):

@@ -38,9 +38,8 @@ from torch import nn
 
 from ..body.frame import canonical_frame, canonical_pairs, transform_state
 from ..body.kinematics import project_bone_lengths
-from ..body.rotations import mat_to_r6d, r6d_to_mat
 from ..body.skeleton import NUM_JOINTS
-from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES, join_state, split_state
+from ..body.state import NUM_CONTACTS, STATE_DIM, STATE_SLICES
 from ..data.dataset import MotionData, NormStats
 from ..errors import DreamorError
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -64,13 +63,21 @@ def _rest(rest_joints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return r
 
 
+#: the 22 6D rotations of a state (root first), as (22 * 6,) indices into its 273 dims.
+_R6D_INDEX = torch.cat([torch.arange(_S["root_orient"].start, _S["root_orient"].stop),
+                        torch.arange(_S["pose_body"].start, _S["pose_body"].stop)])
+
+
 def orthonormalize(x: torch.Tensor) -> torch.Tensor:
-    """Project the root and body 6D rotations of states (..., 273) onto valid rotations."""
-    p = split_state(x)
-    p.root_orient = mat_to_r6d(r6d_to_mat(p.root_orient))
-    body = p.pose_body.reshape(*p.pose_body.shape[:-1], -1, 6)
-    p.pose_body = mat_to_r6d(r6d_to_mat(body)).reshape(p.pose_body.shape)
-    return join_state(p)
+    """Project the root and body 6D rotations of states (..., 273) onto valid rotations: Gram-Schmidt on
+    each 6D pair of columns (as ``r6d_to_mat`` then ``mat_to_r6d``, without building the third column)."""
+    index = _R6D_INDEX.to(x.device)
+    r = x.index_select(-1, index).reshape(*x.shape[:-1], NUM_JOINTS, 2, 3)
+    a, b = r[..., 0, :], r[..., 1, :]
+    a = a / a.norm(dim=-1, keepdim=True)
+    b = b - (a * b).sum(-1, keepdim=True) * a
+    b = b / b.norm(dim=-1, keepdim=True)
+    return x.index_copy(-1, index, torch.stack([a, b], dim=-2).reshape(*x.shape[:-1], -1))
 
 
 def project_state_bones(x: torch.Tensor, rest_joints: torch.Tensor) -> torch.Tensor:
