@@ -134,12 +134,12 @@ class DREAMOR_OT_mark_noisy(_MarkOptions, bpy.types.Operator):
         return self.run(context, self.confidence, CONFIDENCE_PROP, f"noisy (confidence {self.confidence:.2f})")
 
 
-class DREAMOR_OT_clear_noisy(bpy.types.Operator):
-    """Remove the noisy marks of the selected bones (all bones when none is selected)"""
+class _ClearMarks:
+    """Remove mark ``prop`` (keys and property) from the selected bones, or from every bone when none is selected."""
 
-    bl_idname = "dreamor.clear_noisy"
-    bl_label = "Clear Noisy"
     bl_options = {"REGISTER", "UNDO"}
+    prop = ""
+    what = ""  # the marks, in the report
 
     poll = classmethod(lambda cls, context: _armature_poll(context))
 
@@ -148,9 +148,17 @@ class DREAMOR_OT_clear_noisy(bpy.types.Operator):
         if rig is None:
             return {"CANCELLED"}
         names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names] or list(rig.bone_names)
-        count = marks.clear_all(context.object, names, prop=CONFIDENCE_PROP)
-        self.report({"INFO"}, f"cleared the noisy marks of {count} bone(s)")
+        count = marks.clear_all(context.object, names, prop=self.prop)
+        self.report({"INFO"}, f"cleared the {self.what} of {count} bone(s)")
         return {"FINISHED"}
+
+
+class DREAMOR_OT_clear_noisy(_ClearMarks, bpy.types.Operator):
+    """Remove the noisy marks of the selected bones (all bones when none is selected)"""
+
+    bl_idname = "dreamor.clear_noisy"
+    bl_label = "Clear Noisy"
+    prop, what = CONFIDENCE_PROP, "noisy marks"
 
 
 class DREAMOR_OT_pin_pose(bpy.types.Operator):
@@ -176,23 +184,12 @@ class DREAMOR_OT_pin_pose(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class DREAMOR_OT_clear_pins(bpy.types.Operator):
+class DREAMOR_OT_clear_pins(_ClearMarks, bpy.types.Operator):
     """Remove the pins of the selected bones (all bones when none is selected)"""
 
     bl_idname = "dreamor.clear_pins"
     bl_label = "Clear Pins"
-    bl_options = {"REGISTER", "UNDO"}
-
-    poll = classmethod(lambda cls, context: _armature_poll(context))
-
-    def execute(self, context):
-        rig = _rig_or_report(self, context)
-        if rig is None:
-            return {"CANCELLED"}
-        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names] or list(rig.bone_names)
-        count = marks.clear_all(context.object, names, prop=PINNED_PROP)
-        self.report({"INFO"}, f"cleared the pins of {count} bone(s)")
-        return {"FINISHED"}
+    prop, what = PINNED_PROP, "pins"
 
 
 class DREAMOR_OT_select_occluded(bpy.types.Operator):

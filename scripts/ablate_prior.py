@@ -27,6 +27,8 @@ CONFIGS: dict[str, tuple] = {
     "base": ("dreamor", []),
     "no_sds": ("dreamor", ["weights.sds=0"]),
     "k1": ("dreamor", ["denoise_steps=1"]),
+    "k2": ("dreamor", ["denoise_steps=2"]),
+    "k5": ("dreamor", ["denoise_steps=5"]),
     "guess_fades": ("dreamor", ["guess_final=0"]),
     "guess_50": ("dreamor", ["weights.guess=50"]),
     "sds_x10": ("dreamor", ["weights.sds=0.5"]),

@@ -204,6 +204,20 @@ def test_refine_preview_range_without_keep_visible(walk, tiny, sub):
     assert not after.contacts[~m].any()  # the clip had no contacts before
 
 
+def refine_and_spy(backend_mod) -> list[dict]:
+    """Press Refine (it must finish); returns the keyword arguments of every submit the add-on made."""
+    client = backend_mod.get().client
+    real, calls = client.submit, []
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    with mock.patch.object(client, "submit", side_effect=spy):
+        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    return calls
+
+
 def test_pin_pose_keys_pins_that_the_refine_sends_and_clear_pins_removes(walk, tiny, sub, backend_mod):
     aio = sub("armature_io")
     obj, scene = walk, bpy.context.scene
@@ -217,16 +231,8 @@ def test_pin_pose_keys_pins_that_the_refine_sends_and_clear_pins_removes(walk, t
     assert anim.pinned is not None and anim.pinned[row, [4, 7]].all() and anim.pinned.sum() == 2  # that frame only
     assert "pinned" in anim.clip_arrays()
     tiny()
-    client = backend_mod.get().client
-    real, calls = client.submit, []
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
     scene.dreamor.preset = "fast"
-    with mock.patch.object(client, "submit", side_effect=spy):
-        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    calls = refine_and_spy(backend_mod)
     assert len(calls) == 1 and calls[0]["pinned"][row, [4, 7]].all() and calls[0]["pinned"].sum() == 2
     obj = bpy.data.objects["walk"]
     assert aio.read_animation(obj).pinned[row, [4, 7]].all()  # the refined action keeps the pins
@@ -262,16 +268,8 @@ def test_mark_noisy_keys_confidence_that_the_refine_sends_and_clear_noisy_remove
     others[arm_j + [knee]] = False
     assert (conf[:, others][anim.visible[:, others]] == 1).all()
     tiny()
-    client = backend_mod.get().client
-    real, calls = client.submit, []
-
-    def spy(*args, **kwargs):
-        calls.append(kwargs)
-        return real(*args, **kwargs)
-
     scene.dreamor.preset = "fast"
-    with mock.patch.object(client, "submit", side_effect=spy):
-        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    calls = refine_and_spy(backend_mod)
     assert len(calls) == 1
     np.testing.assert_allclose(calls[0]["confidence"], conf, atol=1e-6)
     obj = bpy.data.objects["walk"]
