@@ -476,7 +476,7 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     tiny("--window", "16", "--step-s", "0.05")
     obj, job = walk, bpy.context.window_manager.dreamor_job
 
-    op = FakeOp()
+    op = refine_operator(sub)
     assert op._start(bpy.context) is refine.active and job.running
     header = mock.MagicMock()
     operators._draw_status_bar(header, bpy.context)  # the status bar's progress while it runs
@@ -492,7 +492,7 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     assert 0 < max(fractions) <= 1 and not job.running and refine.active is None
 
     before = scene_state(obj)
-    op = FakeOp()
+    op = refine_operator(sub)
     op._start(bpy.context)
     assert op.modal(bpy.context, timer) == {"PASS_THROUGH"}
     assert op.modal(bpy.context, esc) == {"CANCELLED"}
@@ -579,11 +579,9 @@ def test_preview_of_a_centimetre_armature_is_in_its_units(empty_scene, tiny, sub
         refine.active = None
 
 
-def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny, sub):
-    """The backend's guard (visible joints it could not follow) reaches the animator as a WARNING report;
-    the result is still written (one new action), so it can be inspected and undone."""
-    operators = sub("operators")
-    op_cls = operators.DREAMOR_OT_refine
+def refine_operator(sub):
+    """The Refine operator's execute path on a stand-in that keeps its reports: (kinds, text) in ``.reports``."""
+    op_cls = sub("operators").DREAMOR_OT_refine
 
     class FakeOp:
         _start, _end, _finish, execute = op_cls._start, op_cls._end, op_cls._finish, op_cls.execute
@@ -594,8 +592,14 @@ def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny
         def report(self, kind, text):
             self.reports.append((set(kind), text))
 
+    return FakeOp()
+
+
+def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny, sub):
+    """The backend's guard (visible joints it could not follow) reaches the animator as a WARNING report;
+    the result is still written (one new action), so it can be inspected and undone."""
     tiny("--warning", "the refined motion's visible joints are 5.0 cm from where they were observed")
-    op = FakeOp()
+    op = refine_operator(sub)
     assert op.execute(bpy.context) == {"FINISHED"} and walk.animation_data.action.name == "walk_refined"
     kind, text = op.reports[-1]
     assert kind == {"WARNING"} and "refined frames 1..102" in text and "visible joints are 5.0 cm" in text
@@ -603,20 +607,8 @@ def test_a_result_with_a_warning_is_written_and_reported_as_a_warning(walk, tiny
 
 def test_the_report_says_how_much_an_earlier_refine_saved(walk, tiny, sub):
     """The real backend reuses windows an earlier refine optimised (a re-refine after one more pin): the report says so."""
-    operators = sub("operators")
-    op_cls = operators.DREAMOR_OT_refine
-
-    class FakeOp:
-        _start, _end, _finish, execute = op_cls._start, op_cls._end, op_cls._finish, op_cls.execute
-
-        def __init__(self):
-            self.reports = []
-
-        def report(self, kind, text):
-            self.reports.append((set(kind), text))
-
     tiny("--metric", "windows=8", "--metric", "windows_reused=3")
-    op = FakeOp()
+    op = refine_operator(sub)
     assert op.execute(bpy.context) == {"FINISHED"}
     kind, text = op.reports[-1]
     assert kind == {"INFO"} and " s); 3 of 8 stretches reused from an earlier refine" in text
