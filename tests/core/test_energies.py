@@ -58,13 +58,39 @@ def test_regularisers_grow_with_perturbation(walk):
     assert float(E.contact_height(lifted, c, ground)[0]) > 1e-3
 
 
+def test_a_windows_energies_do_not_depend_on_the_other_windows_in_its_batch(walk):
+    """Every term is a mean within each window, summed over windows: window 0's gradients are the same alone as
+    beside a window with other masks and contacts (``refine.reuse`` re-optimises windows in other batches)."""
+    j, _, _ = walk
+    torch.manual_seed(0)
+    j0 = j + 0.01 * torch.randn_like(j)
+    other = j.flip(1) + 0.02
+    vis0 = torch.rand(j.shape[:3]) > 0.3
+    vis1 = torch.rand(j.shape[:3]) > 0.8
+    c0, c1 = torch.rand(1, j.shape[1], 9, dtype=j.dtype), torch.rand(1, j.shape[1], 9, dtype=j.dtype)
+
+    def grads(joints, vis, c):
+        joints = joints.clone().requires_grad_(True)
+        b = len(joints)
+        ground = (_flat_ground()[0].expand(b, 3), _flat_ground()[1].expand(b))
+        total = sum(e for e, _ in (E.observation(joints, j.expand_as(joints), vis), E.smoothness(joints),
+                                   E.contact_velocity(joints, c), E.contact_height(joints, c, ground),
+                                   E.penetration(joints, ground), E.skeleton_consistency(joints, j.expand_as(joints))))
+        (g,) = torch.autograd.grad(total, joints)
+        return g[0]
+
+    alone = grads(j0, vis0, c0)
+    beside = grads(torch.cat([j0, other]), torch.cat([vis0, vis1]), torch.cat([c0, c1]))
+    assert alone.abs().max() > 0 and torch.allclose(alone, beside, atol=1e-12)
+
+
 def test_sds_and_consistency():
     z = torch.randn(2, 5, 8, requires_grad=True)
     target = z.detach() + 1.0
     e, terms = E.sds(z, target)
     assert terms["sds"] == pytest.approx(8.0)
     e.backward()
-    assert torch.allclose(z.grad, -2.0 * torch.ones_like(z) / 10)
+    assert torch.allclose(z.grad, -2.0 * torch.ones_like(z) / 5)  # a mean within each window, summed over windows
     j = torch.randn(1, 3, 22, 3)
     assert float(E.skeleton_consistency(j, j)[0]) == 0.0
     assert float(E.skeleton_consistency(j, j + 0.1)[0]) == pytest.approx(0.03)
@@ -109,6 +135,16 @@ def test_window_agreement_pulls_shared_frames_together():
     moved = _descend(lambda x: E.window_agreement(x, pairs)[0], joints, lr=5.0)
     assert float(E.window_agreement(moved, pairs)[0]) < 0.1 * e0
     assert torch.equal(moved[1, 4:], joints[1, 4:])  # frames only the second window has are not compared
+    # a neighbour optimised earlier: its joints are fixed targets for the frames it shares (hidden joints only)
+    targets = torch.zeros(1, length, 22, 3, dtype=torch.float64)
+    mask = torch.zeros(1, length, 22, dtype=torch.bool)
+    mask[0, :4, :5] = True
+    one = joints[1:]
+    e1 = float(E.window_agreement(one, None, (targets, mask))[0])
+    assert e1 == pytest.approx(3 * 0.1**2)
+    pulled = _descend(lambda x: E.window_agreement(x, None, (targets, mask))[0], one, lr=5.0)
+    assert float(E.window_agreement(pulled, None, (targets, mask))[0]) < 0.1 * e1
+    assert torch.equal(pulled[0, :4, 5:], one[0, :4, 5:]) and torch.equal(pulled[0, 4:], one[0, 4:])
 
 
 def test_prior_nll_pulls_latents_to_the_prior_mean():

@@ -324,7 +324,7 @@ def test_observation_guided_targets_meet_the_visible_joints(mocap_dir):
     own targets (the shipped models, a Bandai walk, lower body hidden)."""
     from dreamor.body.state import STATE_SLICES, clip_to_state
     from dreamor.refine.api import load_models, models_dir
-    from dreamor.refine.optimize import denoised_targets, observation_guide
+    from dreamor.refine.optimize import denoised_targets, observation_guide, window_generators
 
     if not (models_dir() / "diffusion-small.pt").exists():
         pytest.skip("shipped checkpoints not present")
@@ -346,8 +346,8 @@ def test_observation_guided_targets_meet_the_visible_joints(mocap_dir):
         return float((((j - truth) ** 2).sum(-1).sqrt() * seen).sum() / seen.sum())
 
     cfg = refine_preset("fast")
-    plain = denoised_targets(m.vae, m.diffusion, z, x[:, :-1], rest, cfg, torch.Generator().manual_seed(1))
-    guided = denoised_targets(m.vae, m.diffusion, z, x[:, :-1], rest, cfg, torch.Generator().manual_seed(1),
+    plain = denoised_targets(m.vae, m.diffusion, z, x[:, :-1], rest, cfg, window_generators(cfg, None, len(z)))
+    guided = denoised_targets(m.vae, m.diffusion, z, x[:, :-1], rest, cfg, window_generators(cfg, None, len(z)),
                               guide=observation_guide(m.vae, x[:, :-1], truth, seen, rest, 0.5))
     assert miss(guided) < 0.85 * miss(plain)
 
@@ -417,3 +417,43 @@ def test_a_re_refine_after_one_more_pin_optimises_only_the_windows_it_changes(mo
     far = slice(4 * 42, t)  # 30 Hz frames 42-60: only in reused windows
     np.testing.assert_allclose(pin.joints[far], first.joints[far], atol=1e-4)
     assert np.abs(pin.joints[:40] - first.joints[:40]).max() > 1e-3
+
+
+def test_a_windows_result_does_not_depend_on_its_batch(models, mocap_dir):
+    """Energies are per window and every window draws its own random numbers (seeded by its first frame): without
+    window agreement, windows optimised one per batch give what they give all in one batch."""
+    c = with_joints_and_contacts(read_motion(mocap_dir / "cmu_02_01.bvh", fps=None))
+    t = 240
+    clip = replace(c, trans=c.trans[:t], root_orient=c.root_orient[:t], pose_body=c.pose_body[:t],
+                   joints=c.joints[:t], contacts=c.contacts[:t])
+    vis = np.ones((t, 22), bool)
+    vis[40:200, list(JOINT_GROUPS["lower_body"])] = False  # windows with different masks
+    vis[100:140, 20] = False
+    obs = replace(clip, joints=np.where(vis[..., None], clip.joints, np.nan), visible=vis)
+    cfg = _cfg(iters=6, window=20, window_overlap=6, meet_observation=False)
+    together = refine(obs, config=cfg, models=models)
+    apart = refine(obs, config=replace(cfg, max_batch_windows=1), models=models)
+    np.testing.assert_allclose(apart.joints, together.joints, atol=1e-4)
+
+
+def test_neighbours_optimised_earlier_are_agreement_targets():
+    """A window optimised after its neighbour (a reused window, or an earlier batch) is pulled towards the joints
+    the neighbour gives the frames they share, for the joints hidden there."""
+    from dreamor.body.state import motion_to_state
+    from dreamor.refine.api import _neighbour_targets
+
+    rest = SMPL_NEUTRAL_REST_JOINTS
+    windows = split_windows(50, 20, 6)  # (0, 20), (14, 34), (28, 48), (30, 50)
+    rot = torch.eye(3, dtype=torch.float64).expand(20, 22, 3, 3)
+    states = [motion_to_state(rot, torch.full((20, 3), float(k)), torch.from_numpy(rest))[0] for k in range(4)]
+    results = [(states[0], None), None, None, (states[3], None)]
+    visible = np.ones((50, 22), bool)
+    visible[:, 4] = False
+    targets, mask = _neighbour_targets(windows, [1, 2], results, visible, rest)
+    # window 1 shares frames 14-19 with window 0 (done); window 2 shares 30-47 with window 3 (done); 1 and 2 are
+    # optimised together, so they agree through the batch's own pairs
+    assert mask[0, :6, 4].all() and not mask[0, 6:].any() and not mask[0, :, 3].any()
+    assert mask[1, 2:, 4].all() and not mask[1, :2].any()
+    np.testing.assert_allclose(targets[0, :6, 4], np.broadcast_to(rest[4], (6, 3)), atol=1e-9)  # window 0 was translated by 0
+    np.testing.assert_allclose(targets[1, 2:, 4], np.broadcast_to(rest[4] + 3.0, (18, 3)), atol=1e-9)  # window 3 by 3 m
+    assert _neighbour_targets(windows, [0, 1, 2, 3], [None] * 4, visible, rest) is None

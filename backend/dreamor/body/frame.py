@@ -10,6 +10,7 @@ Body rotations are relative, hence unchanged. States are (..., 273) (``state.py`
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -65,18 +66,16 @@ def canonical_frame(x: torch.Tensor, rest_joints: torch.Tensor) -> Frame:
     return Frame(rz, -(rz @ origin[..., None])[..., 0])
 
 
-def _vector_index() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The state's 3-vectors, in order: (49 * 3,) indices into the 273 dims; which of the 49 are positions
-    (trans, joints: they shift) and which is ``trans`` (it moves as the point trans + rest pelvis)."""
+@functools.lru_cache(maxsize=None)
+def _vector_index(device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The state's 3-vectors, in order, on ``device``: (49 * 3,) indices into the 273 dims; (49, 1) masks of the
+    positions (trans, joints: they shift) and of ``trans`` (it moves as the point trans + rest pelvis)."""
     groups = ["trans", "trans_vel", "root_orient", "root_orient_vel", "joints", "joints_vel"]
     index = torch.cat([torch.arange(_S[g].start, _S[g].stop) for g in groups])
     kinds = [g for g in groups for _ in range((_S[g].stop - _S[g].start) // 3)]
-    moves = torch.tensor([k in ("trans", "joints") for k in kinds], dtype=torch.float64)[:, None]
-    is_trans = torch.tensor([k == "trans" for k in kinds], dtype=torch.float64)[:, None]
-    return index, moves, is_trans
-
-
-_VEC_INDEX, _MOVES, _IS_TRANS = _vector_index()
+    moves = torch.tensor([k in ("trans", "joints") for k in kinds], dtype=dtype)[:, None]
+    is_trans = torch.tensor([k == "trans" for k in kinds], dtype=dtype)[:, None]
+    return index.to(device), moves.to(device), is_trans.to(device)
 
 
 def transform_state(x: torch.Tensor, frame: Frame, rest_joints: torch.Tensor) -> torch.Tensor:
@@ -85,11 +84,11 @@ def transform_state(x: torch.Tensor, frame: Frame, rest_joints: torch.Tensor) ->
     One gather, one batched 3x3 product and one scatter (the refinement's rollout calls this twice per decoded
     frame, forward and backward, so its number of operations is most of the rollout's cost)."""
     rot, shift = frame.rot, frame.shift
-    index = _VEC_INDEX.to(x.device)
+    index, moves, is_trans = _vector_index(x.device, x.dtype)
     v = x.index_select(-1, index).reshape(*x.shape[:-1], -1, 3) @ rot.transpose(-1, -2)  # row vectors turned
     p0 = _pelvis(rest_joints, x)
     trans_fix = (rot @ p0[..., None])[..., 0] - p0  # trans + p0 turns as a point, then p0 comes off again
-    offset = shift[..., None, :] * _MOVES.to(x) + trans_fix[..., None, :] * _IS_TRANS.to(x)
+    offset = shift[..., None, :] * moves + trans_fix[..., None, :] * is_trans
     return x.index_copy(-1, index, (v + offset).reshape(*x.shape[:-1], -1))
 
 

@@ -28,6 +28,7 @@ Every function is batched over any leading dims (B, T, ...); ``rest_joints`` is 
 """
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,15 +64,17 @@ def _rest(rest_joints: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return r
 
 
-#: the 22 6D rotations of a state (root first), as (22 * 6,) indices into its 273 dims.
-_R6D_INDEX = torch.cat([torch.arange(_S["root_orient"].start, _S["root_orient"].stop),
-                        torch.arange(_S["pose_body"].start, _S["pose_body"].stop)])
+@functools.lru_cache(maxsize=None)
+def _r6d_index(device: torch.device) -> torch.Tensor:
+    """The 22 6D rotations of a state (root first), as (22 * 6,) indices into its 273 dims, on ``device``."""
+    return torch.cat([torch.arange(_S["root_orient"].start, _S["root_orient"].stop),
+                      torch.arange(_S["pose_body"].start, _S["pose_body"].stop)]).to(device)
 
 
 def orthonormalize(x: torch.Tensor) -> torch.Tensor:
     """Project the root and body 6D rotations of states (..., 273) onto valid rotations: Gram-Schmidt on
     each 6D pair of columns (as ``r6d_to_mat`` then ``mat_to_r6d``, without building the third column)."""
-    index = _R6D_INDEX.to(x.device)
+    index = _r6d_index(x.device)
     r = x.index_select(-1, index).reshape(*x.shape[:-1], NUM_JOINTS, 2, 3)
     a, b = r[..., 0, :], r[..., 1, :]
     a = a / a.norm(dim=-1, keepdim=True)

@@ -246,7 +246,8 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         results = [(_initial_states(obs30, rest).double(), torch.from_numpy(contact_labels(obs30, MODEL_FPS)))]
     inputs = None
     if cache is not None and cfg.method != "infill":
-        inputs = window_inputs(windows, obs30, [vis30, weight30, guessed], rest, cfg, models.ids)
+        inputs = window_inputs(windows, obs30, [vis30, weight30, guessed], rest, cfg,
+                               {**models.ids, "loaded": str(id(models.vae))})
         results = [cache.get(inp) for inp in inputs]
     todo = [k for k, r in enumerate(results) if r is None]
     timings["windows"], timings["windows_reused"] = float(len(windows)), float(len(windows) - len(todo))
@@ -263,12 +264,15 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
                         MODEL_FPS, num_out=clip.num_frames if whole else None)
         partial(0, _scaled(out, size))
 
+    if 0 < len(todo) < len(windows):
+        preview(results)  # what an earlier refine optimised shows at once
     for ci, chunk in enumerate(chunks):
         def chunk_progress(stage, fraction, terms, ci=ci):
             if progress is not None:
                 progress(stage, (ci + fraction) / len(chunks), terms)
 
         spans = [windows[k] for k in chunk]
+        fixed = _neighbour_targets(windows, chunk, results, vis30, rest) if cfg.weights.overlap > 0 else None
         batch = WindowBatch(
             observed=torch.stack([torch.from_numpy(obs30[s:e]) for s, e in spans]).float().to(dev),
             visible=torch.stack([torch.from_numpy(vis30[s:e]) for s, e in spans]).to(dev),
@@ -277,6 +281,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
             guessed=torch.stack([torch.from_numpy(guessed[s:e]) for s, e in spans]).to(dev),
             weight=torch.stack([torch.from_numpy(weight30[s:e]) for s, e in spans]).float().to(dev),
             starts=[s for s, _ in spans],  # windows that are not neighbours do not overlap: no agreement term
+            fixed=None if fixed is None else (fixed[0].float().to(dev), fixed[1].to(dev)),
         )
 
         def chunk_preview(x, c, chunk=chunk):  # every finished window and this chunk's as they stand
@@ -320,6 +325,31 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
     return visible_guard(out, joints * size, trusted & ~pinned, cfg.visible_warn_cm, clip.fps)
+
+
+def _neighbour_targets(windows: list[tuple[int, int]], chunk: list[int], results: list, visible: np.ndarray,
+                       rest: np.ndarray) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """For the windows ``chunk`` about to be optimised: (targets (B, L, 22, 3), mask (B, L, 22) bool) -- the FK joints
+    that neighbouring windows optimised earlier (reused, or in an earlier batch) give the frames they share with
+    each, masked to the joints hidden there (as ``windows.overlap_pairs``); None when no window has such a neighbour."""
+    length = windows[chunk[0]][1] - windows[chunk[0]][0]
+    targets = torch.zeros(len(chunk), length, NUM_JOINTS, 3, dtype=torch.float64)
+    mask = torch.zeros(len(chunk), length, NUM_JOINTS, dtype=torch.bool)
+    members = set(chunk)
+    for i, k in enumerate(chunk):
+        s, e = windows[k]
+        for nb in (k - 1, k + 1):
+            if nb < 0 or nb >= len(windows) or nb in members or results[nb] is None:
+                continue
+            ns, ne = windows[nb]
+            lo, hi = max(s, ns), min(e, ne)
+            if hi <= lo:
+                continue
+            x = results[nb][0][lo - ns : hi - ns]
+            joints = forward_kinematics(state_rotmats(x), torch.from_numpy(rest).to(x), x[:, :3]).joints
+            targets[i, lo - s : hi - s] = joints
+            mask[i, lo - s : hi - s] = torch.from_numpy(~visible[lo:hi])
+    return (targets, mask) if mask.any() else None
 
 
 def visible_guard(out: Refined, observed: np.ndarray, visible: np.ndarray, warn_cm: float, fps: float = MODEL_FPS) -> Refined:

@@ -40,8 +40,11 @@ class WindowBatch:
     """B windows of L frames. observed: (B, L, 22, 3) m (anything where neither visible nor guessed);
     visible: (B, L, 22) bool; rest_joints: (B, 22, 3); x_init: (B, L, 273) initial states;
     guessed: (B, L, 22) bool, hidden joints whose ``observed`` value is the completion network's guess;
-    starts: each window's first frame in the clip (consecutive windows that overlap are made to agree);
-    weight: (B, L, 22) observation weights of the visible joints (confidence; pins more; None: all 1)."""
+    starts: each window's first frame in the clip (consecutive windows that overlap are made to agree; each
+    window's random draws are seeded by it, so a window's result does not depend on its batch);
+    weight: (B, L, 22) observation weights of the visible joints (confidence; pins more; None: all 1);
+    fixed: (targets (B, L, 22, 3), mask (B, L, 22) bool): the joints that neighbouring windows optimised earlier
+    give the frames they share with these, for the agreement energy (None: no such neighbours)."""
 
     observed: torch.Tensor
     visible: torch.Tensor
@@ -50,6 +53,7 @@ class WindowBatch:
     guessed: torch.Tensor | None = None
     starts: list[int] | None = None
     weight: torch.Tensor | None = None
+    fixed: tuple[torch.Tensor, torch.Tensor] | None = None
 
 
 @dataclass
@@ -102,19 +106,25 @@ def observation_guide(vae, x_prev: torch.Tensor, observed: torch.Tensor, visible
     return guide
 
 
+def window_generators(cfg: RefineConfig, starts: list[int] | None, count: int) -> list[torch.Generator]:
+    """One random generator per window, seeded by the config's seed and the window's first frame."""
+    starts = starts if starts is not None else list(range(count))
+    return [torch.Generator().manual_seed(cfg.seed * 1_000_003 + int(s)) for s in starts]
+
+
 def denoised_targets(vae, diffusion, z: torch.Tensor, x_prev: torch.Tensor, rest: torch.Tensor,
-                     cfg: RefineConfig, generator: torch.Generator, progress: float = 0.0,
+                     cfg: RefineConfig, generators: list[torch.Generator], progress: float = 0.0,
                      guide: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """z_hat (B, L-1, Z): each latent noised to its own random t' and denoised with K DDIM steps + CFG
-    (``guide``: see ``observation_guide``)."""
+    (``guide``: see ``observation_guide``); ``generators``: one per window (``window_generators``)."""
     from ..models.diffusion import vae_condition
 
     t_total = diffusion.schedule.num_train_timesteps
     lo, hi = t_range_at(cfg, progress)
-    frac = lo + (hi - lo) * torch.rand(z.shape[:-1], generator=generator)
+    frac = lo + (hi - lo) * torch.stack([torch.rand(z.shape[1:-1], generator=g) for g in generators])
     t = (frac * t_total).long().clamp(0, t_total - 1).to(z.device)
     cond = vae_condition(vae, x_prev, rest)
-    noise = torch.randn(z.shape, generator=generator).to(z)
+    noise = torch.stack([torch.randn(z.shape[1:], generator=g) for g in generators]).to(z)
     return diffusion.denoise(z, cond, t, num_steps=cfg.denoise_steps, guidance=cfg.guidance, noise=noise, guide=guide)
 
 
@@ -123,7 +133,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
                      preview: PreviewFn | None = None) -> WindowResult:
     """Run the configured method on a batch of windows; see the module docstring. ``preview`` gets the
     current motion every ``cfg.preview_every_s`` seconds of work (a live preview)."""
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = window_generators(cfg, batch.starts, len(batch.x_init))
     rest = batch.rest_joints
     w = cfg.weights
     with torch.no_grad():
@@ -170,8 +180,8 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.penetration, E.penetration(joints, ground)),
             (w.smooth, E.smoothness(joints)),
         ]
-        if pairs is not None:
-            parts.append((w.overlap, E.window_agreement(joints, pairs)))
+        if pairs is not None or (w.overlap > 0 and batch.fixed is not None):
+            parts.append((w.overlap, E.window_agreement(joints, pairs, batch.fixed)))
         if w.guess > 0 and batch.guessed is not None:
             fade = 1.0 - (1.0 - cfg.guess_final) * it / max(cfg.iters - 1, 1)  # the guess: a tether, or a start
             parts.append((w.guess * fade, E.guess(joints, observed, batch.guessed, cfg.guess_sigma)))
