@@ -476,7 +476,7 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     tiny("--window", "16", "--step-s", "0.05")
     obj, job = walk, bpy.context.window_manager.dreamor_job
 
-    op = refine_operator(sub)
+    op = FakeOp()
     assert op._start(bpy.context) is refine.active and job.running
     header = mock.MagicMock()
     operators._draw_status_bar(header, bpy.context)  # the status bar's progress while it runs
@@ -492,7 +492,7 @@ def test_modal_refine_steps_on_timer_events_and_esc_cancels(walk, tiny, sub, add
     assert 0 < max(fractions) <= 1 and not job.running and refine.active is None
 
     before = scene_state(obj)
-    op = refine_operator(sub)
+    op = FakeOp()
     op._start(bpy.context)
     assert op.modal(bpy.context, timer) == {"PASS_THROUGH"}
     assert op.modal(bpy.context, esc) == {"CANCELLED"}
