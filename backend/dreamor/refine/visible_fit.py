@@ -125,6 +125,9 @@ def meet_observation(local_rotmats: np.ndarray, trans: np.ndarray, rest: np.ndar
             if len(kids) > 1:
                 others = w.copy()
                 others[rows, main] = 0.0
+                # a seen joint turns only for its seen children: a hidden child that merely carries a correction from
+                # below (a pinned knee under a hidden hip) must not twist a seen pelvis round the spine
+                others = np.where(anchored[:, j, None] & (others < 1.0), 0.0, others)
                 a = np.einsum("tij,tkj->tki", swing, src)
                 rot = _twist(dst[rows, main], a, dst, others) @ rot
         glob[:, j] = rot
