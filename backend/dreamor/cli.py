@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="IN.npz or IN.bvh")
     p.add_argument("output", help="OUT.npz")
     p.add_argument("--occlude", default=None, help="lower_body, a group (left_leg, ...) or JOINT,JOINT,... (SMPL names)")
-    p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude / --noisy marks apply to (default: all)")
+    p.add_argument("--frames", default=None, help="A:B, the input frames the --occlude / --noisy marks apply to, B not included (default: all)")
     p.add_argument("--preset", default="default", help="fast, default, best, or paper (the paper's configuration)")
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")

@@ -28,7 +28,9 @@ def test_refine_bvh_with_occlusion(tmp_path, mocap_dir, ckpts, capsys):
 
 @pytest.mark.parametrize("args, msg", [
     (["--occlude", "left_kneee"], "unknown joint"),
-    (["--occlude", "lower_body", "--frames", "50:10"], "outside"),
+    (["--occlude", "lower_body", "--frames", "50:10"], "the end must come after the start"),
+    (["--occlude", "lower_body", "--frames", "10:500"], "outside the clip's 68 frames"),
+    (["--device", "foo"], "unknown device 'foo'"),
     (["--frames", "1:5"], "needs --occlude"),
     (["--preset", "turbo"], "unknown preset"),
     (["--set", "weights.sds"], "NAME=VALUE"),
@@ -39,6 +41,37 @@ def test_refine_bad_options(tmp_path, mocap_dir, ckpts, capsys, args, msg):
     code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(out), "--quiet", *args, *ckpts])
     err = capsys.readouterr().err
     assert code == 2 and msg in err and "Traceback" not in err and not out.exists()
+
+
+def test_cuda_without_cuda_is_one_line(tmp_path, mocap_dir, ckpts, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this torch sees a CUDA device")
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(out), "--quiet", "--device", "cuda", *ckpts])
+    err = capsys.readouterr().err
+    assert code == 2 and "sees no CUDA device" in err and "Traceback" not in err and not out.exists()
+
+
+def test_a_mask_of_the_wrong_shape_is_one_line(tmp_path, mocap_dir, ckpts, capsys):
+    """Found by a new-user trial: a 'visible' of the wrong shape raised an IndexError (the joints' finiteness check
+    indexed with it before its shape was checked)."""
+    import numpy as np
+
+    from dreamor.data.clip import save_clip
+    from dreamor.data.convert import read_motion, with_joints_and_contacts
+
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_run_normal_001.bvh"))
+    src = tmp_path / "bad.npz"
+    save_clip(clip, src)
+    arrays = dict(np.load(src))
+    arrays["visible"] = np.ones((clip.num_frames - 10, 22), bool)
+    np.savez(src, **arrays)
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(src), str(out), "--quiet", "--preset", "fast", *ckpts])
+    err = capsys.readouterr().err
+    assert code == 2 and "'visible' has shape" in err and "Traceback" not in err and not out.exists()
 
 
 def test_refine_missing_models_is_clear(tmp_path, mocap_dir, capsys):

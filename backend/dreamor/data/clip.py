@@ -69,9 +69,10 @@ class Clip:
         for key in ("visible", "pinned", "confidence"):
             if getattr(self, key) is not None:
                 checks[key] = (getattr(self, key), (t, NUM_JOINTS))
-        for key, (arr, shape) in checks.items():
+        for key, (arr, shape) in checks.items():  # every shape first: the finiteness checks index with the masks
             if tuple(arr.shape) != shape:
                 raise InputFileError(f"clip {self.name or ''} key '{key}' has shape {tuple(arr.shape)}, expected {shape}".replace("  ", " "))
+        for key, (arr, shape) in checks.items():
             if key == "joints" and self.visible is not None:
                 arr = arr[self.visible]  # occluded observations may be NaN (unknown)
             if arr.dtype != bool and not allow_nonfinite and not np.all(np.isfinite(arr)):

@@ -83,6 +83,16 @@ def models_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[3] / "models"
 
 
+def check_device(device: str) -> None:
+    """DreamorError unless ``device`` is 'cpu', or 'cuda[:i]' with a CUDA device torch can see."""
+    if device == "cpu":
+        return
+    if not device.startswith("cuda"):
+        raise DreamorError(f"unknown device '{device}'; use cpu or cuda")
+    if not torch.cuda.is_available():
+        raise DreamorError(f"--device {device}, but this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+
+
 def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,
                 device: str = "cpu", infill_path: str | os.PathLike | None = None) -> Models:
     """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``,
@@ -91,6 +101,7 @@ def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str |
     from ..models.infill import load_infill
     from ..models.vae import load_vae
 
+    check_device(str(device))
     root = models_dir()
     vae_path = Path(vae_path) if vae_path else root / "vae-small.pt"
     diffusion_path = Path(diffusion_path) if diffusion_path else root / "diffusion-small.pt"

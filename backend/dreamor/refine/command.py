@@ -25,8 +25,10 @@ def parse_frames(spec: str | None, num_frames: int) -> slice:
         end = int(b) if b else num_frames
     except ValueError:
         raise DreamorError(f"--frames '{spec}': expected START:END, e.g. 30:90") from None
+    if start >= end:
+        raise DreamorError(f"--frames '{spec}': the end must come after the start (START:END, END not included)")
     if not 0 <= start < end <= num_frames:
-        raise DreamorError(f"--frames '{spec}' is outside the clip's {num_frames} frames")
+        raise DreamorError(f"--frames '{spec}' is outside the clip's {num_frames} frames (0:{num_frames})")
     return slice(start, end)
 
 
