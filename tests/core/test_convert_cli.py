@@ -112,6 +112,11 @@ def test_npz_missing_keys(tmp_path, capsys):
     src2.write_bytes(b"PK\x03\x04 nope")
     code, cap = _run(capsys, "convert", src2, tmp_path / "o.npz")
     assert code == 2 and "not a readable .npz" in cap.err
+    for content, why in ((b"", "the file is empty"), (b"trans,root_orient\n1,2\n", "not a NumPy .npz archive")):
+        src3 = tmp_path / "other.npz"
+        src3.write_bytes(content)
+        code, cap = _run(capsys, "convert", src3, tmp_path / "o.npz")
+        assert code == 2 and f"not a readable .npz clip ({why})" in cap.err and "pickle" not in cap.err
 
 
 def test_console_script_prints_no_traceback(tmp_path):

@@ -89,6 +89,12 @@ class Clip:
 def load_clip(path: str | os.PathLike, allow_nonfinite: bool = False) -> Clip:
     """Read a clip `.npz` (our keys, HuMoR keys, or raw AMASS ``poses``); see ``Clip.validate``."""
     path = Path(path)
+    if path.is_file():
+        with path.open("rb") as f:
+            head = f.read(4)
+        if head != b"PK\x03\x04":  # every .npz is a zip archive
+            why = "the file is empty" if not head else "not a NumPy .npz archive"
+            raise InputFileError(f"{path}: not a readable .npz clip ({why})")
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
