@@ -134,6 +134,11 @@ class DREAMOR_OT_mark_noisy(_MarkOptions, bpy.types.Operator):
         return self.run(context, self.confidence, CONFIDENCE_PROP, f"noisy (confidence {self.confidence:.2f})")
 
 
+def _selected_bones(context, rig) -> list[str]:
+    """The selected pose bones of the active armature that are SMPL bones of ``rig``."""
+    return [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names]
+
+
 class _ClearMarks:
     """Remove mark ``prop`` (keys and property) from the selected bones, or from every bone when none is selected."""
 
@@ -147,7 +152,7 @@ class _ClearMarks:
         rig = _rig_or_report(self, context)
         if rig is None:
             return {"CANCELLED"}
-        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names] or list(rig.bone_names)
+        names = _selected_bones(context, rig) or list(rig.bone_names)
         count = marks.clear_all(context.object, names, prop=self.prop)
         self.report({"INFO"}, f"cleared the {self.what} of {count} bone(s)")
         return {"FINISHED"}
@@ -174,7 +179,7 @@ class DREAMOR_OT_pin_pose(bpy.types.Operator):
         rig = _rig_or_report(self, context)
         if rig is None:
             return {"CANCELLED"}
-        names = [pb.name for pb in context.object.pose.bones if pb.select and pb.name in rig.bone_names]
+        names = _selected_bones(context, rig)
         if not names:
             self.report({"ERROR"}, "no SMPL bones selected; select the bones to pin in Pose Mode")
             return {"CANCELLED"}

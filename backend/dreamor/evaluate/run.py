@@ -28,6 +28,7 @@ from ..body.skeleton import NUM_JOINTS
 from ..data.clip import Clip
 from ..data.convert import BVH_SUFFIXES, clip_stem, read_motion, with_joints_and_contacts
 from ..errors import DreamorError, InputFileError
+from ..refine.api import check_device
 from ..refine.config import refine_preset
 from . import metrics as M
 from .baselines import Method, MethodConfig, get_methods
@@ -144,14 +145,11 @@ def cut_clip(clip: Clip, clip_frames: int, min_frames: int = MIN_FRAMES) -> list
 
 def resolve_device(device: str) -> str:
     """'cpu' or 'cuda[:i]' -> a description for the report; DreamorError if CUDA is asked for but absent."""
+    check_device(device)
     if device == "cpu":
         return "cpu"
-    if not device.startswith("cuda"):
-        raise DreamorError(f"unknown device '{device}'; use cpu or cuda")
     import torch
 
-    if not torch.cuda.is_available():
-        raise DreamorError(f"--device {device} but torch sees no CUDA device (torch {torch.__version__}); use --device cpu")
     return f"{device} ({torch.cuda.get_device_name(torch.device(device))})"
 
 

@@ -90,7 +90,7 @@ def check_device(device: str) -> None:
     if not device.startswith("cuda"):
         raise DreamorError(f"unknown device '{device}'; use cpu or cuda")
     if not torch.cuda.is_available():
-        raise DreamorError(f"--device {device}, but this torch ({torch.__version__}) sees no CUDA device; use --device cpu")
+        raise DreamorError(f"--device {device} but torch sees no CUDA device (torch {torch.__version__}); use --device cpu")
 
 
 def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,

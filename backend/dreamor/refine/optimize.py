@@ -180,7 +180,7 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
             (w.penetration, E.penetration(joints, ground)),
             (w.smooth, E.smoothness(joints)),
         ]
-        if pairs is not None or (w.overlap > 0 and batch.fixed is not None):
+        if w.overlap > 0 and (pairs is not None or batch.fixed is not None):
             parts.append((w.overlap, E.window_agreement(joints, pairs, batch.fixed)))
         if w.guess > 0 and batch.guessed is not None:
             fade = 1.0 - (1.0 - cfg.guess_final) * it / max(cfg.iters - 1, 1)  # the guess: a tether, or a start
