@@ -45,6 +45,12 @@ def _cmd_train_infill(args: argparse.Namespace) -> int:
     return run_train_infill(args)
 
 
+def _cmd_train_window_prior(args: argparse.Namespace) -> int:
+    from .train.train_window_prior import run_train_window_prior
+
+    return run_train_window_prior(args)
+
+
 def _cmd_train_diffusion(args: argparse.Namespace) -> int:
     from .train.train_diffusion import run_train_diffusion
 
@@ -161,6 +167,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "data cache folder (default: cache/ in the repository)")
     t.set_defaults(func=_cmd_train_infill)
 
+    t = train_sub.add_parser(
+        "window-prior", help="train the window prior (a diffusion model of hidden joints given what is seen)",
+        description="Train the conditional diffusion model over windows of joints that draws alternative completions "
+                    "of hidden limbs and gives their doubt (default data as for the VAE).",
+    )
+    _train_args(t, "window-prior", "small (2-core CPU, a few hours), gpu, or tiny (tests)",
+                "continue the checkpoint at --out", "data cache folder (default: cache/ in the repository)")
+    t.add_argument("--init", default=None, metavar="CKPT",
+                   help="warm-start a new run from this joint-completion checkpoint (models/infill-small.pt)")
+    t.set_defaults(func=_cmd_train_window_prior)
+
     p = sub.add_parser(
         "refine", help="refine a motion: fill occluded joints, remove jitter, fix feet (DREAMoR)",
         description="IN is a .bvh/.bvh.gz or clip .npz (its `visible` mask is used unless --occlude is given); "
@@ -173,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="default", help="fast, default, best, or paper (the paper's configuration)")
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="completions to return: the answer and N - 1 alternatives drawn by the window prior, in "
+                        "OUT's 'samples' (N, T, 22, 3) with their poses (default 1; at most 16)")
     p.add_argument("--lock-feet", action="store_true",
                    help="feet the result puts in contact do not slide (held in place by IK on the legs)")
     p.add_argument("--noisy", nargs="?", const="all", default=None, metavar="JOINTS",

@@ -137,8 +137,9 @@ def load_clip(path: str | os.PathLike, allow_nonfinite: bool = False) -> Clip:
     return clip.validate(allow_nonfinite)
 
 
-def save_clip(clip: Clip, path: str | os.PathLike) -> Path:
-    """Write a clip `.npz` atomically (a temp file renamed into place: never a half-written file)."""
+def save_clip(clip: Clip, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
+    """Write a clip `.npz` atomically (a temp file renamed into place: never a half-written file); ``extra``:
+    more arrays to store beside the clip's (a refined clip's ``samples``, ``uncertainty``...)."""
     clip.validate()
     path = Path(path)
     arrays = {
@@ -157,6 +158,7 @@ def save_clip(clip: Clip, path: str | os.PathLike) -> Path:
             arrays[key] = getattr(clip, key).astype(bool)
     if clip.confidence is not None:
         arrays["confidence"] = clip.confidence.astype(np.float32)
+    arrays.update(extra or {})
     with atomic_write(path) as fh:
         np.savez(fh, **arrays)
     return path

@@ -10,6 +10,7 @@ Long clips are cut into overlapping windows, optimised in batches and cross-fade
 """
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ..data.resample import resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
+from .alternatives import doubt, draw_completions, engine_guess
 from .foot_lock import lock_feet
 from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
@@ -61,6 +63,21 @@ class Refined:
     quality: dict[str, float] = field(default_factory=dict)
     #: sentences for the user when the result should be checked (see ``visible_guard``).
     warnings: list[str] = field(default_factory=list)
+    #: the other completions (``RefineConfig.samples`` - 1 of them), each a Refined through the same final stages.
+    alternatives: list["Refined"] = field(default_factory=list)
+    #: (T, 22) metres: how far each joint may be off (0 where seen; None without the window prior).
+    uncertainty: np.ndarray | None = None
+
+    def sample_arrays(self) -> dict[str, np.ndarray]:
+        """The refined clip's extra keys (float32): ``samples`` (N, T, 22, 3) joints, their poses ``sample_trans``
+        (N, T, 3), ``sample_root_orient`` (N, T, 3), ``sample_pose_body`` (N, T, 63), ``sample_contacts`` (N, T, 9),
+        and ``uncertainty`` (T, 22) m when known: this answer first, then the alternatives."""
+        samples = [self, *self.alternatives]
+        out = {f"sample_{k}" if k != "joints" else "samples": np.stack([getattr(s, k) for s in samples]).astype(np.float32)
+               for k in ("joints", "trans", "root_orient", "pose_body", "contacts")}
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty.astype(np.float32)
+        return out
 
     def to_clip(self, like: Clip) -> Clip:
         return replace(like, trans=self.trans, root_orient=self.root_orient, pose_body=self.pose_body,
@@ -76,6 +93,8 @@ class Models:
     diffusion: torch.nn.Module | None
     ids: dict[str, str] = field(default_factory=dict)
     infill: torch.nn.Module | None = None
+    #: the window prior (``models.window_prior``): alternatives, doubt and the answer's start (None: the mean guess)
+    window_prior: torch.nn.Module | None = None
 
 
 def models_dir() -> Path:
@@ -94,12 +113,14 @@ def check_device(device: str) -> None:
 
 
 def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,
-                device: str = "cpu", infill_path: str | os.PathLike | None = None) -> Models:
+                device: str = "cpu", infill_path: str | os.PathLike | None = None,
+                window_prior_path: str | os.PathLike | None = None) -> Models:
     """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``,
-    ``models/infill-small.pt``) or given ones; the diffusion and infill ones are optional."""
+    ``models/infill-small.pt``, ``models/window-prior-small.pt``) or given ones; all but the VAE are optional."""
     from ..models.diffusion import load_diffusion
     from ..models.infill import load_infill
     from ..models.vae import load_vae
+    from ..models.window_prior import load_window_prior
 
     check_device(str(device))
     root = models_dir()
@@ -116,8 +137,11 @@ def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str |
         diffusion.eval().requires_grad_(False)
     infill_path = Path(infill_path) if infill_path else root / "infill-small.pt"
     infill = load_infill(infill_path, device) if infill_path.exists() else None
+    prior_path = Path(window_prior_path) if window_prior_path else root / "window-prior-small.pt"
+    prior = load_window_prior(prior_path, device) if prior_path.exists() else None
     return Models(vae, diffusion, {"vae": vae_path.name, "diffusion": diffusion_path.name if diffusion else "",
-                                   "infill": infill_path.name if infill else ""}, infill)
+                                   "infill": infill_path.name if infill else "",
+                                   "window_prior": prior_path.name if prior else ""}, infill, prior)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -228,17 +252,27 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     weight30 = at30.confidence * PIN_WEIGHT
     n = len(obs30)
     guessed = np.zeros_like(vis30)
-    if cfg.learned_init and models.infill is not None and not vis30.all():
+    draws = None  # the window prior's completions (M, n, 22, 3): alternatives and doubt
+    # The networks complete a body around its pelvis, and never saw frames with nothing seen nor gaps shorter than
+    # 0.3 s: there the pelvis, whole lost frames and short gaps keep the splines' guess and reach them as seen.
+    seen = vis30 | short_gaps(vis30, int(round(cfg.spline_gap_s * MODEL_FPS)))
+    seen[:, 0] = True
+    seen[~vis30.any(1)] = True
+    prior = models.window_prior if (~seen).any() else None
+    if prior is not None:
+        prior.to(dev)
+        draws = draw_completions(prior, obs30, seen, rest, max(cfg.doubt_draws, cfg.samples - 1), cfg.seed + 1,
+                                 cfg.prior_steps)
+    if cfg.learned_init and models.infill is not None and (~seen).any():
         from ..models.infill import complete
 
-        # The network completes a body around its pelvis, and never saw frames with nothing seen nor gaps
-        # shorter than 0.3 s: there the pelvis, whole lost frames and short gaps keep the splines' guess and
-        # reach the network as seen.
-        seen = vis30 | short_gaps(vis30, int(round(cfg.spline_gap_s * MODEL_FPS)))
-        seen[:, 0] = True
-        seen[~vis30.any(1)] = True
         obs30 = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
         guessed = ~seen
+        if prior is not None and cfg.prior_t > 0 and cfg.method != "infill":  # an answer that moves
+            obs30 = engine_guess(prior, obs30, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps)
+    if cfg.samples > 1 and models.window_prior is None:
+        raise DreamorError(f"{cfg.samples} samples need the window prior (models/window-prior-small.pt); "
+                           "train one with `dreamor train window-prior` or ask for 1 sample")
     # Capture noise in the guess becomes huge velocities in the initial states (and latents the
     # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
     guess = gaussian_filter1d(obs30, cfg.init_smooth, axis=0, mode="nearest") if cfg.init_smooth > 0 else obs30
@@ -313,6 +347,42 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     timings["optimise_s"] = time.perf_counter() - t1
     out = _assemble(windows, [r[0] for r in results], [r[1] for r in results], rest, n, clip.fps, MODEL_FPS,
                     num_out=clip.num_frames)
+    finish = functools.partial(_finish, clip=clip, joints=joints, vis=vis, trusted=trusted, pinned=pinned, cfg=cfg,
+                               size=size)
+    out = finish(out, timings)
+    out.energies = energies
+    if draws is not None:
+        t3 = time.perf_counter()
+        out.uncertainty = _at_clip_rate(doubt(draws, obs30, ~seen, cfg.doubt_scale), clip) * size * ~vis
+        for draw in draws[: cfg.samples - 1]:
+            posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],
+                              [torch.from_numpy(contact_labels(draw, MODEL_FPS)).double()], rest, n, clip.fps,
+                              MODEL_FPS, num_out=clip.num_frames)
+            out.alternatives.append(finish(posed, {}))
+        timings["alternatives_s"] = time.perf_counter() - t3
+    elif cfg.samples > 1:
+        out.warnings.append(f"nothing was hidden long enough to complete: the {cfg.samples - 1} alternative(s) are "
+                            "the answer itself")
+        out.alternatives = [replace(out, warnings=[]) for _ in range(cfg.samples - 1)]
+    if models.window_prior is not None and out.uncertainty is None:
+        out.uncertainty = np.zeros(vis.shape)
+    timings["total_s"] = time.perf_counter() - t0
+    out.timings = timings
+    return out
+
+
+def _at_clip_rate(values: np.ndarray, clip: Clip) -> np.ndarray:
+    """(n, ...) at 30 Hz -> (T, ...) at the clip's frames (nearest 30 Hz frame)."""
+    idx = np.round(np.arange(clip.num_frames) * MODEL_FPS / clip.fps).astype(int)
+    return values[np.minimum(idx, len(values) - 1)]
+
+
+def _finish(out: Refined, timings: dict, *, clip: Clip, joints: np.ndarray, vis: np.ndarray, trusted: np.ndarray,
+            pinned: np.ndarray, cfg: RefineConfig, size: float) -> Refined:
+    """The final stages every completion goes through (the answer and each alternative): a motion at the reference
+    size -> at the body's size, with the captured rotations kept (``keep_visible``), trusted visible joints and pins
+    put where observed, feet locked (``lock_feet``) and the visible joints checked (``visible_guard``)."""
+    rest = clip.rest_joints
     if cfg.keep_visible:  # trusted joints and pins keep their captured rotations (the pelvis its position)
         out = keep_visible_rotations(out, clip, trusted)
     # kept joints are where they were captured already: in the fit they anchor what hangs from them
@@ -332,9 +402,6 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         aa = mat_to_aa(torch.from_numpy(rot)).numpy()
         out = replace(out, root_orient=aa[:, 0], pose_body=aa[:, 1:].reshape(-1, 63), joints=locked)
     out = _scaled(out, size)
-    out.energies = energies
-    timings["total_s"] = time.perf_counter() - t0
-    out.timings = timings
     return visible_guard(out, joints * size, trusted & ~pinned, cfg.visible_warn_cm, clip.fps)
 
 

@@ -67,6 +67,25 @@ def confidence(clip, noisy_joints: str | None, frames: str | None) -> np.ndarray
     return conf
 
 
+#: the most completions one refine returns (the add-on's Alternatives go to 8).
+MAX_SAMPLES = 16
+
+
+def doubt_summary(uncertainty: np.ndarray, visible: np.ndarray, fps: float, samples: int) -> str:
+    """One line: how sure the engine is of the hidden joints, and where it is least sure."""
+    hidden = ~visible
+    per_frame = np.where(hidden, uncertainty, 0).max(1)
+    worst = int(np.argmax(per_frame))
+    return (f"doubt: hidden joints may be {uncertainty[hidden].mean() * 100:.1f} cm off on average, up to "
+            f"{per_frame[worst] * 100:.1f} cm at frame {worst} ({worst / fps:.1f} s); {samples} completion(s) in 'samples'")
+
+
+def check_samples(n: int) -> None:
+    """DreamorError unless 1 <= n <= MAX_SAMPLES."""
+    if not 1 <= n <= MAX_SAMPLES:
+        raise DreamorError(f"--samples {n}: choose 1 (the answer alone) to {MAX_SAMPLES} completions")
+
+
 def run_refine(args) -> int:
     src, out = Path(args.input), Path(args.output)
     if out.suffix.lower() != ".npz":
@@ -74,7 +93,8 @@ def run_refine(args) -> int:
     if not src.exists():
         raise DreamorError(f"{src}: no such file")
     try:
-        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device,
+        check_samples(args.samples)
+        cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device, samples=args.samples,
                             noisy=args.noisy == "all", lock_feet=args.lock_feet,
                             **({"denoise_steps": args.denoise_steps} if args.denoise_steps else {}))
     except ValueError as exc:
@@ -97,10 +117,13 @@ def run_refine(args) -> int:
         result = refine(clip, vis, cfg, progress=progress, models=models)
     finally:
         bar.close()
-    save_clip(replace(result.to_clip(clip), visible=vis, pinned=clip.pinned, confidence=clip.confidence), out)
+    save_clip(replace(result.to_clip(clip), visible=vis, pinned=clip.pinned, confidence=clip.confidence), out,
+              extra=result.sample_arrays())
     for w in result.warnings:
         print(f"warning: {w}", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {out} ({clip.num_frames} frames at {clip.fps:g} fps, {(~vis).mean():.0%} of joint-frames "
               f"occluded, {result.timings['total_s']:.1f} s)")
+        if result.uncertainty is not None and (~vis).any():
+            print(doubt_summary(result.uncertainty, vis, clip.fps, 1 + len(result.alternatives)))
     return 0

@@ -99,6 +99,18 @@ class RefineConfig:
     keep_visible: bool = False
     #: feet in contact (the result's own contact flags) held in place by IK on the legs (``refine.foot_lock``).
     lock_feet: bool = False
+    #: completions returned (``Refined.sample_arrays``): the answer first, then ``samples - 1`` alternatives drawn by the
+    #: window prior (``refine.alternatives``), each posed by IK and put through the same final stages.
+    samples: int = 1
+    #: window-prior draws behind the doubt (``Refined.uncertainty``); the alternatives are the first of them.
+    doubt_draws: int = 6
+    #: the doubt is this times the draws' RMS distance from the answer's start (calibrated: MODEL_CARD.md).
+    doubt_scale: float = 1.0
+    #: the answer starts from the completion network's mean guess noised to this fraction of T and denoised by the
+    #: window prior (SDEdit), so hidden limbs move as real ones; 0: the mean guess itself (before issue #28).
+    prior_t: float = 0.5
+    #: DDIM steps of the window prior's draws.
+    prior_steps: int = 10
     seed: int = 0
     device: str = "cpu"
 
