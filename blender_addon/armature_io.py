@@ -34,6 +34,7 @@ from .conventions import (
     CONFIDENCE_PROP,
     CONTACT_JOINTS,
     CONTACT_PROP,
+    DOUBT_PROP,
     NUM_JOINTS,
     PARENTS,
     PINNED_PROP,
@@ -415,6 +416,7 @@ def ensure_bone_props(obj, names, prop: str, default, description: str):
 
 VISIBLE_DESCRIPTION = "DREAMoR: False where this joint was occluded during capture"
 CONTACT_DESCRIPTION = "DREAMoR: ground contact probability of this joint (0..1)"
+DOUBT_DESCRIPTION = "DREAMoR: how far the refined joint may be off, metres (0 where it was seen)"
 
 
 def write_animation(
@@ -426,15 +428,17 @@ def write_animation(
     visible: np.ndarray | None = None,
     action_name: str | None = None,
     metres_per_unit: float | None = None,
+    doubt: np.ndarray | None = None,
+    source: bpy.types.Action | None = None,
 ) -> bpy.types.Action:
     """Key the clip arrays on a **new action** and assign it; the previous action is kept.
 
     trans: (T, 3) metres; rotations: (T, 22, 3) axis-angle or (T, 22, 3, 3) local rotations
     (joint 0 = root orientation); keys land on frames ``frame_start .. frame_start + T - 1``.
     contacts: (T, 9) in [0, 1] keyed as the 'contact' property of the contact bones;
-    visible: (T, 22) bool keyed as 'visible' marks. The new action starts as a copy of the
-    previous one (occlusion marks, fingers, other channels stay), with the SMPL bones'
-    transforms replaced. The previous action gets a fake user so it is never lost. One undo
+    visible: (T, 22) bool keyed as 'visible' marks; doubt: (T, 22) metres keyed as the 'doubt' property of
+    every bone. The new action starts as a copy of ``source`` (default: the object's current action;
+    occlusion marks, fingers, other channels stay), with the SMPL bones' transforms replaced. The previous action gets a fake user so it is never lost. One undo
     step when called from an operator with the UNDO option (or followed by an undo push).
     """
     bpy.context.view_layer.update()
@@ -444,7 +448,8 @@ def write_animation(
     t = len(trans)
     if trans.shape != (t, 3) or rotmats.shape != (t, NUM_JOINTS, 3, 3):
         raise ValueError(f"trans {trans.shape} and rotations {rotmats.shape} must be (T, 3) and (T, 22, ...)")
-    for key, arr, shape in (("contacts", contacts, (t, 9)), ("visible", visible, (t, NUM_JOINTS))):
+    for key, arr, shape in (("contacts", contacts, (t, 9)), ("visible", visible, (t, NUM_JOINTS)),
+                            ("doubt", doubt, (t, NUM_JOINTS))):
         if arr is not None and np.shape(arr) != shape:
             raise ValueError(f"{key} has shape {np.shape(arr)}, expected {shape}")
     if not (np.all(np.isfinite(trans)) and np.all(np.isfinite(rotmats))):
@@ -460,10 +465,14 @@ def write_animation(
         ensure_bone_props(obj, rig.contact_bone_names, CONTACT_PROP, 0.0, CONTACT_DESCRIPTION)
     if visible is not None:
         ensure_bone_props(obj, rig.bone_names, VISIBLE_PROP, True, VISIBLE_DESCRIPTION)
+    if doubt is not None:
+        if not np.all(np.isfinite(doubt)):
+            raise ValueError("doubt holds NaN or infinite values; nothing was written")
+        ensure_bone_props(obj, rig.bone_names, DOUBT_PROP, 0.0, DOUBT_DESCRIPTION)
 
     # From here on only bpy writes that cannot fail on bad input.
     ad = obj.animation_data or obj.animation_data_create()
-    previous, prev_slot = ad.action, ad.action_slot
+    previous, prev_slot = source or ad.action, ad.action_slot
     if previous is not None:
         action = previous.copy()
         action.name = action_name or _refined_name(previous.name)
@@ -485,6 +494,8 @@ def write_animation(
         replaced |= {obj.pose.bones[n].path_from_id(f'["{CONTACT_PROP}"]') for n in rig.contact_bone_names}
     if visible is not None:
         replaced |= {obj.pose.bones[n].path_from_id(f'["{VISIBLE_PROP}"]') for n in rig.bone_names}
+    if doubt is not None:
+        replaced |= {obj.pose.bones[n].path_from_id(f'["{DOUBT_PROP}"]') for n in rig.bone_names}
     for fc in [fc for fc in bag.fcurves if fc.data_path in replaced]:
         bag.fcurves.remove(fc)
     for name in rig.chain:  # unkeyed channels rest, so the keyed ones tell the whole pose
@@ -509,6 +520,10 @@ def write_animation(
             path = obj.pose.bones[name].path_from_id(f'["{VISIBLE_PROP}"]')
             f, v = step_keys(frames, np.asarray(visible[:, j], bool).astype(np.float64))
             _key_curve(bag, path, 0, name, f, v, CONSTANT)
+    if doubt is not None:
+        for j, name in enumerate(rig.bone_names):
+            path = obj.pose.bones[name].path_from_id(f'["{DOUBT_PROP}"]')
+            _key_curve(bag, path, 0, name, frames, np.asarray(doubt[:, j], np.float64), LINEAR)
     obj.update_tag(refresh={"OBJECT", "DATA"})
     return action
 

@@ -41,6 +41,8 @@ VISIBLE_PROP = "visible"
 PINNED_PROP = "pinned"
 CONFIDENCE_PROP = "confidence"
 CONTACT_PROP = "contact"
+#: metres: how far the backend says the joint may be off (0 where it was seen); keyed by Refine.
+DOUBT_PROP = "doubt"
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,8 @@ class DREAMOR_OT_refine(bpy.types.Operator):
         settings = context.scene.dreamor
         try:
             run = refine_run.RefineRun(context.object, context.scene, settings.preset, settings.keep_visible, settings.refine_frames,
-                                   noisy=settings.noisy, lock_feet=settings.lock_feet)
+                                   noisy=settings.noisy, lock_feet=settings.lock_feet,
+                                   alternatives=settings.alternatives)
         except (refine_run.RefineError, backend_process.BackendUnavailable) as exc:
             self.report({"ERROR"}, str(exc))
             backend_process.tag_redraw()

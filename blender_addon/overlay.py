@@ -2,7 +2,9 @@
 
 The overlay draws, for every SMPL armature in the scene with keyed 'contact' properties, a
 disc at each contact joint that is in contact at the current frame, and a footprint trail
-(where the ankles and toes touch down over the scene range). While a Refine runs, it also
+(where the ankles and toes touch down over the scene range). Where Refine keyed a 'doubt' on the
+bones (how far the backend says a hidden joint may be off), a ring around each doubtful joint at the
+current frame, as wide as the doubt, yellow at ``DOUBT_MIN_M`` to red at ``DOUBT_RED_M`` (``doubt_rings``). While a Refine runs, it also
 draws a ghost skeleton of the windows the backend has already sent back (``refine_run.active``'s
 preview) at the current frame; the modal Refine redraws the 3D views on every timer tick, so a
 new window shows without touching the mouse. The geometry is plain NumPy (``contact_discs``,
@@ -19,7 +21,7 @@ import bpy
 import numpy as np
 
 from . import armature_io, refine_run
-from .conventions import CONTACT_JOINTS, CONTACT_PROP, JOINT_NAMES, PARENTS
+from .conventions import CONTACT_JOINTS, CONTACT_PROP, DOUBT_PROP, JOINT_NAMES, PARENTS
 
 #: RGBA per contact joint (pelvis, l/r knee, l/r ankle, l/r toe, l/r wrist).
 CONTACT_COLOURS = np.array(
@@ -37,6 +39,8 @@ _SEGMENTS = 20
 #: RGBA and width (pixels) of the refine preview's ghost skeleton.
 GHOST_COLOUR = (0.55, 1.0, 0.35, 0.9)
 GHOST_WIDTH_PX = 3.0
+#: doubt (metres) from which a joint gets a ring, and at which the ring is fully red.
+DOUBT_MIN_M, DOUBT_RED_M = 0.05, 0.20
 
 
 def disc_triangles(centres: np.ndarray, radius: float, segments: int = _SEGMENTS) -> np.ndarray:
@@ -75,6 +79,35 @@ def contact_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple
             colour = CONTACT_COLOURS[k].copy()
             colour[3] = 0.35 + 0.55 * value
             out.append((disc_triangles(head, radius), tuple(colour)))
+    return out
+
+
+def doubt_colour(doubt_m: float) -> tuple:
+    """RGBA: yellow at DOUBT_MIN_M, red from DOUBT_RED_M."""
+    f = min(max((doubt_m - DOUBT_MIN_M) / (DOUBT_RED_M - DOUBT_MIN_M), 0.0), 1.0)
+    return (1.0, 0.85 * (1.0 - f), 0.1, 0.45)
+
+
+def doubt_rings(scene) -> list[tuple[np.ndarray, tuple]]:
+    """[(triangle vertices (M, 3) world units, RGBA)]: a disc at every joint whose keyed 'doubt' at the current
+    frame is at least DOUBT_MIN_M, its radius the doubt (capped at 2 x DOUBT_RED_M)."""
+    out = []
+    for obj in scene.objects:
+        if obj.type != "ARMATURE" or not obj.visible_get():
+            continue
+        try:
+            rig = armature_io.rig_from_object(obj)
+        except armature_io.ArmatureError:
+            continue
+        world = np.asarray(obj.matrix_world, np.float64)
+        for name in rig.bone_names:
+            pb = obj.pose.bones[name]
+            value = float(pb.get(DOUBT_PROP, 0.0))
+            if value < DOUBT_MIN_M:
+                continue
+            head = world[:3, :3] @ np.asarray(pb.head, np.float64) + world[:3, 3]
+            radius = min(value, 2 * DOUBT_RED_M) / rig.metres_per_unit
+            out.append((disc_triangles(head, radius), doubt_colour(value)))
     return out
 
 
@@ -151,9 +184,11 @@ def _draw_ghost(gpu, batch_for_shader, scene) -> None:
 
 def _draw_contacts(gpu, batch_for_shader, scene, settings) -> None:
     """Discs of ``contact_discs`` (and ``trail_discs``), depth-tested."""
-    items = contact_discs(scene, settings.contact_threshold)
-    if settings.show_trail:
+    items = contact_discs(scene, settings.contact_threshold) if settings.show_contacts else []
+    if settings.show_contacts and settings.show_trail:
         items += trail_discs(scene, settings.contact_threshold)
+    if settings.show_doubt:
+        items += doubt_rings(scene)
     if not items:
         return
     shader = gpu.shader.from_builtin("UNIFORM_COLOR")
@@ -186,12 +221,12 @@ def _draw():
         except Exception as exc:
             print(f"DREAMoR refine preview disabled: {exc.__class__.__name__}: {exc}")
             _ghost_failed = True
-    if settings.show_contacts:
+    if settings.show_contacts or settings.show_doubt:
         try:
             _draw_contacts(gpu, batch_for_shader, scene, settings)
         except Exception as exc:
             print(f"DREAMoR contact preview disabled: {exc.__class__.__name__}: {exc}")
-            settings.show_contacts = False
+            settings.show_contacts = settings.show_doubt = False
 
 
 _handle = None

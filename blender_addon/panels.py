@@ -104,6 +104,7 @@ class DREAMOR_PT_refine(_Sidebar, bpy.types.Panel):
         col.prop(settings, "keep_visible")
         col.prop(settings, "noisy")
         col.prop(settings, "lock_feet")
+        col.prop(settings, "alternatives")
         if job.running:
             layout.progress(factor=job.progress, type="BAR", text=job.stage or "Refining...")
             layout.operator("dreamor.refine_cancel", icon="CANCEL")
@@ -130,6 +131,7 @@ class DREAMOR_PT_contacts(_Sidebar, bpy.types.Panel):
         row = layout.row(align=True)
         row.operator("dreamor.create_contact_markers", text="Markers", icon="MESH_UVSPHERE")
         row.operator("dreamor.remove_contact_markers", text="", icon="X")
+        layout.prop(settings, "show_doubt")
 
 
 class DREAMOR_PT_files(_Sidebar, bpy.types.Panel):

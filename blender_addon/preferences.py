@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 FRAME_ITEMS = (
     ("PREVIEW", "Preview Range", "The preview range (the scene range when no preview range is set)"),
@@ -106,6 +106,14 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
         description="Feet the refined motion puts on the ground do not slide (held in place by IK on the legs)",
         default=True,
     )
+    alternatives: IntProperty(
+        name="Alternatives",
+        description="Completions to write: the answer as <action>_refined and the others as <action>_refined_alt2, "
+                    "_alt3, ...; switch actions to pick one (each further one costs little time)",
+        default=1,
+        min=1,
+        max=8,
+    )
     refine_frames: EnumProperty(
         name="Frames",
         description="Frames to refine",
@@ -118,6 +126,12 @@ class DreamorSceneSettings(bpy.types.PropertyGroup):
     show_contacts: BoolProperty(
         name="Contact Preview",
         description="Draw the contacts in the viewport: discs at joints in contact, a footprint trail",
+        default=True,
+    )
+    show_doubt: BoolProperty(
+        name="Doubt Preview",
+        description="Draw a ring around joints the refine is unsure of (its keyed 'doubt'): as wide as the doubt, "
+                    "yellow from 5 cm to red at 20 cm",
         default=True,
     )
     show_trail: BoolProperty(

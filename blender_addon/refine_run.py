@@ -67,7 +67,7 @@ class RefineRun:
     """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
 
     def __init__(self, obj, scene, preset: str = "default", keep_visible: bool = False, refine_frames: str = "ALL",
-                 noisy: bool = False, lock_feet: bool = False):
+                 noisy: bool = False, lock_feet: bool = False, alternatives: int = 1):
         try:
             lo, hi = read_range(obj, scene) if obj is not None and obj.type == "ARMATURE" else (scene.frame_start, scene.frame_end)
             self.anim = armature_io.read_animation(obj, scene, (lo, hi))
@@ -102,6 +102,7 @@ class RefineRun:
                 a.trans[m], a.root_orient[m], a.pose_body[m], a.rest_joints, a.fps, a.visible[m],
                 pinned=None if a.pinned is None else a.pinned[m], confidence=None if a.confidence is None else a.confidence[m],
                 preset=preset, keep_visible=bool(keep_visible), noisy=bool(noisy), lock_feet=bool(lock_feet),
+                samples=int(alternatives),
             )  # fmt: skip
         except client_mod.BackendError as exc:
             raise RefineError(f"the backend refused the clip: {exc.message}") from None
@@ -211,6 +212,18 @@ class RefineRun:
         self.backend.our_job = False
         return True
 
+    def _doubt(self, result, n: int) -> np.ndarray | None:
+        """(T, 22) metres over the read frames (0 outside the refined ones), or None when the backend sent none."""
+        u = (getattr(result, "extra", None) or {}).get("uncertainty")
+        if u is None:
+            return None
+        u = np.asarray(u, np.float64)
+        if u.shape != (n, 22):
+            raise RefineError(f"the backend's doubt has shape {u.shape}, expected {(n, 22)}; nothing was written (please report this)")
+        out = np.zeros((self.anim.num_frames, 22))
+        out[self.mask] = u
+        return out
+
     def warning(self) -> str:
         """The backend's warning about the result ('' when none): e.g. visible joints it could not follow."""
         metrics = getattr(self.result, "metrics", None) or {}
@@ -240,18 +253,36 @@ class RefineRun:
         if r.trans.shape[0] != n:
             raise RefineError(f"the backend returned {r.trans.shape[0]} frames for the {n} sent; nothing was written (please report this)")
         merged = merge_result(self.anim, self.mask, r, self.keep_visible)
+        alternatives = [merge_result(self.anim, self.mask, alt, self.keep_visible) for alt in result_alternatives(r, n)]
+        doubt = self._doubt(r, n)
         if obj.mode != "OBJECT" and obj.mode != "POSE":
             raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
+        source = ad.action if ad is not None else None
         try:
             action = armature_io.write_animation(
                 obj, merged.trans, merged.rotmats, self.anim.frame_start, contacts=merged.contacts,
-                metres_per_unit=self.anim.metres_per_unit,
+                metres_per_unit=self.anim.metres_per_unit, doubt=doubt,
             )  # fmt: skip
+            slot, names = obj.animation_data.action_slot, []
+            for k, alt in enumerate(alternatives, start=2):  # each from the captured action, kept by a fake user
+                extra = armature_io.write_animation(
+                    obj, alt.trans, alt.rotmats, self.anim.frame_start, contacts=alt.contacts,
+                    metres_per_unit=self.anim.metres_per_unit, doubt=doubt, source=source,
+                    action_name=f"{action.name}_alt{k}",
+                )  # fmt: skip
+                extra.use_fake_user = True
+                names.append(extra.name)
+            if alternatives:  # the answer is the action the armature plays
+                obj.animation_data.action = action
+                obj.animation_data.action_slot = slot
         except (armature_io.ArmatureError, ValueError) as exc:
             raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
         lo, hi = self.frames
         text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
+        if names:
+            text += f"; {len(names)} alternative(s): {', '.join(names)} (switch actions to pick one)"
         metrics = getattr(r, "metrics", None) or {}
+        text += doubt_sentence(metrics, self.frames[0])
         if metrics.get("windows_reused") and metrics.get("windows"):  # the backend kept what an earlier refine optimised
             text += f"; {metrics['windows_reused']:.0f} of {metrics['windows']:.0f} stretches reused from an earlier refine"
         if self.keep_visible and (merged.kept_deg > math.degrees(KEEP_TOL_RAD) or merged.kept_cm > 100 * KEEP_TOL_M):
@@ -260,6 +291,32 @@ class RefineRun:
                 f" / {merged.kept_cm:.2f} cm)"
             )
         return text
+
+
+def result_alternatives(result, n: int) -> list:
+    """The result's alternatives (the completions after the answer) as objects with trans, root_orient, pose_body and
+    contacts for ``merge_result``; [] when the backend sent none. RefineError when their shapes do not fit."""
+    from types import SimpleNamespace
+
+    extra = getattr(result, "extra", None) or {}
+    if "samples" not in extra:
+        return []
+    parts = {k: np.asarray(extra.get(f"sample_{k}")) for k in ("trans", "root_orient", "pose_body", "contacts")}
+    num = np.asarray(extra["samples"]).shape[0]
+    tails = {"trans": 3, "root_orient": 3, "pose_body": 63, "contacts": 9}
+    for k, arr in parts.items():
+        if arr.shape != (num, n, tails[k]):
+            raise RefineError(f"the backend's sample_{k} has shape {arr.shape}; nothing was written (please report this)")
+    return [SimpleNamespace(**{k: arr[i] for k, arr in parts.items()}) for i in range(1, num)]
+
+
+def doubt_sentence(metrics: dict, first_frame: int) -> str:
+    """'; unsure of frames A..B (hidden joints up to X cm off)' from the result's doubt metrics, or ''."""
+    lo, hi = int(metrics.get("doubt_from", -1)), int(metrics.get("doubt_to", -1))
+    if lo < 0 or hi < 0:
+        return ""
+    return (f"; the engine is unsure of frames {first_frame + lo}..{first_frame + hi} (hidden joints may be up to "
+            f"{float(metrics.get('doubt_max_cm', 0.0)):.0f} cm off; see the bones' 'doubt')")
 
 
 #: The refine in flight (one at a time), for the Cancel button and file loads.

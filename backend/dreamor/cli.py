@@ -95,7 +95,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         paths=args.paths, out=args.out, protocol=args.protocol, methods=methods, preset=args.preset,
         max_clips=args.max_clips, clips_per_file=args.clips_per_file, clip_frames=args.clip_frames, seed=args.seed, device=args.device,
         noise_cm=args.noise_cm, plots=not args.no_plots, quiet=args.quiet, denoise_steps=args.denoise_steps,
-        settings=args.set or [], pin_every=args.pin_every, bodies=[b.strip() for b in args.bodies.split(",") if b.strip()] or ["native"],
+        settings=args.set or [], pin_every=args.pin_every, samples=args.samples, bodies=[b.strip() for b in args.bodies.split(",") if b.strip()] or ["native"],
     ))
 
 
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pin every joint every N frames (a full-body pose key, as an animator blocks): the Pin column is "
                         "their error, Occ / Vis leave them out")
     p.add_argument("--denoise-steps", type=int, default=None, help="DREAMoR's K, DDIM steps per target (preset default)")
+    p.add_argument("--samples", type=int, default=1, metavar="N",
+                   help="completions per clip for the engine's methods: adds best-of-N and their spread (default 1)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
     p.add_argument("--bodies", default="native", metavar="BODY,...",
                    help="put every clip on each body first: native (its own), smpl (SMPL neutral), xS (its own "

@@ -36,6 +36,8 @@ class Clip:
     visible: np.ndarray | None = None  # (T, 22) bool: False where the joint was occluded
     pinned: np.ndarray | None = None  # (T, 22) bool: True where the animator fixed the joint (a pose key)
     confidence: np.ndarray | None = None  # (T, 22) in [0, 1]: 0 hidden, 1 trusted, between = noisy
+    samples: np.ndarray | None = None  # (N, T, 22, 3) a refined clip's completions, ``joints`` first
+    uncertainty: np.ndarray | None = None  # (T, 22) metres: how far a refined joint may be off (0 where seen)
     name: str = ""
 
     @property
@@ -66,9 +68,11 @@ class Clip:
             checks["joints"] = (self.joints, (t, NUM_JOINTS, 3))
         if self.contacts is not None:
             checks["contacts"] = (self.contacts, (t, 9))
-        for key in ("visible", "pinned", "confidence"):
+        for key in ("visible", "pinned", "confidence", "uncertainty"):
             if getattr(self, key) is not None:
                 checks[key] = (getattr(self, key), (t, NUM_JOINTS))
+        if self.samples is not None:
+            checks["samples"] = (self.samples, (len(self.samples), t, NUM_JOINTS, 3))
         for key, (arr, shape) in checks.items():  # every shape first: the finiteness checks index with the masks
             if tuple(arr.shape) != shape:
                 raise InputFileError(f"clip {self.name or ''} key '{key}' has shape {tuple(arr.shape)}, expected {shape}".replace("  ", " "))
@@ -132,6 +136,8 @@ def load_clip(path: str | os.PathLike, allow_nonfinite: bool = False) -> Clip:
         visible=np.asarray(data["visible"]).astype(bool) if "visible" in data else None,
         pinned=np.asarray(data["pinned"]).astype(bool) if "pinned" in data else None,
         confidence=np.asarray(data["confidence"], np.float64) if "confidence" in data else None,
+        samples=np.asarray(data["samples"], np.float64) if "samples" in data else None,
+        uncertainty=np.asarray(data["uncertainty"], np.float64) if "uncertainty" in data else None,
         name=path.stem,
     )
     return clip.validate(allow_nonfinite)
@@ -149,7 +155,7 @@ def save_clip(clip: Clip, path: str | os.PathLike, extra: dict[str, np.ndarray] 
         "mocap_framerate": np.float64(clip.fps),
         "rest_joints": clip.rest_joints.astype(np.float32),
     }
-    for key in ("betas", "joints", "contacts"):
+    for key in ("betas", "joints", "contacts", "samples", "uncertainty"):
         val = getattr(clip, key)
         if val is not None:
             arrays[key] = val.astype(np.float32)

@@ -44,6 +44,7 @@ class MethodConfig:
     seed: int = 0
     denoise_steps: int | None = None
     settings: tuple[str, ...] = ()
+    samples: int = 1
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ def _learned(name: str, what: str) -> Method:
             raise DreamorError(f"method '{name}' is not available: {reason}")
         overrides = {"denoise_steps": config.denoise_steps} if config.denoise_steps else {}
         cfg = refine_preset(config.preset, config.settings, method=name, device=config.device, seed=config.seed,
+                            samples=config.samples if _models(config.device).window_prior is not None else 1,
                             **overrides)
         out = refine(observed, observed.visible, cfg, models=_models(config.device))
         return out.to_clip(observed)

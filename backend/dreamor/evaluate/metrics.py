@@ -24,6 +24,15 @@ Positions: ``joints`` (T, 22, 3) metres, Z-up world, floor z = 0, 30 Hz unless `
   frame at 30 Hz) of the ankles and toes between consecutive frames where that joint is in
   ground contact by height in both (below 8 cm for ankles, 4 cm for toes: HuMoR's contact
   heights). A planted foot scores 0; sliding scores its slide per frame.
+- ``leg_speed`` (issue #28): how much the hidden joints move, relative to the pelvis, against the truth: the mean
+  root-relative speed of the hidden joint-frames of the prediction over the ground truth's, per clip (clips whose
+  hidden joints move under 1 mm/frame in truth left out), averaged over clips. 1 = as lively as the capture;
+  a damped average answer scores below.
+- ``best_cm``, ``spread_cm``, ``doubt_cm`` (with ``--samples N``): the hidden-joint error of the best of the N
+  completions per clip; the mean distance between the hidden joints of every pair of completions; the engine's
+  predicted doubt (``uncertainty``) averaged over the hidden joint-frames. Calibration (the report): Spearman
+  correlation over clips of ``doubt_cm`` with ``occ_cm``, and which clips over 20 cm real error were flagged
+  (``doubt_cm`` >= ``DOUBT_FLAG_CM``).
 - ``pin_cm`` (with ``--pin-every``): mean error of the pinned joints (the animator's pose keys);
   ``vis_cm`` and ``occ_cm`` then leave the pinned joint-frames out (``occ_cm``: hidden between keys).
 """
@@ -47,8 +56,13 @@ SKATE_REF_FPS = MODEL_FPS
 METRIC_COLUMNS: dict[str, str] = {
     "vis_cm": "Vis", "occ_cm": "Occ", "all_cm": "All", "legs_cm": "Legs", "vtx_cm": "Vtx",
     "contact_acc": "Contact", "accel_ms2": "Accel", "pen_freq": "Freq", "pen_dist_cm": "Dist",
-    "skate_cm": "Skate", "accel_err_ms2": "AccelErr", "pin_cm": "Pin",
+    "skate_cm": "Skate", "accel_err_ms2": "AccelErr", "pin_cm": "Pin", "leg_speed": "LegSpeed",
+    "best_cm": "BestOfN", "spread_cm": "Spread", "doubt_cm": "Doubt",
 }
+#: a clip is flagged as doubtful when its hidden joints' mean predicted doubt reaches this (cm).
+DOUBT_FLAG_CM = 10.0
+#: clips whose hidden joints really are this far off (cm) should all be flagged.
+BAD_CLIP_CM = 20.0
 #: Metrics that need no ground truth (they also describe the clean clips).
 PLAUSIBILITY = ("accel_ms2", "pen_freq", "pen_dist_cm", "skate_cm")
 
@@ -126,6 +140,43 @@ def foot_skate_cm(joints: np.ndarray, fps: float = MODEL_FPS) -> Mean:
     return Mean.of(slide[both])
 
 
+def root_relative_speed(joints: np.ndarray, hidden: np.ndarray) -> float:
+    """Mean speed (m/frame) of the joints relative to the pelvis over frames where a joint is hidden in both
+    neighbouring frames: joints (T, 22, 3), hidden (T, 22) bool; 0 when none."""
+    rel = np.asarray(joints, np.float64) - np.asarray(joints, np.float64)[:, :1]
+    speed = np.linalg.norm(np.diff(rel, axis=0), axis=-1)
+    both = hidden[1:] & hidden[:-1]
+    return float(speed[both].mean()) if both.any() else 0.0
+
+
+def leg_speed_ratio(pred: np.ndarray, gt: np.ndarray, hidden: np.ndarray, min_speed: float = 1e-3) -> Mean:
+    """This clip's ``leg_speed`` (one value), or nothing when the truth's hidden joints barely move."""
+    truth = root_relative_speed(gt, hidden)
+    return Mean.of([root_relative_speed(pred, hidden) / truth]) if truth >= min_speed else Mean()
+
+
+def sample_metrics(samples: np.ndarray, gt: np.ndarray, hidden: np.ndarray) -> dict[str, Mean]:
+    """``best_cm`` and ``spread_cm`` of (N, T, 22, 3) completions against (T, 22, 3), over (T, 22) hidden."""
+    if not hidden.any():
+        return {"best_cm": Mean(), "spread_cm": Mean()}
+    err = np.linalg.norm(samples - gt[None], axis=-1)[:, hidden] * 100.0  # (N, points)
+    best = err.sum(1).min()
+    n = len(samples)
+    pairs = [np.linalg.norm(samples[i] - samples[j], axis=-1)[hidden] * 100.0 for i in range(n) for j in range(i + 1, n)]
+    return {"best_cm": Mean(float(best), int(err.shape[1])),
+            "spread_cm": Mean.of(np.concatenate(pairs)) if pairs else Mean()}
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Spearman rank correlation of two equally long sequences (None under 3 values or with no spread)."""
+    from scipy.stats import spearmanr
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    return float(spearmanr(x, y).statistic)
+
+
 def plausibility(joints: np.ndarray, fps: float = MODEL_FPS) -> dict[str, Mean]:
     """The metrics that need no ground truth, for a (T, 22, 3) motion."""
     return {
@@ -139,12 +190,14 @@ def plausibility(joints: np.ndarray, fps: float = MODEL_FPS) -> dict[str, Mean]:
 def clip_metrics(pred_joints: np.ndarray, gt_joints: np.ndarray, visible: np.ndarray, fps: float = MODEL_FPS,
                  pred_contacts: np.ndarray | None = None, gt_contacts: np.ndarray | None = None,
                  pred_vertices: np.ndarray | None = None, gt_vertices: np.ndarray | None = None,
-                 pinned: np.ndarray | None = None) -> dict[str, Mean]:
+                 pinned: np.ndarray | None = None, samples: np.ndarray | None = None,
+                 uncertainty: np.ndarray | None = None) -> dict[str, Mean]:
     """Every metric of one clip.
 
     pred_joints, gt_joints: (T, 22, 3) m; visible: (T, 22) bool, what the method was shown;
     contacts: (T, 9) (accuracy skipped when either is None); vertices: (T, V, 3) m or None;
-    pinned: (T, 22) bool, joints given as pins (``pin_cm``; left out of ``vis_cm`` and ``occ_cm``).
+    pinned: (T, 22) bool, joints given as pins (``pin_cm``; left out of ``vis_cm`` and ``occ_cm``);
+    samples (N, T, 22, 3) and uncertainty (T, 22) m of a method that gives them (else those metrics are empty).
     """
     pins = np.zeros(np.shape(visible), bool) if pinned is None else np.asarray(pinned, bool)
     visible = np.asarray(visible, bool)
@@ -161,6 +214,10 @@ def clip_metrics(pred_joints: np.ndarray, gt_joints: np.ndarray, visible: np.nda
         "contact_acc": contact_accuracy(pred_contacts, gt_contacts) if have_contacts else Mean(),
         **plausibility(pred_joints, fps),
         "accel_err_ms2": accel_error_ms2(pred_joints, gt_joints, fps),
+        "leg_speed": leg_speed_ratio(pred_joints, gt_joints, ~visible & ~pins),
+        "doubt_cm": Mean.of(np.asarray(uncertainty)[~visible & ~pins] * 100) if uncertainty is not None else Mean(),
+        **(sample_metrics(np.asarray(samples), gt_joints, ~visible & ~pins) if samples is not None and len(samples) > 1
+           else {"best_cm": Mean(), "spread_cm": Mean()}),
     }
     return {k: out[k] for k in METRIC_COLUMNS}
 

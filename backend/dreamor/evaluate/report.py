@@ -43,7 +43,25 @@ PROTOCOL_TEXT = {
 UNITS = ("positions in cm (mean over points, pooled over clips); Contact = accuracy of the 9 contacts; "
          "Accel = mean per-joint acceleration magnitude in m/s²; Freq = toe penetration frequency (mean over "
          "0-15 cm thresholds); Dist = mean toe penetration in cm (frames above the floor count 0); Skate = foot "
-         "slide in cm per frame while in contact; AccelErr = acceleration error vs ground truth in m/s²")
+         "slide in cm per frame while in contact; AccelErr = acceleration error vs ground truth in m/s²; LegSpeed = "
+         "root-relative speed of the hidden joints over the truth's (1 = as lively); BestOfN / Spread = the best "
+         "completion's hidden error and the completions' mean pairwise distance (with --samples); Doubt = the "
+         "predicted doubt of the hidden joints in cm")
+
+
+def calibration(rows: list[dict]) -> dict | None:
+    """From one method's per-clip rows: does its predicted doubt mean something? Spearman correlation over clips
+    of ``doubt_cm`` with ``occ_cm``, the clips over ``BAD_CLIP_CM`` real error and whether each was flagged
+    (``doubt_cm`` >= ``DOUBT_FLAG_CM``), and how many clips were flagged in all. None without doubt."""
+    rows = [r for r in rows if r.get("doubt_cm") is not None and r.get("occ_cm") is not None]
+    if not rows:
+        return None
+    doubt, real = np.array([r["doubt_cm"] for r in rows]), np.array([r["occ_cm"] for r in rows])
+    bad = [r for r in rows if r["occ_cm"] > M.BAD_CLIP_CM]
+    return {"spearman": M.spearman(doubt, real), "clips": len(rows),
+            "flagged": int((doubt >= M.DOUBT_FLAG_CM).sum()),
+            "bad_clips": len(bad), "bad_flagged": sum(r["doubt_cm"] >= M.DOUBT_FLAG_CM for r in bad),
+            "doubt_over_real": float(doubt.mean() / max(real.mean(), 1e-9))}
 
 
 def _fmt(key: str, v: float | None) -> str:
@@ -62,6 +80,9 @@ def report_dict(result: EvalResult) -> dict:
     methods = {}
     for name, means in result.methods.items():
         methods[name] = {**M.values(means), "seconds_per_clip": result.seconds[name] / n}
+        cal = calibration([r for r in result.per_clip if r["method"] == name])
+        if cal:
+            methods[name]["calibration"] = cal
     return {
         "protocol": s.protocol,
         "clips": n,
@@ -122,6 +143,18 @@ def report_markdown(report: dict, plots: list[str] = ()) -> str:
     else:
         out += _table(rows)
         out += ["", "The DREAMoR paper reports only the lower-body protocol, so there are no published rows here."]
+    cal = [(name, vals["calibration"]) for name, vals in report["methods"].items() if vals.get("calibration")]
+    if cal:
+        out += ["", "## Doubt calibration", "",
+                f"Per clip: the engine's predicted doubt of the hidden joints (`doubt_cm`) against their real error "
+                f"(`occ_cm`); a clip is flagged at {M.DOUBT_FLAG_CM:g} cm of doubt; bad clips are over "
+                f"{M.BAD_CLIP_CM:g} cm real error.", "",
+                "| Method | Spearman | clips | flagged | bad clips | bad flagged | mean doubt / mean error |",
+                "|---|---|---|---|---|---|---|"]
+        for name, c in cal:
+            rho = "—" if c["spearman"] is None else f"{c['spearman']:.2f}"
+            out.append(f"| {name} | {rho} | {c['clips']} | {c['flagged']} | {c['bad_clips']} | {c['bad_flagged']} | "
+                       f"{c['doubt_over_real']:.2f} |")
     out += ["", "Units: " + UNITS + ". Vtx needs SMPL model files (`DREAMOR_SMPL_DIR`) and a method that "
             "solves for a body pose; the joint-space baselines have none.", ""]
     titles = {"per_joint_error.png": "Per-joint error", "error_over_time.png": "Error over time (one clip)",

@@ -53,6 +53,7 @@ class EvalSettings:
     noise_cm: float = 4.0
     denoise_steps: int | None = None  # DREAMoR's K (None: the preset's)
     pin_every: int | None = None  # --pin-every N: a full-body pose key (pins) every N frames, from frame 0
+    samples: int = 1  # --samples N: completions per clip of the engine's methods (best-of-N, spread)
     settings: list[str] = field(default_factory=list)  # --set NAME=VALUE refinement overrides
     bodies: list[str] = field(default_factory=lambda: ["native"])  # --bodies: each clip on each of these
     body: str = "native"  # the body of this run (one of ``bodies``)
@@ -73,6 +74,8 @@ class EvalSettings:
             parts += ["--denoise-steps", str(self.denoise_steps)]
         if self.pin_every is not None:
             parts += ["--pin-every", str(self.pin_every)]
+        if self.samples != 1:
+            parts += ["--samples", str(self.samples)]
         for item in self.settings:
             parts += ["--set", item]
         if self.bodies != ["native"]:
@@ -197,6 +200,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
         raise DreamorError(f"--max-clips {settings.max_clips}: give at least 1 (or leave it out for every clip)")
     if settings.pin_every is not None and settings.pin_every < 1:
         raise DreamorError(f"--pin-every {settings.pin_every}: give at least 1 (a pose key every N frames)")
+    if not 1 <= settings.samples <= 16:
+        raise DreamorError(f"--samples {settings.samples}: choose 1 to 16 completions per clip")
     if settings.clips_per_file is not None and settings.clips_per_file < 1:
         raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
     try:
@@ -211,7 +216,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
     # the noisy protocol's observation is marked noisy, as a user marks such a capture (`dreamor refine --noisy`)
     marks = ("noisy=true",) if settings.protocol == "noisy" else ()
     cfg = MethodConfig(preset=settings.preset, device=settings.device, seed=settings.seed,
-                       denoise_steps=settings.denoise_steps, settings=marks + tuple(settings.settings))
+                       denoise_steps=settings.denoise_steps, settings=marks + tuple(settings.settings),
+                       samples=settings.samples)
     body = _smpl_body(methods)
     for m in methods:
         result.methods[m.name] = {k: M.Mean() for k in M.METRIC_COLUMNS}
@@ -262,7 +268,8 @@ def _evaluate_clip(gt: Clip, methods: list[Method], cfg: MethodConfig, occ_cfg: 
                                f"{None if pred.joints is None else pred.joints.shape}")
         verts = _vertices(body, pred) if gt_verts is not None and m.produces_pose else None
         clip_m = M.clip_metrics(pred.joints, gt.joints, observed.visible, gt.fps, pred.contacts, gt.contacts,
-                                verts, gt_verts if verts is not None else None, observed.pinned)
+                                verts, gt_verts if verts is not None else None, observed.pinned, pred.samples,
+                                pred.uncertainty)
         pooled = result.methods[m.name]
         for k, v in clip_m.items():
             pooled[k] += v

@@ -80,8 +80,11 @@ class Refined:
         return out
 
     def to_clip(self, like: Clip) -> Clip:
+        """The refined clip: the answer, with ``samples`` (the answer and the alternatives) and ``uncertainty``."""
         return replace(like, trans=self.trans, root_orient=self.root_orient, pose_body=self.pose_body,
-                       joints=self.joints, contacts=self.contacts, fps=self.fps, visible=None)
+                       joints=self.joints, contacts=self.contacts, fps=self.fps, visible=None,
+                       samples=np.stack([self.joints, *(a.joints for a in self.alternatives)]),
+                       uncertainty=self.uncertainty)
 
 
 @dataclass
@@ -231,6 +234,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     cfg = config or refine_preset("default")
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    clip = replace(clip, samples=None, uncertainty=None)  # an earlier refine's completions are not input
     joints, vis, weight, pinned = _observations(clip, visible)
     trusted = weight >= 1.0  # confidence 1 or pinned: put back where observed; noisy ones are smoothed
     try:

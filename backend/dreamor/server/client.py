@@ -96,10 +96,12 @@ class Result:
     contacts: np.ndarray
     metrics: dict[str, Any] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    #: the optional arrays (``uncertainty`` (T,22) m; with samples > 1 ``samples`` (N,T,22,3), ``sample_trans``...).
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name) for name in protocol.OUTPUT_ARRAYS}
+        return {**{name: getattr(self, name) for name in protocol.OUTPUT_ARRAYS}, **self.extra}
 
 
 Event = Progress | Partial | Result
@@ -198,7 +200,9 @@ class Job:
             return Partial(self.id, int(c["start"]), int(c["stop"]), dict(msg.buffers))
         if msg.type == "result":
             self.state = "done"
-            self.result = Result(self.id, **{k: msg.buffers[k] for k in protocol.OUTPUT_ARRAYS}, metrics=dict(c.get("metrics") or {}), elapsed_s=float(c.get("elapsed_s", 0.0)))
+            extra = {k: v for k, v in msg.buffers.items() if k in protocol.OPTIONAL_OUTPUTS or k in protocol.SAMPLE_ARRAYS}
+            self.result = Result(self.id, **{k: msg.buffers[k] for k in protocol.OUTPUT_ARRAYS}, metrics=dict(c.get("metrics") or {}),
+                                 elapsed_s=float(c.get("elapsed_s", 0.0)), extra=extra)
             return self.result
         if msg.type == "cancelled":
             self.state = "cancelled"

@@ -85,13 +85,16 @@ class JobOutput:
     joints: np.ndarray
     contacts: np.ndarray
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: protocol.OPTIONAL_OUTPUTS and SAMPLE_ARRAYS by name (the doubt, the completions), when the runner gives them.
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
         return int(np.asarray(self.trans).shape[0])
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {name: np.asarray(getattr(self, name)) for name in protocol.OUTPUT_ARRAYS}
+        return {**{name: np.asarray(getattr(self, name)) for name in protocol.OUTPUT_ARRAYS},
+                **{k: np.asarray(v) for k, v in self.extra.items()}}
 
 
 class ProgressSink(Protocol):

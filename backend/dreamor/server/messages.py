@@ -5,7 +5,7 @@ Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job
 
 -> hello {protocol, client}                 <- welcome {protocol, version, pid, devices, default_device, models, limits}
 -> ping {}                                  <- pong {busy, running: [job ids], queued}
--> submit {fps, options: {preset, keep_visible, noisy, lock_feet, device}}
+-> submit {fps, options: {preset, keep_visible, noisy, lock_feet, samples, device}}
    buffers trans (T,3), root_orient (T,3), pose_body (T,63), rest_joints (22,3); optional visible,
    pinned (T,22) bool and confidence (T,22) in [0, 1]
                                             <- accepted {job_id, position (0: runs now), device, frames}
@@ -13,6 +13,7 @@ Messages (``->`` client to backend, ``<-`` back; replies carry ``reply_to``, job
                                                at least once a second until the job ends
                                             <- partial {start, stop} + OUTPUT_ARRAYS for frames [start, stop)
                                             <- result {frames, metrics, elapsed_s} + OUTPUT_ARRAYS
+                                               [+ uncertainty (T,22) m] [+ SAMPLE_ARRAYS (N,T,...) when samples > 1]
 -> cancel {job_id} (job_id in the header)   <- cancelled {job_id}
 -> shutdown {}                              <- goodbye {}
 any request                                 <- error {code, message}
@@ -43,7 +44,9 @@ REPLY_TYPES = ("welcome", "pong", "accepted", "progress", "partial", "result", "
 #: Submit options and their defaults (``device`` None: the backend's own device).
 PRESETS = ("fast", "default", "best")
 OPTION_DEFAULTS: dict[str, Any] = {"preset": "default", "keep_visible": True, "noisy": False, "lock_feet": False,
-                                   "device": None}
+                                   "samples": 1, "device": None}
+#: the most completions a submit may ask for (the answer and up to 7 alternatives).
+MAX_SAMPLES = 8
 
 #: Per-frame arrays of a submit and of a result/partial: name -> shape after the frame axis.
 INPUT_ARRAYS: dict[str, tuple[int, ...]] = {"trans": (3,), "root_orient": (3,), "pose_body": (63,), "visible": (NUM_JOINTS,),
@@ -57,6 +60,12 @@ OUTPUT_ARRAYS: dict[str, tuple[int, ...]] = {
     "joints": (NUM_JOINTS, 3),
     "contacts": (NUM_CONTACTS,),
 }
+
+#: Optional per-frame arrays of a result: the doubt, metres (0 where seen).
+OPTIONAL_OUTPUTS: dict[str, tuple[int, ...]] = {"uncertainty": (NUM_JOINTS,)}
+#: The completions of a result (``samples`` > 1): (N, T, ...), the answer first (as the clip file's keys).
+SAMPLE_ARRAYS: dict[str, tuple[int, ...]] = {"samples": (NUM_JOINTS, 3), "sample_trans": (3,), "sample_root_orient": (3,),
+                                             "sample_pose_body": (63,), "sample_contacts": (NUM_CONTACTS,)}
 
 _FLOAT_DTYPES = {"<f4", "<f8"}
 
@@ -147,6 +156,9 @@ def check_options(options: Any, reply_to: str | None = None) -> dict[str, Any]:
     for flag in ("keep_visible", "noisy", "lock_feet"):
         if not isinstance(out[flag], bool):
             raise ProtocolError(BAD_INPUT, f"{flag} must be true or false, got {out[flag]!r:.30}", reply_to)
+    n = out["samples"]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_SAMPLES:
+        raise ProtocolError(BAD_INPUT, f"samples must be a whole number from 1 to {MAX_SAMPLES}, got {n!r:.30}", reply_to)
     if out["device"] is not None and (not isinstance(out["device"], str) or len(out["device"]) > 32):
         raise ProtocolError(BAD_INPUT, f"device must be a name such as 'cpu' or 'cuda', got {out['device']!r:.30}", reply_to)
     return out
@@ -154,19 +166,30 @@ def check_options(options: Any, reply_to: str | None = None) -> dict[str, Any]:
 
 def check_output_arrays(arrays: Mapping[str, np.ndarray], frames: int) -> None:
     """Raise ValueError unless ``arrays`` holds every OUTPUT_ARRAYS entry for ``frames``
-    frames, finite, with contacts in [0, 1]."""
-    for name, tail in OUTPUT_ARRAYS.items():
+    frames, finite, with contacts in [0, 1]; OPTIONAL_OUTPUTS and SAMPLE_ARRAYS (all or none, one N) when there."""
+    unknown = sorted(set(arrays) - set(OUTPUT_ARRAYS) - set(OPTIONAL_OUTPUTS) - set(SAMPLE_ARRAYS))
+    if unknown:
+        raise ValueError(f"unknown output array(s) {unknown}")
+    given = [k for k in SAMPLE_ARRAYS if k in arrays]
+    if given and len(given) != len(SAMPLE_ARRAYS):
+        raise ValueError(f"output arrays {sorted(set(SAMPLE_ARRAYS) - set(given))} are missing beside {given}")
+    num = np.asarray(arrays["samples"]).shape[0] if given else 0
+    expected = {**{k: (frames, *t) for k, t in OUTPUT_ARRAYS.items()},
+                **{k: (frames, *t) for k, t in OPTIONAL_OUTPUTS.items() if k in arrays},
+                **{k: (num, frames, *t) for k, t in SAMPLE_ARRAYS.items() if given}}
+    for name, shape in expected.items():
         arr = arrays.get(name)
         if arr is None:
             raise ValueError(f"output array '{name}' is missing")
         arr = np.asarray(arr)
-        if arr.shape != (frames, *tail):
-            raise ValueError(f"output array '{name}' has shape {arr.shape}, expected {(frames, *tail)}")
+        if arr.shape != shape:
+            raise ValueError(f"output array '{name}' has shape {arr.shape}, expected {shape}")
         if arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
             raise ValueError(f"output array '{name}' must be finite floats (dtype {arr.dtype})")
-    contacts = np.asarray(arrays["contacts"])
-    if contacts.size and (contacts.min() < 0 or contacts.max() > 1):
-        raise ValueError("output 'contacts' must lie in [0, 1]")
+    for name in ("contacts", "sample_contacts"):
+        c = np.asarray(arrays.get(name, np.zeros(0)))
+        if c.size and (c.min() < 0 or c.max() > 1):
+            raise ValueError(f"output '{name}' must lie in [0, 1]")
 
 
 def json_safe(values: Mapping[str, Any] | None) -> dict[str, Any]:
