@@ -612,3 +612,48 @@ def test_the_report_says_how_much_an_earlier_refine_saved(walk, tiny, sub):
     assert op.execute(bpy.context) == {"FINISHED"}
     kind, text = op.reports[-1]
     assert kind == {"INFO"} and " s); 3 of 8 stretches reused from an earlier refine" in text
+
+
+def test_alternatives_land_as_actions_in_one_undo_step_with_the_doubt_keyed(walk, tiny, sub, capfd):
+    """Alternatives = 3: the answer as walk_refined (played), the others as walk_refined_alt2/_alt3 made from the
+    captured action (kept by fake users), each the backend's completion; 'doubt' keyed on every bone (0.1 m where
+    hidden, 0 where seen); the report names the alternatives and where the engine is unsure; one undo removes all."""
+    aio, overlay = sub("armature_io"), sub("overlay")
+    obj, scene = walk, bpy.context.scene
+    tiny()
+    scene.dreamor.alternatives, scene.dreamor.keep_visible = 3, True
+    before = aio.read_animation(obj)
+    bpy.ops.ed.undo_push(message="before refine")
+    try:
+        assert bpy.ops.dreamor.refine("EXEC_DEFAULT", True) == {"FINISHED"}
+    finally:
+        scene.dreamor.alternatives = 1
+    text = capfd.readouterr().out
+    assert "2 alternative(s): walk_refined_alt2, walk_refined_alt3" in text and "unsure of frames 30..70" in text
+    assert obj.animation_data.action.name == "walk_refined"
+    expect = expected_for(before.trans, before.root_orient, before.pose_body, before.rest_joints, before.fps,
+                          before.visible, samples=3)
+    occ = ~before.visible
+    rot = sub("rotmath").aa_to_mat
+    t = before.num_frames
+    for k, name in enumerate(("walk_refined", "walk_refined_alt2", "walk_refined_alt3")):
+        action = bpy.data.actions[name]
+        assert aio.source_action(action) == bpy.data.actions["walk"]
+        assert k == 0 or action.use_fake_user
+        obj.animation_data.action = action
+        obj.animation_data.action_slot = action.slots[0]
+        got = aio.read_animation(obj)
+        want = rot(np.concatenate([expect.extra["sample_root_orient"][k][:, None],
+                                   expect.extra["sample_pose_body"][k].reshape(t, 21, 3)], 1))
+        np.testing.assert_allclose(got.local_rotmats[occ], want[occ], atol=1e-5)  # alternative k's hidden joints
+        np.testing.assert_allclose(got.local_rotmats[before.visible], before.local_rotmats[before.visible], atol=1e-5)
+    obj.animation_data.action = bpy.data.actions["walk_refined"]
+    obj.animation_data.action_slot = bpy.data.actions["walk_refined"].slots[0]
+    scene.frame_set(50)  # hidden legs: doubt 0.1 m keyed, a ring each in the overlay; seen bones 0
+    assert obj.pose.bones["left_knee"]["doubt"] == pytest.approx(0.1) and obj.pose.bones["head"]["doubt"] == 0.0
+    assert len(overlay.doubt_rings(scene)) == len(LOWER)
+    scene.frame_set(10)
+    assert overlay.doubt_rings(scene) == []
+    assert bpy.ops.ed.undo() == {"FINISHED"}  # one undo: every action of the refine is gone
+    assert bpy.data.objects["walk"].animation_data.action.name == "walk"
+    assert not [a.name for a in bpy.data.actions if a.name.startswith("walk_refined")]

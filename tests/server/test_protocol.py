@@ -173,7 +173,8 @@ def submit(**changes) -> Message:
 
 def test_check_submit_normalises_arrays_and_fills_options():
     arrays, fps, options = protocol.check_submit(submit(trans=make_clip(12)["trans"].astype(np.float32)))
-    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "noisy": False, "lock_feet": False, "device": None}
+    assert fps == 30.0 and options == {"preset": "default", "keep_visible": True, "noisy": False, "lock_feet": False, "samples": 1,
+                                   "device": None}
     assert arrays["trans"].dtype == np.float64 and arrays["trans"].flags.writeable
     assert arrays["visible"].dtype == bool and arrays["visible"].shape == (12, 22)
     arrays, _, _ = protocol.check_submit(submit(visible=None))
@@ -206,6 +207,10 @@ def test_pins_and_confidence_travel_with_a_submit():
         ({"options": {"iterations": 5}}, r"unknown option\(s\) \['iterations'\]"),
         ({"options": {"keep_visible": "yes"}}, "keep_visible must be true or false"),
         ({"options": {"noisy": 1}}, "noisy must be true or false"),
+        ({"options": {"samples": 0}}, "samples must be a whole number from 1 to 8"),
+        ({"options": {"samples": 9}}, "samples must be a whole number from 1 to 8"),
+        ({"options": {"samples": 2.5}}, "samples must be a whole number"),
+        ({"options": {"samples": True}}, "samples must be a whole number"),
         ({"confidence": np.full((12, 22), 1.5)}, r"'confidence' must lie in \[0, 1\]"),
         ({"confidence": np.ones((12, 21))}, "'confidence' has shape"),
     ],
@@ -302,3 +307,24 @@ def test_property_any_single_byte_flip_is_rejected(data):
     frames[i][j] ^= data.draw(st.integers(1, 255))
     with pytest.raises(ProtocolError):
         protocol.decode([bytes(f) for f in frames], KEY)
+
+
+def test_output_arrays_with_samples_and_doubt_are_checked():
+    """A result may carry the doubt (T, 22) and the completions (N, T, ...), all sample arrays or none, one N."""
+    t = 5
+    base = {"trans": np.zeros((t, 3)), "root_orient": np.zeros((t, 3)), "pose_body": np.zeros((t, 63)),
+            "joints": np.zeros((t, 22, 3)), "contacts": np.zeros((t, 9))}
+    samples = {"samples": np.zeros((3, t, 22, 3)), "sample_trans": np.zeros((3, t, 3)),
+               "sample_root_orient": np.zeros((3, t, 3)), "sample_pose_body": np.zeros((3, t, 63)),
+               "sample_contacts": np.zeros((3, t, 9))}
+    protocol.check_output_arrays({**base, "uncertainty": np.zeros((t, 22)), **samples}, t)
+    with pytest.raises(ValueError, match="missing beside"):
+        protocol.check_output_arrays({**base, "samples": samples["samples"]}, t)
+    with pytest.raises(ValueError, match="sample_trans' has shape"):
+        protocol.check_output_arrays({**base, **samples, "sample_trans": np.zeros((2, t, 3))}, t)
+    with pytest.raises(ValueError, match="uncertainty' has shape"):
+        protocol.check_output_arrays({**base, "uncertainty": np.zeros((t, 21))}, t)
+    with pytest.raises(ValueError, match="sample_contacts' must lie in"):
+        protocol.check_output_arrays({**base, **samples, "sample_contacts": np.full((3, t, 9), 2.0)}, t)
+    with pytest.raises(ValueError, match="unknown output array"):
+        protocol.check_output_arrays({**base, "bogus": np.zeros((t, 1))}, t)

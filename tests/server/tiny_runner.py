@@ -3,6 +3,8 @@
 The "refinement" is a [1, 2, 1] / 4 filter along time (ends replicated) on trans,
 root_orient and pose_body; joints are rest_joints + trans (no rotations: this is a
 test runner, not kinematics); contacts are 0.5 where a contact joint is visible.
+With ``samples`` N > 1 it also returns N completions: the answer, then alternative k with every hidden
+joint's axis-angle shifted by 0.1 k rad about x; its doubt is 0.1 m wherever a joint is hidden.
 It sleeps ``step_s`` per window of ``window`` frames to stand in for work, reporting
 progress and the finished window each time, and stops soon after ``should_stop()``.
 """
@@ -24,9 +26,24 @@ def smooth(x: np.ndarray) -> np.ndarray:
     return 0.25 * p[:-2] + 0.5 * p[1:-1] + 0.25 * p[2:]
 
 
+def alternative_pose(pose_body: np.ndarray, visible: np.ndarray, k: int) -> np.ndarray:
+    """(T, 63) -> alternative k's pose_body: hidden joints' axis-angle + 0.1 k rad about x."""
+    aa = pose_body.reshape(len(pose_body), 21, 3).copy()
+    aa[..., 0] += np.where(~visible[:, 1:], 0.1 * k, 0.0)
+    return aa.reshape(len(pose_body), 63)
+
+
 def expected_output(job: JobInput) -> JobOutput:
     """What TinyRunner returns for ``job``, computed directly."""
     trans = smooth(job.trans)
+    n = int(job.options.get("samples", 1))
+    extra = {"uncertainty": np.where(job.visible, 0.0, 0.1)}
+    if n > 1:
+        pose = smooth(job.pose_body)
+        extra.update(samples=np.repeat((job.rest_joints[None] + trans[:, None])[None], n, 0),
+                     sample_trans=np.repeat(trans[None], n, 0), sample_root_orient=np.repeat(smooth(job.root_orient)[None], n, 0),
+                     sample_pose_body=np.stack([alternative_pose(pose, job.visible, k) for k in range(n)]),
+                     sample_contacts=np.repeat((0.5 * job.visible[:, CONTACT_JOINTS])[None], n, 0))
     return JobOutput(
         trans=trans,
         root_orient=smooth(job.root_orient),
@@ -40,7 +57,11 @@ def expected_output(job: JobInput) -> JobOutput:
             "keep_visible": job.options["keep_visible"],
             "device": job.options["device"],
             "mean_change": float(np.abs(trans - job.trans).mean()),
+            **({"doubt_from": int(np.flatnonzero((~job.visible).any(1))[0]),
+                "doubt_to": int(np.flatnonzero((~job.visible).any(1))[-1]), "doubt_max_cm": 10.0}
+               if (~job.visible).any() else {}),
         },
+        extra=extra,
     )
 
 
@@ -90,7 +111,8 @@ class TinyRunner:
             self._sleep(self.step_s, should_stop)
             sink.progress("smooth", stop / t, {"change": out.metrics["mean_change"], "window": start})
             if t > self.window:
-                sink.partial(start, JobOutput(**{k: v[start:stop] for k, v in out.arrays().items()}))
+                sink.partial(start, JobOutput(**{k: getattr(out, k)[start:stop] for k in
+                                                 ("trans", "root_orient", "pose_body", "joints", "contacts")}))
         out.metrics["runner_s"] = time.perf_counter() - t0  # for the wire-overhead benchmark
         if self.warning:
             out.metrics["warning"] = self.warning

@@ -28,9 +28,11 @@ from ..refine.fades import runs
 from .detect import DetectConfig, Faults, detect_faults, fill_nonfinite, nonfinite, world_joints
 
 STATE_DIR = ".dreamor-clean"
+#: a repair is in doubt where some joint may be this far off (metres), as the engine's ``uncertainty`` says.
+DOUBT_M = 0.10
 SUFFIXES = (*BVH_SUFFIXES, ".npz")
 #: bump when the outputs of the same input and settings would change
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,49 @@ def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
     return {k: m.value for k, m in plausibility(joints, fps).items()}
 
 
+def keep_plausible_input(clean, source, frozen: np.ndarray, uncertainty: np.ndarray | None):
+    """Where a limb was flagged frozen but its held pose is as plausible as the repair -- it lies within the
+    engine's own doubt of the repair (mean distance of the input's joints to the repair over the run <= the mean
+    doubt there) -- put the input's rotations back there: a dancer holding a lifted leg still is not a fault
+    the engine can tell from a real one, and then the capture is the better answer. clean, source: clips (the
+    repair, the input with non-finite values filled), frozen (T, 22) -> (clip, [[start, end, joints kept]...])."""
+    from ..body.kinematics import forward_kinematics
+    from ..body.rotations import aa_to_mat
+
+    if uncertainty is None or not frozen.any():
+        return clean, []
+    aa, trans = clean.local_aa.copy(), clean.trans.copy()
+    kept = []
+    for a, b in runs(frozen.any(1)):
+        joints = np.flatnonzero(frozen[a:b].any(0))
+        off = np.linalg.norm(source.joints[a:b, joints] - clean.joints[a:b, joints], axis=-1).mean()
+        if off <= uncertainty[a:b, joints].mean():
+            aa[a:b, joints] = source.local_aa[a:b, joints]
+            if 0 in joints:
+                trans[a:b] = source.trans[a:b]
+            kept.append([int(a), int(b), len(joints)])
+    if not kept:
+        return clean, []
+    fk = forward_kinematics(aa_to_mat(torch_from(aa)), torch_from(clean.rest_joints), torch_from(trans)).joints.numpy()
+    return clean.with_local_aa(aa, trans=trans, joints=fk), kept
+
+
+def torch_from(a: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(a, np.float64))
+
+
+def doubt_runs(uncertainty: np.ndarray | None) -> dict:
+    """The repair's doubt for the report: mean and largest (cm) where some joint was re-solved, and the frame runs
+    where some joint may be more than DOUBT_M off."""
+    if uncertainty is None or not (uncertainty > 0).any():
+        return {}
+    u = uncertainty
+    return {"mean_cm": round(float(u[u > 0].mean() * 100), 2), "max_cm": round(float(u.max() * 100), 2),
+            "runs": [[int(a), int(b)] for a, b in runs((u > DOUBT_M).any(1))]}
+
+
 def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print_: str) -> dict:
     """Read, find the faults, refine, write the outputs and the state row; returns the row. A take that
     cannot be cleaned (unreadable, too short, diverged) gives a row with ``status`` 'failed' and the reason;
@@ -172,6 +217,10 @@ def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print
         else:
             result = refine(filled, vis, settings.refine_config(), models=models)
             cleaned, warnings = replace(result.to_clip(filled), visible=vis, name=clip.name), list(result.warnings)
+            source = with_joints_and_contacts(filled)
+            cleaned, row["kept_input"] = keep_plausible_input(cleaned, source, faults.kinds.get("frozen", ~vis & False),
+                                                              result.uncertainty)
+            row["doubt"] = doubt_runs(result.uncertainty)
         if not (np.isfinite(cleaned.trans).all() and np.isfinite(cleaned.pose_body).all()):
             raise DreamorError("the refinement diverged (non-finite result)")
         row["quality"] = {"input": _quality(faults.joints, clip.fps), "output": _quality(cleaned.joints, cleaned.fps)}

@@ -62,7 +62,31 @@ def markdown(report: dict) -> str:
         lines.append(f"| {r['take']} | {status} | {r.get('frames', '')} | {100 * r.get('hidden_share', 0):.1f}% | "
                      + " | ".join(str(d.get(k, 0)) for k in KINDS) + " | " + " | ".join(quality)
                      + f" | {r.get('seconds', '')} |")
+    lines += doubt_section(report["takes"])
     return "\n".join(lines) + "\n"
+
+
+def doubt_section(rows: list[dict]) -> list[str]:
+    """Markdown: the takes whose repair is in doubt (frames where some joint may be over 10 cm off) and the
+    frozen-limb runs where the input was kept (as plausible as the repair)."""
+    doubtful = [r for r in rows if r["status"] == "ok" and (r.get("doubt") or {}).get("runs")]
+    kept = [r for r in rows if r["status"] == "ok" and r.get("kept_input")]
+    out = ["", "## Repairs in doubt", ""]
+    if not doubtful:
+        out.append("No repair is in doubt (nowhere may a re-solved joint be more than 10 cm off)." if any(
+            r.get("doubt") for r in rows) else "No doubt was measured (no window prior, or nothing re-solved).")
+    else:
+        out += ["Frames where the engine says some re-solved joint may be more than 10 cm off: check these first.", "",
+                "| take | frames in doubt | mean doubt cm | max doubt cm |", "|---|---|---|---|"]
+        for r in doubtful:
+            d = r["doubt"]
+            spans = ", ".join(f"{a}..{b - 1}" for a, b in d["runs"][:8]) + (" ..." if len(d["runs"]) > 8 else "")
+            out.append(f"| {r['take']} | {spans} | {d['mean_cm']:.1f} | {d['max_cm']:.1f} |")
+    if kept:
+        out += ["", "Frozen limbs kept as captured (the held pose lies within the engine's doubt of its repair):", ""]
+        out += [f"- {r['take']}: frames " + ", ".join(f"{a}..{b - 1} ({n} joints)" for a, b, n in r["kept_input"])
+                for r in kept]
+    return out
 
 
 def fault_plot(rows: list[dict], path: Path, most: int = 8) -> Path | None:
