@@ -611,7 +611,7 @@ def test_the_report_says_how_much_an_earlier_refine_saved(walk, tiny, sub):
     op = refine_operator(sub)
     assert op.execute(bpy.context) == {"FINISHED"}
     kind, text = op.reports[-1]
-    assert kind == {"INFO"} and " s); 3 of 8 stretches reused from an earlier refine" in text
+    assert kind == {"INFO"} and "; 3 of 8 stretches reused from an earlier refine" in text
 
 
 def test_alternatives_land_as_actions_in_one_undo_step_with_the_doubt_keyed(walk, tiny, sub, capfd):

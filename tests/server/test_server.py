@@ -37,7 +37,10 @@ def test_submit_progress_partials_result_round_trip(start_server, connect):
     events = list(job.events(timeout=30))
     assert isinstance(events[-1], Result) and job.state == "done"
     assert_result_is(events[-1], clip, preset="fast", keep_visible=False)
-    assert events[-1].metrics | {"mean_change": 0, "runner_s": 0} == {"runner_s": 0, "frames": 230, "fps": 30.0, "preset": "fast", "keep_visible": False, "device": "cpu", "mean_change": 0}
+    # the tiny runner's doubt is 0.1 m on the hidden joints: the doubtful stretch is exactly the hidden frames 76..152
+    assert events[-1].metrics | {"mean_change": 0, "runner_s": 0} == {
+        "runner_s": 0, "frames": 230, "fps": 30.0, "preset": "fast", "keep_visible": False, "device": "cpu",
+        "mean_change": 0, "doubt_from": 230 // 3, "doubt_to": 2 * 230 // 3 - 1, "doubt_max_cm": 10.0}
     progress = [e for e in events if isinstance(e, Progress)]
     assert progress[0].stage == "started" and progress[-1].fraction == 1.0
     assert [p.fraction for p in progress if p.stage == "smooth"] == pytest.approx([50 / 230, 100 / 230, 150 / 230, 200 / 230, 1.0])
