@@ -1,0 +1,202 @@
+"""The window prior (issue #28): warm start, sampling, training CLI, and the alternatives and doubt in refine."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.cli import main
+from dreamor.data.clip import load_clip
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.errors import DreamorError
+from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
+from dreamor.models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, load_window_prior,
+                                         sample_completions, save_window_prior)
+from dreamor.refine.alternatives import doubt, pairwise_spread
+from dreamor.refine.api import MODELS_DIR_ENV
+
+TINY_TRUNK = InfillConfig(channels=16, dilations=(1, 2))
+LEGS = list(JOINT_GROUPS["lower_body"])
+TRAINED = Path(__file__).resolve().parents[2] / "models" / "window-prior-small.pt"
+
+
+@pytest.fixture(scope="module")
+def walk(mocap_dir):
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
+    vis = np.ones((clip.num_frames, 22), bool)
+    vis[20:80, LEGS] = False
+    return clip, vis
+
+
+def tiny_prior(seed: int = 0) -> WindowPrior:
+    """An untrained tiny prior whose noisy-input and FiLM layers are randomised (zero at init: it would ignore noise)."""
+    torch.manual_seed(seed)
+    prior = WindowPrior(WindowPriorConfig(trunk=TINY_TRUNK, time_dim=16))
+    torch.nn.init.normal_(prior.inp_noisy.weight, std=0.3)
+    for block in prior.blocks:
+        torch.nn.init.normal_(block.film.weight, std=0.1)
+    return prior.eval()
+
+
+def test_a_warm_started_prior_predicts_what_the_completion_network_does(walk):
+    clip, vis = walk
+    torch.manual_seed(1)
+    infill = JointInfill(TINY_TRUNK).eval()
+    prior = WindowPrior(WindowPriorConfig(trunk=TINY_TRUNK, time_dim=16)).eval()
+    prior.warm_start(infill)
+    feat = torch.from_numpy(features(np.where(vis[..., None], clip.joints, 0.0), vis, clip.rest_joints)[0]).float()[None]
+    noisy = torch.randn(1, len(feat[0]), 66)
+    with torch.no_grad():
+        got = prior(feat, noisy, torch.tensor([500]))
+        want = infill(feat)
+    torch.testing.assert_close(got, want.reshape(got.shape), atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="trunk differs"):
+        prior.warm_start(JointInfill(InfillConfig(channels=8, dilations=(1,))))
+
+
+def test_samples_differ_meet_the_visible_joints_and_repeat_with_the_seed(walk):
+    clip, vis = walk
+    prior = tiny_prior()
+    draws = sample_completions(prior, clip.joints, vis, clip.rest_joints, 4, seed=3, cfg=SampleConfig(steps=3))
+    assert draws.shape == (4, *clip.joints.shape) and np.isfinite(draws).all()
+    np.testing.assert_array_equal(draws[:, vis], np.broadcast_to(clip.joints[vis], draws[:, vis].shape))
+    assert pairwise_spread(draws, ~vis) > 1e-3  # metres: the draws are not one answer
+    again = sample_completions(prior, clip.joints, vis, clip.rest_joints, 4, seed=3, cfg=SampleConfig(steps=3))
+    np.testing.assert_array_equal(draws, again)
+
+
+def test_doubt_is_the_draws_spread_where_hidden_and_zero_where_seen():
+    rng = np.random.default_rng(0)
+    answer = rng.normal(size=(10, 22, 3))
+    hidden = np.zeros((10, 22), bool)
+    hidden[3:7, LEGS] = True
+    draws = answer[None] + np.where(hidden[None, ..., None], rng.normal(scale=0.1, size=(50, 10, 22, 3)), 0.0)
+    u = doubt(draws, answer, hidden, scale=2.0)
+    assert (u[~hidden] == 0).all()
+    assert u[hidden].mean() == pytest.approx(2 * 0.1 * np.sqrt(3), rel=0.15)  # 2 x RMS of 3-D normal steps
+
+
+def test_checkpoint_round_trip(tmp_path, walk):
+    clip, vis = walk
+    prior = tiny_prior()
+    path = save_window_prior(tmp_path / "wp.pt", prior, step=7, metrics={"unseen_energy_cm": 9.0})
+    loaded = load_window_prior(path)
+    assert loaded.step == 7 and loaded.metrics["unseen_energy_cm"] == 9.0
+    cfg = SampleConfig(steps=2)
+    np.testing.assert_allclose(sample_completions(loaded, clip.joints, vis, clip.rest_joints, 2, cfg=cfg),
+                               sample_completions(prior, clip.joints, vis, clip.rest_joints, 2, cfg=cfg))
+
+
+def test_train_cli_tiny_then_resume(mocap_dir, tmp_path, capsys):
+    from tests.core.test_vae import copy_takes
+
+    infill = tmp_path / "infill.pt"
+    torch.manual_seed(0)
+    save_infill(infill, JointInfill(TINY_TRUNK))
+    out = tmp_path / "wp.pt"
+    args = ["train", "window-prior", "--preset", "tiny", "--data", str(copy_takes(mocap_dir, tmp_path / "takes")),
+            "--out", str(out), "--cache", str(tmp_path / "cache"), "--workers", "1", "--quiet"]
+    assert main(args + ["--init", str(infill)]) == 0
+    model = load_window_prior(out)
+    assert model.step == 4 and model.metrics["val_sample_cm"] > 0
+    assert main(args) == 2 and "--resume" in capsys.readouterr().err  # exists: refuses to overwrite
+    assert main(args + ["--resume", "--steps", "6"]) == 0
+    assert load_window_prior(out).step == 6
+
+
+@pytest.fixture()
+def models_with_prior(tiny_checkpoints, tmp_path, monkeypatch):
+    models_dir = tmp_path / "models"
+    shutil.copytree(tiny_checkpoints, models_dir)
+    torch.manual_seed(0)
+    save_infill(models_dir / "infill-small.pt", JointInfill(TINY_TRUNK))
+    save_window_prior(models_dir / "window-prior-small.pt", tiny_prior())
+    monkeypatch.setenv(MODELS_DIR_ENV, str(models_dir))
+    return models_dir
+
+
+def test_refine_gives_alternatives_through_the_final_stages_and_the_doubt(models_with_prior, walk):
+    from dreamor.refine import api
+    from dreamor.refine.config import refine_preset
+
+    clip, vis = walk
+    pins = np.zeros_like(vis)
+    pins[50, 4] = True  # a pinned hidden knee: every completion keeps it
+    clip = clip.__class__(**{**clip.__dict__, "pinned": pins})
+    models = api.load_models()
+    assert models.ids["window_prior"] == "window-prior-small.pt"
+    r = api.refine(clip, vis, refine_preset("fast", iters=2, samples=3, prior_steps=2, doubt_draws=3), models=models)
+    assert len(r.alternatives) == 2
+    arrays = r.sample_arrays()
+    assert arrays["samples"].shape == (3, clip.num_frames, 22, 3) and arrays["samples"].dtype == np.float32
+    assert arrays["sample_pose_body"].shape == (3, clip.num_frames, 63)
+    assert arrays["uncertainty"].shape == (clip.num_frames, 22)
+    for s in arrays["samples"]:
+        np.testing.assert_allclose(s[vis & ~pins], clip.joints[vis & ~pins], atol=0.02)  # visible joints met
+        np.testing.assert_allclose(s[50, 4], clip.joints[50, 4], atol=0.02)  # the pin met
+    assert pairwise_spread(arrays["samples"][1:], ~vis) > 1e-3
+    u = r.uncertainty
+    assert (u[vis] == 0).all() and u[~vis].mean() > 0.001
+
+
+def test_refine_without_a_prior_refuses_samples(tiny_checkpoints, walk, tmp_path, monkeypatch):
+    from dreamor.refine import api
+    from dreamor.refine.config import refine_preset
+
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tiny_checkpoints))
+    clip, vis = walk
+    with pytest.raises(DreamorError, match="need the window prior"):
+        api.refine(clip, vis, refine_preset("fast", iters=1, samples=2))
+
+
+@pytest.mark.parametrize("n, msg", [("0", "--samples"), ("100", "--samples")])
+def test_refine_cli_bad_sample_counts_are_one_line(models_with_prior, mocap_dir, tmp_path, capsys, n, msg):
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(out), "--quiet", "--samples", n])
+    err = capsys.readouterr().err
+    assert code == 2 and msg in err and "Traceback" not in err and not out.exists()
+
+
+def test_refine_cli_writes_samples_and_uncertainty(models_with_prior, mocap_dir, tmp_path, capsys):
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(mocap_dir / "dataset-2_run_normal_001.bvh"), str(out), "--quiet", "--preset", "fast",
+                 "--occlude", "lower_body", "--frames", "10:50", "--samples", "2", "--set", "prior_steps=2",
+                 "--set", "iters=2"])
+    assert code == 0, capsys.readouterr().err
+    clip = load_clip(out)
+    assert clip.samples.shape == (2, clip.num_frames, 22, 3) and clip.uncertainty.shape == (clip.num_frames, 22)
+    np.testing.assert_allclose(clip.samples[0], clip.joints, atol=1e-5)  # the first is the answer
+    assert (clip.uncertainty[:10] == 0).all() and clip.uncertainty[12:48, LEGS].mean() > 0
+
+
+def test_a_nan_in_the_observation_is_one_line(models_with_prior, mocap_dir, tmp_path, capsys):
+    from dreamor.data.clip import save_clip
+
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_run_normal_001.bvh"))
+    src = tmp_path / "nan.npz"
+    save_clip(clip, src)
+    arrays = dict(np.load(src))
+    arrays["trans"][5, 0] = np.nan
+    np.savez(src, **arrays)
+    out = tmp_path / "o.npz"
+    code = main(["refine", str(src), str(out), "--quiet", "--preset", "fast", "--samples", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.skipif(not TRAINED.exists(), reason="no trained window prior in models/")
+def test_the_trained_prior_conditions_on_what_is_seen(walk):
+    clip, vis = walk
+    prior = load_window_prior(TRAINED)
+    cfg = SampleConfig(steps=5)
+    a = sample_completions(prior, clip.joints, vis, clip.rest_joints, 2, seed=0, cfg=cfg)
+    moved = clip.joints.copy()
+    moved[:, [*JOINT_GROUPS["left_arm"], *JOINT_GROUPS["right_arm"]]] += [0.0, 0.0, 0.1]  # arms raised 10 cm
+    b = sample_completions(prior, moved, vis, clip.rest_joints, 2, seed=0, cfg=cfg)
+    assert np.abs(a[:, ~vis] - b[:, ~vis]).max() > 1e-3  # the hidden legs answer the seen arms
+    # and a trained prior's draws lie near the truth: within 30 cm on average on a plain walk
+    assert np.linalg.norm(a - clip.joints[None], axis=-1)[:, ~vis].mean() < 0.30
