@@ -1,13 +1,16 @@
 """What the prior contributes: one `dreamor eval` per configuration on both validation splits, then one table.
 
     python scripts/ablate_prior.py OUT [--preset fast] [--clips 12] [--only NAME,...] [--protocol lower_body|noisy]
+                                       [--samples N] [--bodies native,smpl,...]
 
 Lower body hidden (or ``--protocol noisy``: 4 cm noise on every joint, nothing hidden), 150-frame clips, the native bodies; the clips are the first ``--clips`` of each split's list in
 scripts/eval_bodies.sh. Every configuration is a list of ``--set`` settings (``CONFIGS``); ``infill`` (the first
 guess) and ``vae_only`` (HuMoR's prior) are run once as the baselines. Writes OUT/<config>/<split>/report.* and
 OUT/ablation.md / .json: hidden-joint error per split (all joints under ``noisy``), its ratio to the baseline
 (``infill``; ``input`` under ``noisy``) and to the engine without the prior (``no_sds``), visible error and
-acceleration error.
+acceleration error; the leg-speed ratio and toe skating; with ``--samples N`` (the engine's methods draw N
+completions) best-of-N, their spread and the doubt's calibration (Spearman over clips, clips over 20 cm flagged).
+``--bodies`` puts every clip on other bodies too (one table per body).
 """
 from __future__ import annotations
 
@@ -44,6 +47,13 @@ CONFIGS: dict[str, tuple] = {
     "paper_vae_only": ("vae_only", [], "paper"),
     "paper_no_sds": ("dreamor", ["weights.sds=0"], "paper"),
     "paper_obs_guide": ("dreamor", ["obs_guidance=0.5"], "paper"),
+    # the window prior (issue #28): the answer starts from an SDEdit of the mean guess noised to prior_t
+    "prior_t_0": ("dreamor", ["prior_t=0"]),
+    "prior_t_0.1": ("dreamor", ["prior_t=0.1"]),
+    "prior_t_0.2": ("dreamor", ["prior_t=0.2"]),
+    "prior_t_0.3": ("dreamor", ["prior_t=0.3"]),
+    "prior_t_0.5": ("dreamor", ["prior_t=0.5"]),
+    "paper_k1": ("dreamor", ["denoise_steps=1"], "paper"),
 }
 
 
@@ -60,19 +70,31 @@ def split_files(split: str) -> list[str]:
     return [str(m / "extra" / f"cmu_{t}.bvh.gz") for t in extra] + [str(m / "extra2" / f"cmu_{t}.bvh.gz") for t in extra2]
 
 
-def run(name: str, split: str, files: list[str], preset: str, out: Path, protocol: str) -> dict:
+def run(name: str, split: str, files: list[str], preset: str, out: Path, protocol: str, samples: int = 1,
+        bodies: list[str] | None = None) -> dict[str, dict]:
+    """One configuration on one split -> {body: the method's report.json entry}."""
     method, settings, *own = CONFIGS[name]
     preset = own[0] if own else preset
     dest = out / name / split
-    if not (dest / "report.json").exists():
+    bodies = bodies or ["native"]
+    reports = [dest / "report.json"] if bodies == ["native"] else [dest / b / "report.json" for b in bodies]
+    if not all(r.exists() for r in reports):
         cmd = [str(ROOT / ".venv" / "bin" / "dreamor"), "eval", *files, "--protocol", protocol, "--methods", method,
                "--preset", preset, "--clip-frames", "150", "--clips-per-file", "1", "--no-plots", "--quiet",
                "--out", str(dest)]
+        if samples > 1 and method in ("dreamor", "vae_only", "no_opt", "infill"):
+            cmd += ["--samples", str(samples)]
+        if bodies != ["native"]:
+            cmd += ["--bodies", ",".join(bodies)]
         for s in settings:
             cmd += ["--set", s]
         print(f"{name} / {split}: {' '.join(settings) or '(as shipped)'}", flush=True)
         subprocess.run(cmd, check=True)
-    return json.loads((dest / "report.json").read_text())["methods"][method]
+    return {b: json.loads(r.read_text())["methods"][method] for b, r in zip(bodies, reports)}
+
+
+def _f(v, fmt: str = ".2f") -> str:
+    return "—" if v is None else format(v, fmt)
 
 
 def main() -> int:
@@ -82,32 +104,54 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=12)
     ap.add_argument("--only", default=None, help="comma-separated configuration names (default: all)")
     ap.add_argument("--protocol", default="lower_body", choices=("lower_body", "noisy"))
+    ap.add_argument("--samples", type=int, default=1, help="completions per clip of the engine's methods")
+    ap.add_argument("--bodies", default="native", help="comma-separated bodies (dreamor eval --bodies)")
     args = ap.parse_args()
+    bodies = [b.strip() for b in args.bodies.split(",") if b.strip()]
     out = Path(args.out)
     names = args.only.split(",") if args.only else list(CONFIGS)
     ref, key = ("infill", "occ_cm") if args.protocol == "lower_body" else ("input", "all_cm")
     for n in ("no_sds", ref):
         if n not in names:
             names.insert(0, n)  # the ratios need them
-    res = {split: {n: run(n, split, split_files(split)[: args.clips], args.preset, out, args.protocol) for n in names}
+    res = {split: {n: run(n, split, split_files(split)[: args.clips], args.preset, out, args.protocol, args.samples,
+                          bodies) for n in names}
            for split in ("val", "unseen")}
-    rows = ["| configuration | settings | " + " | ".join(
-        f"{s} {'hidden' if key == 'occ_cm' else 'all'} | {s} / {ref} | {s} / no_sds | {s} visible | {s} accel err" for s in ("val", "unseen")) + " |",
-        "|---|---|" + "---|" * 10]
-    for n in names:
-        cells = []
-        for split in ("val", "unseen"):
-            r, base, nos = res[split][n], res[split][ref], res[split]["no_sds"]
-            cells += [f"{r[key]:.2f}", f"{r[key] / base[key]:.3f}", f"{r[key] / nos[key]:.3f}",
-                      f"{r['vis_cm']:.2f}", f"{r['accel_err_ms2']:.2f}"]
-        method, settings, *own = CONFIGS[n]
-        label = f"`{method}` " + (f"`--preset {own[0]}` " if own else "") + " ".join(f"`{s}`" for s in settings)
-        rows.append(f"| {n} | {label} | " + " | ".join(cells) + " |")
+    tables = []
+    for body in bodies:
+        rows = ["| configuration | settings | " + " | ".join(
+            f"{s} {'hidden' if key == 'occ_cm' else 'all'} | {s} / {ref} | {s} / no_sds | {s} visible | {s} accel err"
+            for s in ("val", "unseen")) + " |", "|---|---|" + "---|" * 10]
+        gen = ["| configuration | " + " | ".join(
+            f"{s} leg speed | {s} skate | {s} best of N / {ref} | {s} spread | {s} Spearman | {s} bad flagged"
+            for s in ("val", "unseen")) + " |", "|---|" + "---|" * 12]
+        for n in names:
+            cells, more = [], []
+            for split in ("val", "unseen"):
+                r, base, nos = res[split][n][body], res[split][ref][body], res[split]["no_sds"][body]
+                cells += [f"{r[key]:.2f}", f"{r[key] / base[key]:.3f}", f"{r[key] / nos[key]:.3f}",
+                          f"{r['vis_cm']:.2f}", f"{r['accel_err_ms2']:.2f}"]
+                cal = r.get("calibration") or {}
+                best = r.get("best_cm")
+                more += [_f(r.get("leg_speed")), _f(r.get("skate_cm"), ".3f"),
+                         _f(best / base[key] if best is not None else None, ".3f"), _f(r.get("spread_cm")),
+                         _f(cal.get("spearman")),
+                         f"{cal['bad_flagged']} / {cal['bad_clips']}" if cal else "—"]
+            method, settings, *own = CONFIGS[n]
+            label = f"`{method}` " + (f"`--preset {own[0]}` " if own else "") + " ".join(f"`{s}`" for s in settings)
+            rows.append(f"| {n} | {label} | " + " | ".join(cells) + " |")
+            gen.append(f"| {n} | " + " | ".join(more) + " |")
+        head = f"## Body: {body}\n\n" if bodies != ["native"] else ""
+        tables.append(head + "\n".join(rows) + "\n\n" + "\n".join(gen) + "\n")
     cmd = "python scripts/ablate_prior.py " + " ".join(sys.argv[1:])
     what = "lower body hidden" if key == "occ_cm" else "4 cm noise on every joint, nothing hidden"
     text = (f"# What the prior contributes ({args.preset}, {what}, first {args.clips} clips of each split)\n\n"
             f"Command: `{cmd}`. Joint errors in cm, acceleration error in m/s²; ratios below 1 are better than "
-            f"`{ref}` or than the same engine without the prior (`no_sds`).\n\n" + "\n".join(rows) + "\n")
+            f"`{ref}` or than the same engine without the prior (`no_sds`). Leg speed: root-relative speed of the "
+            f"hidden joints, result / truth (1 = legs that move as much as real ones); skate in cm per frame; with "
+            f"--samples: best of N and the completions' mean pairwise distance (cm) on the hidden joints, the doubt's "
+            f"Spearman correlation with the real error over clips and the clips over 20 cm flagged.\n\n"
+            + "\n".join(tables))
     (out / "ablation.md").write_text(text)
     (out / "ablation.json").write_text(json.dumps(res, indent=2) + "\n")
     print(text)

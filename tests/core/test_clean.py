@@ -187,3 +187,38 @@ def test_ray_gives_the_same_outputs_and_resumes(library, tmp_path):
     assert rows["corrupt"]["status"] == "failed" and rows["walk_faulty"]["status"] == "ok"
     assert rows["walk_faulty"]["detected"]["frozen"] > 0 and (out / "walk_faulty.bvh").is_file()
     assert main(args) == 1 and all(r.get("skipped") for n, r in _report(out).items() if n != "corrupt")
+
+
+def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
+    """keep_plausible_input: a frozen run whose captured joints lie within the engine's doubt of the repair is put
+    back as captured (the dancer holding a leg still); one further off than the doubt keeps the repair."""
+    from dreamor.clean.library import keep_plausible_input
+    from dreamor.data.convert import with_joints_and_contacts
+
+    source = with_joints_and_contacts(walk)
+    aa = source.local_aa.copy()
+    aa[20:40, LOWER[1:]] += 0.3  # the "repair" bends the legs away from the capture on frames 20..39
+    repair = with_joints_and_contacts(source.with_local_aa(aa, joints=None))
+    flagged = np.zeros((source.num_frames, 22), bool)
+    flagged[20:40, LOWER[1:]] = True
+    off = np.linalg.norm(source.joints[20:40] - repair.joints[20:40], axis=-1)[:, LOWER[1:]].mean()
+    sure = np.where(flagged, 0.5 * off, 0.0)
+    unsure = np.where(flagged, 2.0 * off, 0.0)
+    assert keep_plausible_input(repair, source, flagged, sure) == (repair, [])
+    assert keep_plausible_input(repair, source, flagged, None) == (repair, [])
+    kept, runs_kept = keep_plausible_input(repair, source, flagged, unsure)
+    assert runs_kept == [[20, 40, len(LOWER) - 1]]
+    np.testing.assert_allclose(kept.local_aa[20:40], source.local_aa[20:40], atol=1e-12)
+    np.testing.assert_allclose(kept.joints[20:40], source.joints[20:40], atol=1e-6)
+    np.testing.assert_array_equal(kept.local_aa[:20], repair.local_aa[:20])
+
+
+def test_doubt_runs_name_the_frames_in_doubt():
+    from dreamor.clean.library import DOUBT_M, doubt_runs
+
+    u = np.zeros((50, 22))
+    u[10:20, 4] = DOUBT_M + 0.05
+    u[30:35, 5] = DOUBT_M / 2
+    got = doubt_runs(u)
+    assert got["runs"] == [[10, 20]] and got["max_cm"] == pytest.approx(100 * (DOUBT_M + 0.05))
+    assert doubt_runs(np.zeros((5, 22))) == {} and doubt_runs(None) == {}
