@@ -16,7 +16,7 @@ from dreamor.errors import DreamorError
 from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
 from dreamor.models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, load_window_prior,
                                          sample_completions, save_window_prior)
-from dreamor.refine.alternatives import doubt, pairwise_spread
+from dreamor.refine.alternatives import doubt, engine_guess, pairwise_spread, recentred
 from dreamor.refine.api import MODELS_DIR_ENV
 
 TINY_TRUNK = InfillConfig(channels=16, dilations=(1, 2))
@@ -78,6 +78,22 @@ def test_doubt_is_the_draws_spread_where_hidden_and_zero_where_seen():
     u = doubt(draws, answer, hidden, scale=2.0)
     assert (u[~hidden] == 0).all()
     assert u[hidden].mean() == pytest.approx(2 * 0.1 * np.sqrt(3), rel=0.15)  # 2 x RMS of 3-D normal steps
+
+
+def test_recentred_draws_keep_their_spread_about_the_mean_guess():
+    rng = np.random.default_rng(0)
+    draws, centre = rng.normal(size=(5, 8, 22, 3)), rng.normal(size=(8, 22, 3))
+    hidden = np.ones((8, 22), bool)
+    out = recentred(draws, centre)
+    np.testing.assert_allclose(out.mean(0), centre, atol=1e-12)
+    assert pairwise_spread(out, hidden) == pytest.approx(pairwise_spread(draws, hidden))
+
+
+def test_the_engines_guess_moves_about_the_mean_guess_and_keeps_what_is_seen(walk):
+    clip, vis = walk
+    guess = engine_guess(tiny_prior(), clip.joints, vis, clip.rest_joints, 0.3, seed=0, steps=2, draws=3)
+    np.testing.assert_array_equal(guess[vis], clip.joints[vis])
+    assert 1e-4 < np.linalg.norm(guess - clip.joints, axis=-1)[~vis].mean() < 1.0
 
 
 def test_checkpoint_round_trip(tmp_path, walk):

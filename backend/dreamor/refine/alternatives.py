@@ -1,14 +1,20 @@
 """Alternatives and doubt from the window prior (``models.window_prior``, issue #28).
 
-The window prior draws completions of the hidden joints given what is seen. The refinement uses
-them three ways:
+The window prior draws completions of the hidden joints given what is seen. Its draws are
+plausible motions, but their mean is further from the truth than the joint-completion network's
+answer (the regression estimates the conditional mean directly; the prior's mean drifts over a
+DDIM chain: MODEL_CARD.md). So the refinement trusts the completion network for where the limbs
+are on average and the prior for how they move about it:
 
-- the engine's own answer starts from a completion near the joint-completion network's mean
-  guess (``engine_guess``: the mean noised to ``RefineConfig.prior_t`` and denoised, SDEdit), so its
-  hidden limbs move as real ones do instead of the damped average;
-- ``RefineConfig.samples`` - 1 alternatives are whole draws (from pure noise), each posed by IK and
-  put through the same final stages as the answer (visible joints met, pins, locked feet);
-- the doubt of every hidden joint (``doubt``) is how far the draws lie from the answer's start.
+- the engine's own answer is the mean guess plus one SDEdit draw's deviation from its siblings'
+  mean (``engine_guess``: ``draws`` completions from the mean guess noised to
+  ``RefineConfig.prior_t``), so its hidden limbs move as real ones do instead of the damped average
+  while staying, on average, where the mean guess is;
+- ``RefineConfig.samples`` - 1 alternatives are whole draws (from pure noise) re-centred the same
+  way on the mean guess (``recentred``), each posed by IK and put through the same final stages as
+  the answer (visible joints met, pins, locked feet);
+- the doubt of every hidden joint (``doubt``) is how far the raw draws lie from the mean guess:
+  their spread and the prior's disagreement with the completion network.
 
 All arrays here are at 30 Hz and at the reference size (the refinement's working frame).
 """
@@ -29,12 +35,19 @@ def draw_completions(prior: WindowPrior, observed: np.ndarray, seen: np.ndarray,
 
 
 def engine_guess(prior: WindowPrior, mean_guess: np.ndarray, seen: np.ndarray, rest: np.ndarray, t_start: float,
-                 seed: int, steps: int, smooth: float = 1.0) -> np.ndarray:
-    """The completion the engine stands behind: ``mean_guess`` (n, 22, 3) noised to ``t_start`` (fraction of T)
-    and denoised by the prior -> (n, 22, 3), seen joints as given."""
-    out = sample_completions(prior, mean_guess, seen, rest, 1, seed=seed,
+                 seed: int, steps: int, draws: int = 4, smooth: float = 1.0) -> np.ndarray:
+    """The completion the engine stands behind: ``draws`` completions from ``mean_guess`` (n, 22, 3) noised to
+    ``t_start`` (fraction of T) and denoised by the prior; the first one's deviation from their mean, added to
+    ``mean_guess`` -> (n, 22, 3), seen joints as given."""
+    out = sample_completions(prior, mean_guess, seen, rest, max(draws, 2), seed=seed,
                              cfg=SampleConfig(steps=steps, t_start=t_start), around=mean_guess)
-    return _smoothed(out, seen, mean_guess, smooth)[0]
+    return recentred(_smoothed(out, seen, mean_guess, smooth), mean_guess)[0]
+
+
+def recentred(draws: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """(M, n, 22, 3) draws -> their deviations from their own mean, around ``centre`` (n, 22, 3). Where the draws
+    agree (the seen joints) this is ``centre``; the draws' pairwise distances do not change."""
+    return draws - draws.mean(0, keepdims=True) + centre[None]
 
 
 def _smoothed(draws: np.ndarray, seen: np.ndarray, observed: np.ndarray, sigma: float) -> np.ndarray:

@@ -32,7 +32,7 @@ from ..data.resample import resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
-from .alternatives import doubt, draw_completions, engine_guess
+from .alternatives import doubt, draw_completions, engine_guess, recentred
 from .foot_lock import lock_feet
 from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
@@ -256,7 +256,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     weight30 = at30.confidence * PIN_WEIGHT
     n = len(obs30)
     guessed = np.zeros_like(vis30)
-    draws = None  # the window prior's completions (M, n, 22, 3): alternatives and doubt
+    draws = None  # the window prior's completions (M, n, 22, 3): the alternatives and the doubt
     # The networks complete a body around its pelvis, and never saw frames with nothing seen nor gaps shorter than
     # 0.3 s: there the pelvis, whole lost frames and short gaps keep the splines' guess and reach them as seen.
     seen = vis30 | short_gaps(vis30, int(round(cfg.spline_gap_s * MODEL_FPS)))
@@ -267,13 +267,17 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         prior.to(dev)
         draws = draw_completions(prior, obs30, seen, rest, max(cfg.doubt_draws, cfg.samples - 1), cfg.seed + 1,
                                  cfg.prior_steps)
+    centre = obs30  # the mean guess: the doubt is the draws' distance from it
+    alternatives = draws
     if cfg.learned_init and models.infill is not None and (~seen).any():
         from ..models.infill import complete
 
-        obs30 = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
+        obs30 = centre = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
         guessed = ~seen
+        if draws is not None and len(draws) > 1:  # the alternatives move about the network's guess, as the answer
+            alternatives = recentred(draws, centre)
         if prior is not None and cfg.prior_t > 0 and cfg.method != "infill":  # an answer that moves
-            obs30 = engine_guess(prior, obs30, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps)
+            obs30 = engine_guess(prior, centre, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps, cfg.guess_draws)
     if cfg.samples > 1 and models.window_prior is None:
         raise DreamorError(f"{cfg.samples} samples need the window prior (models/window-prior-small.pt); "
                            "train one with `dreamor train window-prior` or ask for 1 sample")
@@ -357,8 +361,8 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     out.energies = energies
     if draws is not None:
         t3 = time.perf_counter()
-        out.uncertainty = _at_clip_rate(doubt(draws, obs30, ~seen, cfg.doubt_scale), clip) * size * ~vis
-        for draw in draws[: cfg.samples - 1]:
+        out.uncertainty = _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size * ~vis
+        for draw in alternatives[: cfg.samples - 1]:
             posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],
                               [torch.from_numpy(contact_labels(draw, MODEL_FPS)).double()], rest, n, clip.fps,
                               MODEL_FPS, num_out=clip.num_frames)
