@@ -52,14 +52,20 @@ def disc_triangles(centres: np.ndarray, radius: float, segments: int = _SEGMENTS
     return (centres[:, None, None, :] + tri[None]).reshape(-1, 3)
 
 
-def _smpl_armatures(scene):
+def _rigs(scene):
+    """(object, rig) of every visible SMPL armature in the scene."""
     for obj in scene.objects:
         if obj.type != "ARMATURE" or not obj.visible_get():
             continue
         try:
-            rig = armature_io.rig_from_object(obj)
+            yield obj, armature_io.rig_from_object(obj)
         except armature_io.ArmatureError:
             continue
+
+
+def _smpl_armatures(scene):
+    """The visible SMPL armatures that carry keyed contacts."""
+    for obj, rig in _rigs(scene):
         if any(CONTACT_PROP in obj.pose.bones[n] for n in rig.contact_bone_names):
             yield obj, rig
 
@@ -92,13 +98,7 @@ def doubt_rings(scene) -> list[tuple[np.ndarray, tuple]]:
     """[(triangle vertices (M, 3) world units, RGBA)]: a disc at every joint whose keyed 'doubt' at the current
     frame is at least DOUBT_MIN_M, its radius the doubt (capped at 2 x DOUBT_RED_M)."""
     out = []
-    for obj in scene.objects:
-        if obj.type != "ARMATURE" or not obj.visible_get():
-            continue
-        try:
-            rig = armature_io.rig_from_object(obj)
-        except armature_io.ArmatureError:
-            continue
+    for obj, rig in _rigs(scene):
         world = np.asarray(obj.matrix_world, np.float64)
         for name in rig.bone_names:
             pb = obj.pose.bones[name]

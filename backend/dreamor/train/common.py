@@ -49,6 +49,24 @@ def default_sources() -> list[tuple[Path, float]]:
     return out
 
 
+def training_paths(args, name: str, preset: str) -> tuple[list[tuple[Path, float]], Path, Path]:
+    """A ``dreamor train NAME`` command's data sources (``--data`` or the defaults, each checked), output checkpoint
+    (``--out`` or ``models/NAME-PRESET.pt``; refused when it exists without ``--resume``, or is missing with it) and
+    cache folder (``--cache``, else the checkout's ``cache/`` or ``~/.cache/dreamor`` outside a checkout)."""
+    sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
+    for path, _ in sources:
+        if not path.exists():
+            raise DreamorError(f"--data {path}: no such file or folder")
+    out = Path(args.out or f"models/{name}-{preset}.pt")
+    if out.exists() and not args.resume:
+        raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
+    if args.resume and not out.exists():
+        raise DreamorError(f"--resume: no checkpoint at {out}")
+    cache = Path(args.cache) if args.cache else (REPO_ROOT / "cache" if (REPO_ROOT / "pyproject.toml").exists()
+                                                 else Path.home() / ".cache" / "dreamor")
+    return sources, out, cache
+
+
 def body_validation_samplers(data, length: int, augment: BodyAugment | None = None, seed: int = 12345) -> dict:
     """Fixed-seed samplers of ``length``-frame windows on random bodies for validation:
     ``val_bodies`` (the default split) and ``unseen`` (the unseen-subject split), each where the

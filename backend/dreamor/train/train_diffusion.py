@@ -42,7 +42,7 @@ from ..files import atomic_write
 from ..models.configs import _from_dict
 from ..models.diffusion import DiffusionConfig, LatentDiffusion, load_diffusion, save_diffusion, vae_condition
 from ..models.vae import MotionVAE, load_vae
-from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
+from .common import REPO_ROOT, body_validation_samplers, lr_at, training_paths
 
 LATENT_CACHE_VERSION = 1
 STATE_KIND = "dreamor-latent-diffusion-train-state"
@@ -467,15 +467,7 @@ def run_train_diffusion(args) -> int:
     if init is not None and not Path(init).is_file():
         raise DreamorError(f"--init {init}: no such checkpoint")
     vae_path = Path(args.vae) if args.vae else default_vae()
-    sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
-    for path, _ in sources:
-        if not path.exists():
-            raise DreamorError(f"--data {path}: no such file or folder")
-    cache = Path(args.cache) if args.cache else (REPO_ROOT / "cache" if (REPO_ROOT / "pyproject.toml").exists()
-                                                 else Path.home() / ".cache" / "dreamor")
-    out = Path(args.out or f"models/diffusion-{cfg.preset}.pt")
-    if out.exists() and not args.resume:
-        raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
+    sources, out, cache = training_paths(args, "diffusion", cfg.preset)
     metrics = train_diffusion(cfg, out, vae_path, sources=sources, resume=args.resume, overrides=overrides,
                               device=args.device, cache_dir=cache, workers=args.workers, quiet=args.quiet, init=init)
     if "val" in metrics:

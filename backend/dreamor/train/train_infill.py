@@ -37,7 +37,7 @@ from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
 from ..models.configs import _from_dict
 from ..models.infill import InfillConfig, JointInfill, features, read_infill, save_infill, to_body
-from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
+from .common import REPO_ROOT, lr_at, training_paths
 
 _RANDOM_GROUPS = ("left_leg", "right_leg", "legs", "lower_body", "left_arm", "right_arm", "feet", "spine")
 
@@ -238,16 +238,7 @@ def run_train_infill(args) -> int:
                                                            if v is not None})
     if cfg.steps < 1:
         raise DreamorError("--steps must be at least 1")
-    sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
-    for path, _ in sources:
-        if not path.exists():
-            raise DreamorError(f"--data {path}: no such file or folder")
-    out = Path(args.out or f"models/infill-{cfg.preset}.pt")
-    if out.exists() and not args.resume:
-        raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
-    if args.resume and not out.exists():
-        raise DreamorError(f"--resume: no checkpoint at {out}")
-    cache = Path(args.cache) if args.cache else REPO_ROOT / "cache"
+    sources, out, cache = training_paths(args, "infill", cfg.preset)
     m = train_infill(cfg, out, sources, resume=args.resume, device=args.device, cache_dir=cache, workers=args.workers,
                      quiet=args.quiet)
     if m:

@@ -48,7 +48,7 @@ from ..errors import DreamorError
 from ..models.configs import PRESETS, TrainConfig, preset
 from ..models.losses import VertexFn, fk_joints, kl_gaussians, kl_to_standard_normal, regressed_joints, vae_loss
 from ..models.vae import MotionVAE, canonical_norm_stats, read_vae, save_vae, vae_from_checkpoint
-from .common import REPO_ROOT, body_validation_samplers, default_sources, lr_at, parse_data_spec
+from .common import body_validation_samplers, lr_at, training_paths
 
 #: validation windows: x_0 plus 2 s at 30 Hz.
 VAL_FRAMES = 61
@@ -408,15 +408,7 @@ def run_train(args) -> int:
     if overrides.get("prior_steps", 0) < 0:
         raise DreamorError("--prior-steps must be >= 0")
     cfg = preset(args.preset)
-    sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
-    for path, _ in sources:
-        if not path.exists():
-            raise DreamorError(f"--data {path}: no such file or folder")
-    cache = Path(args.cache) if args.cache else (REPO_ROOT / "cache" if (REPO_ROOT / "pyproject.toml").exists()
-                                                 else Path.home() / ".cache" / "dreamor")
-    out = Path(args.out or f"models/vae-{cfg.preset}.pt")
-    if out.exists() and not args.resume:
-        raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
+    sources, out, cache = training_paths(args, "vae", cfg.preset)
     metrics = train_vae(cfg, out, sources=sources, resume=args.resume, overrides=overrides, device=args.device, cache_dir=cache,
                         workers=args.workers, quiet=args.quiet)
     if _dist_env()[0] == 0 and "val" in metrics:

@@ -35,7 +35,7 @@ from ..models.infill import load_infill
 from ..models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, denoise_local, read_window_prior,
                                    save_window_prior)
 from ..models.schedule import randn
-from .common import REPO_ROOT, default_sources, lr_at, parse_data_spec
+from .common import REPO_ROOT, lr_at, training_paths
 from .train_infill import _val_batch, _window_joints, make_batch, random_mask
 
 
@@ -223,19 +223,10 @@ def run_train_window_prior(args) -> int:
                                                            if v is not None})
     if cfg.steps < 1:
         raise DreamorError("--steps must be at least 1")
-    sources = [parse_data_spec(s) for s in args.data] if args.data else default_sources()
-    for path, _ in sources:
-        if not path.exists():
-            raise DreamorError(f"--data {path}: no such file or folder")
-    out = Path(args.out or f"models/window-prior-{cfg.preset}.pt")
-    if out.exists() and not args.resume:
-        raise DreamorError(f"{out} exists; pass --resume to continue training it, or choose another --out")
-    if args.resume and not out.exists():
-        raise DreamorError(f"--resume: no checkpoint at {out}")
+    sources, out, cache = training_paths(args, "window-prior", cfg.preset)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
         raise DreamorError(f"--init {init}: no such completion-network checkpoint")
-    cache = Path(args.cache) if args.cache else REPO_ROOT / "cache"
     m = train_window_prior(cfg, out, sources, resume=args.resume, device=args.device, cache_dir=cache,
                            workers=args.workers, quiet=args.quiet, init=None if args.resume else init)
     if m:
