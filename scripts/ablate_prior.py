@@ -77,7 +77,7 @@ def run(name: str, split: str, files: list[str], preset: str, out: Path, protoco
     preset = own[0] if own else preset
     dest = out / name / split
     bodies = bodies or ["native"]
-    reports = [dest / "report.json"] if bodies == ["native"] else [dest / b / "report.json" for b in bodies]
+    reports = [dest / "report.json"] if len(bodies) == 1 else [dest / b / "report.json" for b in bodies]  # as eval
     if not all(r.exists() for r in reports):
         cmd = [str(ROOT / ".venv" / "bin" / "dreamor"), "eval", *files, "--protocol", protocol, "--methods", method,
                "--preset", preset, "--clip-frames", "150", "--clips-per-file", "1", "--no-plots", "--quiet",
