@@ -53,6 +53,7 @@ CONFIGS: dict[str, tuple] = {
     "prior_t_0.2": ("dreamor", ["prior_t=0.2"]),
     "prior_t_0.3": ("dreamor", ["prior_t=0.3"]),
     "prior_t_0.5": ("dreamor", ["prior_t=0.5"]),
+    "prior_t_0.8": ("dreamor", ["prior_t=0.8"]),
     "paper_k1": ("dreamor", ["denoise_steps=1"], "paper"),
 }
 
