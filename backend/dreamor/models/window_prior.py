@@ -12,8 +12,10 @@ Where it departs from the issue's wording (a diffusion over a window of MotionVA
 MotionVAE's latents are one-frame transitions relative to the previous state, so a window of them
 means a motion only together with its start state, through an autoregressive rollout that drifts
 (2 s posterior rollouts 17-26 cm off, MODEL_CARD.md); the observation lives in joint space. The
-window is therefore a window of joints, and the prior enters DREAMoR's loop as the SDS energy's
-K-step DDIM targets in joint space (``refine``), the MotionVAE still decoding every refined frame.
+window is therefore a window of joints, the MotionVAE still decoding every refined frame. The prior
+enters the refinement through the answer's start, the alternatives and the doubt
+(``refine.alternatives``); inside the optimisation the one-transition latent prior still gives the
+SDS term (using this prior's denoised targets there is not done yet).
 
 Network: the completion network's trunk (dilated residual temporal convolutions, receptive field
 ~4 s, fully convolutional, so any length works) with the noisy joints as extra input channels and
