@@ -391,11 +391,13 @@ def test_cli_input_errors(tmp_path, capsys, monkeypatch):
 def test_data_spec_parsing():
     from pathlib import Path
 
-    assert tv.parse_data_spec("a/b:4") == (Path("a/b"), 4.0)
-    assert tv.parse_data_spec("a/b") == (Path("a/b"), 1.0)
-    assert tv.parse_data_spec("C:/data/x") == (Path("C:/data/x"), 1.0)
-    assert tv.parse_data_spec("d:0.5") == (Path("d"), 0.5)
+    from dreamor.train import common
+
+    assert common.parse_data_spec("a/b:4") == (Path("a/b"), 4.0)
+    assert common.parse_data_spec("a/b") == (Path("a/b"), 1.0)
+    assert common.parse_data_spec("C:/data/x") == (Path("C:/data/x"), 1.0)
+    assert common.parse_data_spec("d:0.5") == (Path("d"), 0.5)
     from dreamor.errors import DreamorError
 
     with pytest.raises(DreamorError, match="weight"):
-        tv.parse_data_spec("d:0")
+        common.parse_data_spec("d:0")

@@ -138,6 +138,7 @@ def body_validation_batches(data: MotionData, cfg: TrainConfig, device: torch.de
             for name, s in body_validation_samplers(data, VAL_FRAMES, cfg.body_augment).items()}
 
 
+@torch.no_grad()
 def evaluate(vae: MotionVAE, batch: Batch, cfg: TrainConfig, prior_fitted: bool = False) -> dict[str, float]:
     """Validation metrics (see the module docstring) on windows (B, L, 273)."""
     was_training = vae.training
@@ -150,7 +151,7 @@ def evaluate(vae: MotionVAE, batch: Batch, cfg: TrainConfig, prior_fitted: bool 
     pred_c, logits = vae.decode_c(prev_c, mu)
     err = (fk_joints(pred_c, rest) - regressed_joints(cur_c)).norm(dim=-1).mean(-1)  # (B, n) m
     m = {
-        "one_step_joint_cm": 100 * float(err.detach().mean()),
+        "one_step_joint_cm": 100 * float(err.mean()),
         "contact_acc": float(((logits > 0) == (contacts[:, 1:] > 0.5)).float().mean()),
         "kl": float(kl_to_standard_normal(mu, logvar).mean()),
         "z_std": float(mu.reshape(-1, mu.shape[-1]).std(0).mean()),
