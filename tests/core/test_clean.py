@@ -195,7 +195,9 @@ def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
     from dreamor.clean.library import keep_plausible_input
     from dreamor.data.convert import with_joints_and_contacts
 
-    source = with_joints_and_contacts(walk)
+    from dreamor.clean.inject import hold_joints
+
+    source = with_joints_and_contacts(hold_joints(walk, LOWER[1:], 20, 20))  # the walking legs held: a snap at 40
     aa = source.local_aa.copy()
     aa[20:40, LOWER[1:]] += 0.3  # the "repair" bends the legs away from the capture on frames 20..39
     repair = with_joints_and_contacts(source.with_local_aa(aa, joints=None))
@@ -211,6 +213,33 @@ def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
     np.testing.assert_allclose(kept.local_aa[20:40], source.local_aa[20:40], atol=1e-12)
     np.testing.assert_allclose(kept.joints[20:40], source.joints[20:40], atol=1e-6)
     np.testing.assert_array_equal(kept.local_aa[:20], repair.local_aa[:20])
+
+
+def test_a_limb_held_still_that_lets_go_in_place_keeps_its_captured_pose(walk):
+    """released_in_place: a held limb that snaps when the capture resumes was lost (the repair stays); one whose
+    capture goes on from the held pose was really held still (05_04's dancer): the input is kept, even where
+    the engine is sure of its repair."""
+    from dreamor.clean.inject import hold_joints
+    from dreamor.clean.library import keep_plausible_input, released_in_place
+    from dreamor.data.convert import with_joints_and_contacts
+
+    legs = np.array(LOWER[1:])
+    lost = with_joints_and_contacts(hold_joints(walk, legs, 20, 20))
+    assert not released_in_place(lost, legs, 20, 40)
+    aa = walk.local_aa.copy()
+    aa[20:, legs] = aa[19, legs]  # held from frame 20 on, then moving off slowly from frame 40
+    aa[40:, legs] += 0.002 * np.arange(walk.num_frames - 40)[:, None, None]
+    still = with_joints_and_contacts(walk.with_local_aa(aa, joints=None))
+    assert released_in_place(still, legs, 20, 40)
+    assert not released_in_place(still, legs, 20, walk.num_frames)  # held to the end: nothing to tell by
+    bent = still.local_aa.copy()
+    bent[20:40, legs] += 0.3
+    repair = with_joints_and_contacts(still.with_local_aa(bent, joints=None))
+    flagged = np.zeros((walk.num_frames, 22), bool)
+    flagged[20:40, legs] = True
+    kept, runs_kept = keep_plausible_input(repair, still, flagged, np.where(flagged, 1e-3, 0.0))
+    assert runs_kept == [[20, 40, len(legs)]]
+    np.testing.assert_allclose(kept.joints[20:40], still.joints[20:40], atol=1e-6)
 
 
 def test_doubt_runs_name_the_frames_in_doubt():

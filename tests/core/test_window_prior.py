@@ -17,7 +17,8 @@ from dreamor.models.infill import InfillConfig, JointInfill, features, save_infi
 from dreamor.models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, load_window_prior,
                                          sample_completions, save_window_prior)
 from dreamor.refine.alternatives import doubt, engine_guess, pairwise_spread, recentred
-from dreamor.refine.api import MODELS_DIR_ENV
+from dreamor.refine.api import MODELS_DIR_ENV, smoothed_start
+from dreamor.refine.config import refine_preset
 
 TINY_TRUNK = InfillConfig(channels=16, dilations=(1, 2))
 LEGS = list(JOINT_GROUPS["lower_body"])
@@ -94,6 +95,20 @@ def test_the_engines_guess_moves_about_the_mean_guess_and_keeps_what_is_seen(wal
     guess = engine_guess(tiny_prior(), clip.joints, vis, clip.rest_joints, 0.3, seed=0, steps=2, draws=3)
     np.testing.assert_array_equal(guess[vis], clip.joints[vis])
     assert 1e-4 < np.linalg.norm(guess - clip.joints, axis=-1)[~vis].mean() < 1.0
+
+
+def test_the_start_smooths_only_seen_joints_and_only_a_noisy_capture(walk):
+    """Smoothing the completed hidden joints damped the hidden legs' motion (issue #28): they stay as completed."""
+    clip, vis = walk
+    rng = np.random.default_rng(0)
+    guess = clip.joints + rng.normal(0, 0.01, clip.joints.shape)
+    out = smoothed_start(guess, vis, 2.0)
+    np.testing.assert_array_equal(out[~vis], guess[~vis])
+    jitter = lambda j: np.abs(np.diff(j, 2, axis=0)).mean()  # noqa: E731
+    assert jitter(out[:, vis.all(0)]) < 0.5 * jitter(guess[:, vis.all(0)])
+    assert refine_preset("default").start_smooth == 0.0
+    assert refine_preset("default", ["noisy=true"]).start_smooth == 2.0
+    np.testing.assert_array_equal(smoothed_start(guess, vis, 0.0), guess)
 
 
 def test_checkpoint_round_trip(tmp_path, walk):

@@ -153,12 +153,32 @@ def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
     return {k: m.value for k, m in plausibility(joints, fps).items()}
 
 
+#: a held pose "meets" the capture after it when it jumps at most this (m) plus 3 x the joints' speed just after.
+RELEASE_M = 0.01
+
+
+def released_in_place(source, joints: np.ndarray, a: int, b: int) -> bool:
+    """Did the limb ``joints`` held over frames a..b-1 of ``source`` (a clip with joints) let go where the capture
+    goes on -- the mean jump of its joints (relative to the pelvis) from frame b-1 to b at most ``RELEASE_M`` plus 3
+    times their mean speed over the 0.2 s after? A solver holding a lost limb that moved snaps at the release; a
+    limb that was really held still does not. False when the hold runs to the end (nothing to compare with)."""
+    t = source.num_frames
+    if b >= t - 1 or a < 1:
+        return False
+    rel = source.joints[:, joints] - source.joints[:, :1]
+    jump = np.linalg.norm(rel[b] - rel[b - 1], axis=-1).mean()
+    after = rel[b : min(t, b + max(2, round(0.2 * source.fps)) + 1)]
+    speed = np.linalg.norm(np.diff(after, axis=0), axis=-1).mean()
+    return bool(jump <= RELEASE_M + 3.0 * speed)
+
+
 def keep_plausible_input(clean, source, frozen: np.ndarray, uncertainty: np.ndarray | None):
-    """Where a limb was flagged frozen but its held pose is as plausible as the repair -- it lies within the
-    engine's own doubt of the repair (mean distance of the input's joints to the repair over the run <= the mean
-    doubt there) -- put the input's rotations back there: a dancer holding a lifted leg still is not a fault
-    the engine can tell from a real one, and then the capture is the better answer. clean, source: clips (the
-    repair, the input with non-finite values filled), frozen (T, 22) -> (clip, [[start, end, joints kept]...])."""
+    """Where a limb was flagged frozen but its held pose is as plausible as the repair, put the input's rotations
+    back there: a dancer holding a lifted leg still is not a fault, and then the capture is the better answer. The
+    held pose is as plausible where it lies within the engine's own doubt of the repair (mean distance of the
+    input's joints to the repair over the run <= the mean doubt there), or where the limb let go in place
+    (``released_in_place``: no snap when the capture resumes). clean, source: clips (the repair, the input with
+    non-finite values filled), frozen (T, 22) -> (clip, [[start, end, joints kept]...])."""
     from ..body.kinematics import forward_kinematics
     from ..body.rotations import aa_to_mat
 
@@ -169,7 +189,7 @@ def keep_plausible_input(clean, source, frozen: np.ndarray, uncertainty: np.ndar
     for a, b in runs(frozen.any(1)):
         joints = np.flatnonzero(frozen[a:b].any(0))
         off = np.linalg.norm(source.joints[a:b, joints] - clean.joints[a:b, joints], axis=-1).mean()
-        if off <= uncertainty[a:b, joints].mean():
+        if off <= uncertainty[a:b, joints].mean() or released_in_place(source, joints, a, b):
             aa[a:b, joints] = source.local_aa[a:b, joints]
             if 0 in joints:
                 trans[a:b] = source.trans[a:b]

@@ -281,9 +281,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.samples > 1 and models.window_prior is None:
         raise DreamorError(f"{cfg.samples} samples need the window prior (models/window-prior-small.pt); "
                            "train one with `dreamor train window-prior` or ask for 1 sample")
-    # Capture noise in the guess becomes huge velocities in the initial states (and latents the
-    # decoder cannot follow): start from a temporally smoothed guess; the data term sees the raw one.
-    guess = gaussian_filter1d(obs30, cfg.init_smooth, axis=0, mode="nearest") if cfg.init_smooth > 0 else obs30
+    guess = smoothed_start(obs30, seen, cfg.start_smooth)
     x_init = _initial_states(guess, rest)
     timings["prepare_s"] = time.perf_counter() - t0
 
@@ -377,6 +375,17 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
     return out
+
+
+def smoothed_start(guess: np.ndarray, seen: np.ndarray, sigma: float) -> np.ndarray:
+    """The joints the initial states are posed to: ``guess`` (n, 22, 3) with its ``seen`` (n, 22) joints smoothed in
+    time by a Gaussian of ``sigma`` frames (``RefineConfig.start_smooth``): a noisy capture's noise becomes huge
+    velocities in the initial states (and latents the decoder cannot follow); the data term still sees the raw
+    capture. The completed (hidden) joints are the networks' own answer and stay as they are."""
+    if sigma <= 0:
+        return guess
+    smooth = gaussian_filter1d(guess, sigma, axis=0, mode="nearest")
+    return np.where(seen[..., None], smooth, guess)
 
 
 def _at_clip_rate(values: np.ndarray, clip: Clip) -> np.ndarray:

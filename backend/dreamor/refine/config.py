@@ -75,8 +75,11 @@ class RefineConfig:
     #: put the rollout's regressed joints back on the skeleton after every step (``MotionVAE.project_bones``,
     #: which free-running samples need). Off: the refinement's rollouts are short and anchored, and it cost accuracy.
     project_bones: bool = False
-    #: Gaussian sigma (frames at 30 Hz) smoothing the initial guess in time; 0 = off.
-    init_smooth: float = 2.0
+    #: Gaussian sigma (frames at 30 Hz) smoothing the seen joints of the initial guess in time; 0 = off. Off for a
+    #: clean capture: at 2 frames it took 7-8 % of the hidden legs' motion (docs/benchmarks/prior12); a capture
+    #: marked ``noisy`` is smoothed by ``noisy_init_smooth`` (its noise is huge velocities in the initial states).
+    init_smooth: float = 0.0
+    noisy_init_smooth: float = 2.0
     optimize_ground: bool = True
     obs_sigma: float = 0.1  # metres, Geman-McClure scale
     #: Geman-McClure scale of the pull towards the guess, metres: at 0.1 the pull faded for joints far off the
@@ -116,6 +119,11 @@ class RefineConfig:
     prior_steps: int = 10
     seed: int = 0
     device: str = "cpu"
+
+    @property
+    def start_smooth(self) -> float:
+        """The Gaussian sigma (frames at 30 Hz) smoothing the initial guess's seen joints."""
+        return max(self.init_smooth, self.noisy_init_smooth) if self.noisy else self.init_smooth
 
 
 PRESETS: dict[str, RefineConfig] = {

@@ -54,13 +54,13 @@ def window_inputs(windows: list[tuple[int, int]], joints: np.ndarray, masks: lis
     """One ``WindowInput`` per window [(start, end)) of the clip: ``joints`` (T, 22, 3) observed-or-guessed at 30 Hz,
     ``masks`` per-frame arrays (T, ...) that must match exactly (visible, weights, guessed), ``rest`` (22, 3).
 
-    Each window covers its own frames and the frames whose smoothing reaches them (``cfg.init_smooth``), and with
+    Each window covers its own frames and the frames whose smoothing reaches them (``cfg.start_smooth``), and with
     window agreement on, its neighbours' frames too."""
     steer = sorted((k, v) for k, v in asdict(cfg).items() if k not in _AFTER_OPTIMISATION)
     base = repr((steer, sorted(model_ids.items()))).encode() + _exact_bytes(rest)
     # the smoothing of the guess reaches int(4 sigma + 0.5) frames (scipy's truncate=4), the states' backward
     # velocities one more; with window agreement a window also sees its neighbours' frames
-    margin = int(4 * cfg.init_smooth + 0.5) + 1 + (cfg.window if cfg.weights.overlap > 0 else 0)
+    margin = int(4 * cfg.start_smooth + 0.5) + 1 + (cfg.window if cfg.weights.overlap > 0 else 0)
     n = len(joints)
     out = []
     for s, e in windows:
