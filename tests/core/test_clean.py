@@ -223,15 +223,20 @@ def test_a_limb_held_still_that_lets_go_in_place_keeps_its_captured_pose(walk):
     from dreamor.clean.library import keep_plausible_input, released_in_place
     from dreamor.data.convert import with_joints_and_contacts
 
-    legs = np.array(LOWER[1:])
+    legs = np.array(LOWER)
     lost = with_joints_and_contacts(hold_joints(walk, legs, 20, 20))
     assert not released_in_place(lost, legs, 20, 40)
     aa = walk.local_aa.copy()
-    aa[20:, legs] = aa[19, legs]  # held from frame 20 on, then moving off slowly from frame 40
+    aa[:, legs] = aa[0, legs]  # legs still from the start, held 20..39, then moving off slowly from frame 40
     aa[40:, legs] += 0.002 * np.arange(walk.num_frames - 40)[:, None, None]
     still = with_joints_and_contacts(walk.with_local_aa(aa, joints=None))
     assert released_in_place(still, legs, 20, 40)
     assert not released_in_place(still, legs, 20, walk.num_frames)  # held to the end: nothing to tell by
+    stride = walk.local_aa.copy()  # walking legs held 20..39, then walking on from the held pose (frame 19)
+    stride[20:40, legs] = stride[19, legs]
+    stride[40:, legs] = walk.local_aa[19 : walk.num_frames - 21, legs]
+    periodic = with_joints_and_contacts(walk.with_local_aa(stride, joints=None))
+    assert not released_in_place(periodic, legs, 20, 40)  # a stride later the walking legs meet the held pose
     bent = still.local_aa.copy()
     bent[20:40, legs] += 0.3
     repair = with_joints_and_contacts(still.with_local_aa(bent, joints=None))

@@ -153,23 +153,31 @@ def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
     return {k: m.value for k, m in plausibility(joints, fps).items()}
 
 
-#: a held pose "meets" the capture after it when it jumps at most this (m) plus 3 x the joints' speed just after.
+#: a held pose "meets" the capture after it when it jumps at most this (m) plus 3 x the joints' step just after.
 RELEASE_M = 0.01
+#: ... and the limb moves slower than this (m/s, its joints' mean speed relative to the pelvis) over the 0.2 s
+#: before the hold and after it: a walk's legs held for about one stride let go near where they were held.
+STILL_MS = 0.3
 
 
 def released_in_place(source, joints: np.ndarray, a: int, b: int) -> bool:
-    """Did the limb ``joints`` held over frames a..b-1 of ``source`` (a clip with joints) let go where the capture
-    goes on -- the mean jump of its joints (relative to the pelvis) from frame b-1 to b at most ``RELEASE_M`` plus 3
-    times their mean speed over the 0.2 s after? A solver holding a lost limb that moved snaps at the release; a
-    limb that was really held still does not. False when the hold runs to the end (nothing to compare with)."""
+    """Was the limb ``joints`` held over frames a..b-1 of ``source`` (a clip with joints) really held still: slow
+    (``STILL_MS``) over the 0.2 s before the hold and after it, and letting go where the capture goes on (the mean
+    jump of its joints in the pelvis frame from frame b-1 to b at most ``RELEASE_M`` plus 3 steps after)? A
+    solver holding a lost limb that moved snaps at the release. False when the hold touches either end."""
     t = source.num_frames
-    if b >= t - 1 or a < 1:
+    k = max(2, round(0.2 * source.fps))
+    if b >= t - 1 or a < 2:
         return False
-    rel = source.joints[:, joints] - source.joints[:, :1]
+    from scipy.spatial.transform import Rotation
+
+    world = source.joints[:, joints] - source.joints[:, :1]  # in the pelvis frame: a turning body is not a moving limb
+    rel = np.einsum("tji,tkj->tki", Rotation.from_rotvec(source.root_orient).as_matrix(), world)
+    step = lambda x: np.linalg.norm(np.diff(x, axis=0), axis=-1).mean()  # noqa: E731  (m per frame)
+    before, after = step(rel[max(0, a - k - 1) : a]), step(rel[b : min(t, b + k + 1)])
     jump = np.linalg.norm(rel[b] - rel[b - 1], axis=-1).mean()
-    after = rel[b : min(t, b + max(2, round(0.2 * source.fps)) + 1)]
-    speed = np.linalg.norm(np.diff(after, axis=0), axis=-1).mean()
-    return bool(jump <= RELEASE_M + 3.0 * speed)
+    slow = max(before, after) * source.fps <= STILL_MS
+    return bool(slow and jump <= RELEASE_M + 3.0 * after)
 
 
 def keep_plausible_input(clean, source, frozen: np.ndarray, uncertainty: np.ndarray | None):
