@@ -28,8 +28,9 @@ import torch
 from .config import RefineConfig
 
 #: settings that act after the optimisation (or only on how it reports): they do not change a window's result.
-#: (Batches do not either: every energy is per window and every window draws its own random numbers.)
-_AFTER_OPTIMISATION = {"preset", "keep_visible", "lock_feet", "meet_observation", "noisy", "visible_warn_cm",
+#: (Batches do not either: every energy is per window and every window draws its own random numbers.) ``noisy`` is
+#: not one of them: a noisy capture's start is smoothed (``RefineConfig.start_smooth``).
+_AFTER_OPTIMISATION = {"preset", "keep_visible", "lock_feet", "meet_observation", "visible_warn_cm",
                        "preview_every_s", "max_batch_windows"}
 #: a stored window is reused when its joints are within this of the new ones (metres at the reference size).
 TOLERANCE_M = 1e-3
