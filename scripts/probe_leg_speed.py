@@ -4,58 +4,81 @@ of the alternatives, on the first N clips of a split of scripts/eval_bodies.sh (
 
     python scripts/probe_leg_speed.py val|unseen N [NAME=VALUE ...]   # --set settings, e.g. samples=3 init_smooth=2
 """
+from __future__ import annotations
+
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from dataclasses import replace
-from ablate_prior import split_files
-from dreamor.data.convert import read_motion, with_joints_and_contacts, clip_stem
-from dreamor.evaluate.run import cut_clip
-from dreamor.evaluate.occlusion import occlude
-from dreamor.evaluate.metrics import root_relative_speed
-from dreamor.refine import api
-from dreamor.refine.config import refine_preset
-import dreamor.models.infill as inf
-import torch
-torch.set_num_threads(2)
-split = sys.argv[1]; nclips = int(sys.argv[2]); sets = sys.argv[3:]
-rec = {}
-# the stages are recorded by wrapping the functions refine calls
-orig_complete, orig_eg, orig_finish = inf.complete, api.engine_guess, api._finish
-def complete(*a, **k):
-    r = orig_complete(*a, **k); rec.setdefault("mean", r); return r
-def eg(*a, **k):
-    r = orig_eg(*a, **k); rec.setdefault("engine", r); return r
-def finish(out, timings, **k):
-    rec.setdefault("optimised", out.joints.copy()); r = orig_finish(out, timings, **k); return r
-inf.complete, api.engine_guess, api._finish = complete, eg, finish
-models = api.load_models()
-cfg = refine_preset("default", sets)
-rows = []
-for f in split_files(split)[:nclips]:
-    clip = replace(with_joints_and_contacts(read_motion(f)), name=clip_stem(Path(f)))
+from ablate_prior import split_files  # noqa: E402
+
+import dreamor.models.infill as infill  # noqa: E402
+from dreamor.body.skeleton import MODEL_FPS  # noqa: E402
+from dreamor.data.convert import clip_stem, read_motion, with_joints_and_contacts  # noqa: E402
+from dreamor.evaluate.metrics import root_relative_speed  # noqa: E402
+from dreamor.evaluate.occlusion import occlude  # noqa: E402
+from dreamor.evaluate.run import cut_clip  # noqa: E402
+from dreamor.refine import api  # noqa: E402
+from dreamor.refine.config import refine_preset  # noqa: E402
+
+
+def record_stages(rec: dict) -> None:
+    """Wrap the functions ``refine`` calls so that ``rec`` gets the 30 Hz joints of the mean guess ('mean'), the
+    engine's guess ('engine') and the optimised motion before the final stages ('optimised', at the clip's rate)."""
+    complete, engine_guess, finish = infill.complete, api.engine_guess, api._finish
+
+    def keep(name, fn, pick):
+        def wrapped(*a, **k):
+            out = fn(*a, **k)
+            rec.setdefault(name, pick(a, out))
+            return out
+        return wrapped
+
+    infill.complete = keep("mean", complete, lambda a, out: out)
+    api.engine_guess = keep("engine", engine_guess, lambda a, out: out)
+    api._finish = keep("optimised", finish, lambda a, out: a[0].joints.copy())
+
+
+def probe(path: str, cfg, models, rec: dict) -> dict:
+    """One clip's leg-speed ratios after each stage, and its hidden-joint error (cm)."""
+    clip = replace(with_joints_and_contacts(read_motion(path)), name=clip_stem(Path(path)))
     gt = cut_clip(clip, 150)[0]
     obs = occlude(gt, "lower_body", 0)
     rec.clear()
     res = api.refine(obs, obs.visible, cfg, models=models)
-    size = api.body_scale(gt.rest_joints)
-    hid = ~obs.visible
-    step = gt.fps / 30.0
-    idx = np.round(np.arange(len(rec["mean"])) * step).astype(int).clip(0, gt.num_frames - 1)
-    g30, h30 = gt.joints[idx] / size, hid[idx]
-    truth30 = root_relative_speed(g30, h30)
+    size, hid = api.body_scale(gt.rest_joints), ~obs.visible
+    idx = np.round(np.arange(len(rec["mean"])) * gt.fps / MODEL_FPS).astype(int).clip(0, gt.num_frames - 1)
+    truth30 = root_relative_speed(gt.joints[idx] / size, hid[idx])  # the stages at 30 Hz and the reference size
     truth = root_relative_speed(gt.joints, hid)
-    r = {"clip": gt.name, "fps": gt.fps}
+    row = {"clip": gt.name}
     for k in ("mean", "engine"):
-        if k in rec: r[k] = root_relative_speed(rec[k], h30) / truth30
-    r["optimised"] = root_relative_speed(rec["optimised"], hid) / (truth / size)
-    r["final"] = root_relative_speed(res.joints, hid) / truth
+        if k in rec:
+            row[k] = root_relative_speed(rec[k], hid[idx]) / truth30
+    row["optimised"] = root_relative_speed(rec["optimised"], hid) / (truth / size)
+    row["final"] = root_relative_speed(res.joints, hid) / truth
     if res.alternatives:
-        r["alts"] = float(np.mean([root_relative_speed(a.joints, hid) for a in res.alternatives])) / truth
-    r["err_cm"] = float(np.linalg.norm(res.joints - gt.joints, axis=-1)[hid].mean() * 100)
-    rows.append(r); print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items()}, flush=True)
-keys = [k for k in rows[0] if k not in ("clip", "fps")]
-print("MEAN", split, sets, {k: round(float(np.mean([r[k] for r in rows if k in r])), 3) for k in keys})
+        row["alts"] = float(np.mean([root_relative_speed(a.joints, hid) for a in res.alternatives])) / truth
+    row["err_cm"] = float(np.linalg.norm(res.joints - gt.joints, axis=-1)[hid].mean() * 100)
+    return row
+
+
+def main() -> None:
+    split, num, settings = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+    torch.set_num_threads(2)
+    rec: dict = {}
+    record_stages(rec)
+    models, cfg = api.load_models(), refine_preset("default", settings)
+    rows = []
+    for path in split_files(split)[:num]:
+        rows.append(probe(path, cfg, models, rec))
+        print({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
+    keys = [k for k in rows[0] if k != "clip"]
+    print("MEAN", split, settings, {k: round(float(np.mean([r[k] for r in rows if k in r])), 3) for k in keys})
+
+
+if __name__ == "__main__":
+    main()

@@ -10,7 +10,7 @@ import pytest
 
 from dreamor.body.skeleton import JOINT_GROUPS
 from dreamor.clean.detect import below_floor, detect_faults, frozen, nonfinite, spikes, stretched, world_joints
-from dreamor.clean.inject import hold_legs, nan_frames, spike, touched
+from dreamor.clean.inject import hold_joints, hold_legs, nan_frames, spike, touched
 from dreamor.cli import main
 from dreamor.data.convert import read_motion
 
@@ -195,8 +195,6 @@ def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
     from dreamor.clean.library import keep_plausible_input
     from dreamor.data.convert import with_joints_and_contacts
 
-    from dreamor.clean.inject import hold_joints
-
     source = with_joints_and_contacts(hold_joints(walk, LOWER[1:], 20, 20))  # the walking legs held: a snap at 40
     aa = source.local_aa.copy()
     aa[20:40, LOWER[1:]] += 0.3  # the "repair" bends the legs away from the capture on frames 20..39
@@ -219,7 +217,6 @@ def test_a_limb_held_still_that_lets_go_in_place_keeps_its_captured_pose(walk):
     """released_in_place: a held limb that snaps when the capture resumes was lost (the repair stays); one whose
     capture goes on from the held pose was really held still (05_04's dancer): the input is kept, even where
     the engine is sure of its repair."""
-    from dreamor.clean.inject import hold_joints
     from dreamor.clean.library import keep_plausible_input, released_in_place
     from dreamor.data.convert import with_joints_and_contacts
 
