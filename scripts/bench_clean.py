@@ -59,9 +59,9 @@ def make_library(files: list[Path], folder: Path, seconds: float, rng) -> dict[s
 
 def repair_error(out: Path, truth: dict) -> dict:
     """{fault: {input, cleaned}} mean error in cm on the joint-frames it touched, over the library, and per
-    take the cleaned / input ratio (how many takes got worse)."""
+    take its input and cleaned error (cm) and the takes that got worse."""
     errs: dict[str, dict[str, list]] = {}
-    worse = []
+    worse, per_take = [], {}
     for name, t in truth.items():
         with np.load(out / f"{name}.npz") as f:
             joints = f["joints"]
@@ -71,10 +71,12 @@ def repair_error(out: Path, truth: dict) -> dict:
             errs.setdefault(fault, {"input": [], "cleaned": []})
             errs[fault]["input"].append(e_in[m])
             errs[fault]["cleaned"].append(e_out[m])
+            per_take.setdefault(name, {})[fault] = [round(100 * float(e_in[m].mean()), 2),
+                                                    round(100 * float(e_out[m].mean()), 2)]
             if e_out[m].mean() > e_in[m].mean():
                 worse.append(f"{name} ({fault}: {100 * e_in[m].mean():.1f} -> {100 * e_out[m].mean():.1f} cm)")
     out_ = {f: {k: round(100 * float(np.concatenate(v).mean()), 2) for k, v in d.items()} for f, d in errs.items()}
-    return {**out_, "worse_than_input": worse}
+    return {**out_, "worse_than_input": worse, "per_take_input_cleaned_cm": per_take}
 
 
 def main(argv=None) -> int:

@@ -142,6 +142,32 @@ def test_a_library_is_cleaned_and_a_second_run_skips_it(library, tmp_path, walk,
     assert all(again[n].get("skipped") for n in rows if n != "corrupt")  # finished takes are not redone
 
 
+def test_a_kept_hold_is_judged_on_the_capture_not_on_the_fill_the_solver_gets(library, tmp_path, walk, monkeypatch):
+    """keep_plausible_input gets the take as captured (its held legs held), not the one whose hidden joints were
+    interpolated for the refinement: on that one every hold lets go in place."""
+    from dreamor.clean import library as clean_library
+
+    got = {}
+    real = clean_library.keep_plausible_input
+    monkeypatch.setattr(clean_library, "keep_plausible_input",
+                        lambda clean, source, *a: real(clean, got.setdefault("source", source), *a))
+    out = tmp_path / "out"
+    assert main(["clean", str(library / "walk_faulty.npz"), "--out", str(out), "--preset", "fast", "--quiet"]) == 0
+    np.testing.assert_allclose(got["source"].local_aa[20:60, LOWER], hold_legs(walk, 20, 40).local_aa[20:60, LOWER],
+                               atol=1e-9)
+
+
+def test_edge_ramp_spreads_a_holds_steps_over_it():
+    from dreamor.clean.library import edge_ramp
+
+    v = np.zeros((10, 2))
+    v[:3], v[3:7], v[7:] = -1.0, 2.0, 4.0  # held at 2 over frames 3..6, a step of 3 in and 2 out
+    held = v[3:7] + edge_ramp(v, 3, 7)
+    np.testing.assert_allclose(held[:, 0], np.interp(np.arange(3, 7), [2, 7], [-1.0, 4.0]), atol=1e-12)
+    np.testing.assert_allclose(edge_ramp(v, 0, 7)[0], 2 * 1 / 8)  # no step at the clip's start
+    np.testing.assert_allclose(edge_ramp(v, 3, 10), -3 * (1 - np.arange(1, 8) / 8)[:, None] * np.ones(2))
+
+
 def test_an_interrupted_run_resumes(library, tmp_path, monkeypatch):
     from dreamor.clean import command
 
@@ -192,12 +218,13 @@ def test_ray_gives_the_same_outputs_and_resumes(library, tmp_path):
 def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
     """keep_plausible_input: a frozen run whose captured joints lie within the engine's doubt of the repair is put
     back as captured (the dancer holding a leg still); one further off than the doubt keeps the repair."""
-    from dreamor.clean.library import keep_plausible_input
+    from dreamor.clean.library import edge_ramp, keep_plausible_input
     from dreamor.data.convert import with_joints_and_contacts
 
     source = with_joints_and_contacts(hold_joints(walk, LOWER[1:], 20, 20))  # the walking legs held: a snap at 40
     aa = source.local_aa.copy()
     aa[20:40, LOWER[1:]] += 0.3  # the "repair" bends the legs away from the capture on frames 20..39
+    aa[10:50, [0, 3]] += 0.02  # ... and turns the pelvis and the spine a little (a final fit meeting the seen joints)
     repair = with_joints_and_contacts(source.with_local_aa(aa, joints=None))
     flagged = np.zeros((source.num_frames, 22), bool)
     flagged[20:40, LOWER[1:]] = True
@@ -208,9 +235,13 @@ def test_a_held_limb_within_the_repairs_doubt_keeps_its_captured_pose(walk):
     assert keep_plausible_input(repair, source, flagged, None) == (repair, [])
     kept, runs_kept = keep_plausible_input(repair, source, flagged, unsure)
     assert runs_kept == [[20, 40, len(LOWER) - 1]]
-    np.testing.assert_allclose(kept.local_aa[20:40], source.local_aa[20:40], atol=1e-12)
-    np.testing.assert_allclose(kept.joints[20:40], source.joints[20:40], atol=1e-6)
+    ramped = source.local_aa.copy()  # the walking legs' snap at 40 spread over the hold
+    ramped[20:40, LOWER[1:]] += edge_ramp(source.local_aa[:, LOWER[1:]], 20, 40)
+    np.testing.assert_allclose(kept.local_aa[20:40], ramped[20:40], atol=1e-12)
+    want = with_joints_and_contacts(source.with_local_aa(ramped, joints=None)).joints
+    np.testing.assert_allclose(kept.joints[20:40], want[20:40], atol=1e-6)  # hung from the captured pelvis
     np.testing.assert_array_equal(kept.local_aa[:20], repair.local_aa[:20])
+    np.testing.assert_array_equal(kept.local_aa[40:], repair.local_aa[40:])
 
 
 def test_a_limb_held_still_that_lets_go_in_place_keeps_its_captured_pose(walk):

@@ -174,6 +174,26 @@ def test_refine_gives_alternatives_through_the_final_stages_and_the_doubt(models
     assert (u[vis] == 0).all() and u[~vis].mean() > 0.001
 
 
+@pytest.mark.parametrize("method, settings, from_prior", [("dreamor", [], True), ("no_opt", [], True),
+                                                          ("vae_only", [], False), ("dreamor", ["prior_init=off"], False)])
+def test_without_a_completion_network_the_window_prior_gives_dreamors_start(models_with_prior, walk, monkeypatch,
+                                                                              method, settings, from_prior):
+    """The paper preset (no completion network): dreamor's hidden joints start from the mean of the window prior's
+    draws; vae_only (HuMoR's, no diffusion prior) and prior_init off start from the splines / rest pose."""
+    from dreamor.refine import api
+
+    clip, vis = walk
+    seen: dict[str, np.ndarray] = {}
+    draw, pose = api.draw_completions, api._initial_states
+    monkeypatch.setattr(api, "draw_completions", lambda *a, **k: seen.setdefault("draws", draw(*a, **k)))
+    monkeypatch.setattr(api, "_initial_states", lambda j, r: (seen.setdefault("start", j.copy()), pose(j, r))[1])
+    cfg = refine_preset("paper", ["iters=1", "prior_steps=2", "doubt_draws=3", "prior_t=0", *settings], method=method)
+    api.refine(clip, vis, cfg, models=api.load_models())
+    hidden = slice(30, 70), LEGS  # inside the gap at 30 Hz (the clip is at 30 fps)
+    from_draws = np.abs(seen["start"][hidden] - seen["draws"].mean(0)[hidden]).max()
+    assert (from_draws < 1e-9) == from_prior, from_draws
+
+
 def test_refine_without_a_prior_refuses_samples(tiny_checkpoints, walk, tmp_path, monkeypatch):
     from dreamor.refine import api
     from dreamor.refine.config import refine_preset

@@ -153,8 +153,10 @@ def _quality(joints: np.ndarray, fps: float) -> dict[str, float | None]:
     return {k: m.value for k, m in plausibility(joints, fps).items()}
 
 
-#: a held pose "meets" the capture after it when it jumps at most this (m) plus 3 x the joints' step just after.
-RELEASE_M = 0.01
+#: a held pose "meets" the capture after it when it jumps at most this (m) plus 3 x the joints' step just after:
+#: a still dancer's legs held 1.3 s drift 2.1-2.6 cm by the release (the kept pose is bridged over it by
+#: ``edge_ramp``); a lost walking leg's snap is 11-17 cm (the six faulty takes of docs/benchmarks/clean.md).
+RELEASE_M = 0.03
 #: ... and the limb moves slower than this (m/s, its joints' mean speed relative to the pelvis) over the 0.2 s
 #: before the hold and after it: a walk's legs held for about one stride let go near where they were held.
 STILL_MS = 0.3
@@ -185,27 +187,43 @@ def keep_plausible_input(clean, source, frozen: np.ndarray, uncertainty: np.ndar
     back there: a dancer holding a lifted leg still is not a fault, and then the capture is the better answer. The
     held pose is as plausible where it lies within the engine's own doubt of the repair (mean distance of the
     input's joints to the repair over the run <= the mean doubt there), or where the limb let go in place
-    (``released_in_place``: no snap when the capture resumes). clean, source: clips (the repair, the input with
-    non-finite values filled), frozen (T, 22) -> (clip, [[start, end, joints kept]...])."""
+    (``released_in_place``: no snap when the capture resumes). Over a kept run the root and every joint seen all
+    through it take the input's rotations too: the held limb hangs from the captured pelvis, not from the repair's
+    (whose turn the final fit may have moved by a degree while meeting the seen joints). clean, source: clips (the
+    repair with its ``visible`` mask, the input with non-finite values filled), frozen (T, 22) -> (clip, [[start,
+    end, joints kept]...]). The kept limb's steps into and out of the hold are spread over it (``edge_ramp``)."""
     from ..body.kinematics import forward_kinematics
     from ..body.rotations import aa_to_mat
 
     if uncertainty is None or not frozen.any():
         return clean, []
     aa, trans = clean.local_aa.copy(), clean.trans.copy()
+    seen = ~frozen if clean.visible is None else clean.visible
     kept = []
     for a, b in runs(frozen.any(1)):
         joints = np.flatnonzero(frozen[a:b].any(0))
         off = np.linalg.norm(source.joints[a:b, joints] - clean.joints[a:b, joints], axis=-1).mean()
         if off <= uncertainty[a:b, joints].mean() or released_in_place(source, joints, a, b):
-            aa[a:b, joints] = source.local_aa[a:b, joints]
-            if 0 in joints:
-                trans[a:b] = source.trans[a:b]
+            restored = np.union1d(np.union1d(joints, np.flatnonzero(seen[a:b].all(0))), [0])
+            aa[a:b, restored] = source.local_aa[a:b, restored]
+            aa[a:b, joints] += edge_ramp(source.local_aa[:, joints], a, b)
+            trans[a:b] = source.trans[a:b]
             kept.append([int(a), int(b), len(joints)])
     if not kept:
         return clean, []
     fk = forward_kinematics(aa_to_mat(torch_from(aa)), torch_from(clean.rest_joints), torch_from(trans)).joints.numpy()
     return clean.with_local_aa(aa, trans=trans, joints=fk), kept
+
+
+def edge_ramp(values: np.ndarray, a: int, b: int) -> np.ndarray:
+    """What spreads the jumps at the edges of a hold over it: values (T, ...) (a held limb's rotations), the hold
+    a..b-1 -> (b - a, ...) to add to values[a:b] so that it starts from frame a-1 and ends at frame b, linearly (no
+    snap when the capture resumes; a held pose stays held, the ramp is only the edges' small steps). An edge at
+    the clip's start or end has no step."""
+    w = (np.arange(1, b - a + 1) / (b - a + 1)).reshape(-1, *([1] * (values.ndim - 1)))
+    into = values[a - 1] - values[a] if a > 0 else np.zeros_like(values[a])
+    out = values[b] - values[b - 1] if b < len(values) else np.zeros_like(values[a])
+    return (1 - w) * into + w * out
 
 
 def torch_from(a: np.ndarray):
@@ -245,7 +263,7 @@ def clean_take(take: Take, out_dir: Path, settings: CleanSettings, models, print
         else:
             result = refine(filled, vis, settings.refine_config(), models=models)
             cleaned, warnings = replace(result.to_clip(filled), visible=vis, name=clip.name), list(result.warnings)
-            source = with_joints_and_contacts(filled)
+            source = with_joints_and_contacts(fill_nonfinite(clip, ~nonfinite(clip)))  # as captured (held limbs too)
             cleaned, row["kept_input"] = keep_plausible_input(cleaned, source, faults.kinds.get("frozen", ~vis & False),
                                                               result.uncertainty)
             row["doubt"] = doubt_runs(result.uncertainty)

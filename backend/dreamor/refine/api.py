@@ -269,14 +269,20 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
                                  cfg.prior_steps)
     centre = obs30  # the mean guess: the doubt is the draws' distance from it
     alternatives = draws
+    diffusion_start = prior is not None and cfg.method in ("dreamor", "no_opt")  # vae_only: HuMoR's, no diffusion
+    mean_guess = None
     if cfg.learned_init and models.infill is not None and (~seen).any():
         from ..models.infill import complete
 
-        obs30 = centre = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
+        mean_guess = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
+    elif cfg.prior_init and diffusion_start:  # no completion network: the window prior's own mean
+        mean_guess = draws.mean(0)
+    if mean_guess is not None:
+        obs30 = centre = mean_guess
         guessed = ~seen
-        if draws is not None and len(draws) > 1:  # the alternatives move about the network's guess, as the answer
+        if draws is not None and len(draws) > 1:  # the alternatives move about the mean guess, as the answer
             alternatives = recentred(draws, centre)
-        if prior is not None and cfg.prior_t > 0 and cfg.method != "infill":  # an answer that moves
+        if diffusion_start and cfg.prior_t > 0:  # an answer that moves
             obs30 = engine_guess(prior, centre, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps, cfg.guess_draws)
     if cfg.samples > 1 and models.window_prior is None:
         raise DreamorError(f"{cfg.samples} samples need the window prior (models/window-prior-small.pt); "

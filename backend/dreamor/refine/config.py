@@ -67,6 +67,10 @@ class RefineConfig:
     contacts_from: float = 0.3
     #: start hidden joints from the joint-completion network's guess (when loaded) instead of splines/rest pose.
     learned_init: bool = True
+    #: without the completion network's guess (``learned_init`` off, as the paper preset, or no such model) the mean
+    #: of the window prior's draws is the mean guess the answer starts from; off: splines / the rest pose. Only for
+    #: ``dreamor`` and ``no_opt``: the window prior is a diffusion prior, and ``vae_only`` is HuMoR's setting.
+    prior_init: bool = True
     #: the guess is the mean of the network's answers for the clip and for its mirror image (left <-> right).
     mirror_guess: bool = True
     #: hidden gaps up to this long (seconds) with seen frames on both sides keep the splines' guess, not the
