@@ -55,6 +55,9 @@ CONFIGS: dict[str, tuple] = {
     "prior_t_0.5": ("dreamor", ["prior_t=0.5"]),
     "prior_t_0.8": ("dreamor", ["prior_t=0.8"]),
     "paper_k1": ("dreamor", ["denoise_steps=1"], "paper"),
+    # ... and K = 1 for the window prior's draws too (they give the paper setting's start)
+    "paper_k1_both": ("dreamor", ["denoise_steps=1", "prior_steps=1"], "paper"),
+    "paper_no_prior_init": ("dreamor", ["prior_init=false"], "paper"),
 }
 
 
