@@ -14,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import DreamorError
 
-THREADS_HELP = "torch CPU threads (default: half the cores, one on a 2-core machine: faster for these small networks)"
+THREADS_HELP = "torch CPU threads (default or 0: half the cores, one on a 2-core machine: faster for these small networks)"
 SET_HELP = ("override one refinement setting (repeatable), for ablations: a RefineConfig field or weights.TERM, "
             "e.g. --set weights.sds=0 --set t_range=0.3,0.9")
 
@@ -114,8 +114,29 @@ def _train_args(t: argparse.ArgumentParser, model: str, preset_help: str, resume
     t.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("dreamor")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def _thread_count(text: str) -> int:
+    """--threads N: a whole number, 0 or more (0: the default)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{n}: give 1 or more threads (0: the default)")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dreamor", description="DREAMoR motion refinement backend")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -204,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: models/vae-small.pt)")
     p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
-    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_refine)
 
@@ -218,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--occlude", default="auto", metavar="auto|JOINTS",
                    help="auto: find the faults (NaN, frozen limbs, spikes, stretched bones, feet under the floor); or "
                         "joints/groups to re-solve on every frame, e.g. lower_body (default: auto)")
-    p.add_argument("--preset", default="default", help="fast, default or best (default: default)")
+    p.add_argument("--preset", default="default", help="fast, default, best or paper (default: default)")
     p.add_argument("--workers", type=int, default=None,
                    help="local worker processes, one model copy and one thread's share of the cores each "
                         "(default: one per CPU core, at most 8)")
@@ -234,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--connection-file", default=None, help="where to write the connection file")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
     p.set_defaults(func=_cmd_serve)
 
     p = sub.add_parser(
@@ -265,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "scaled by S, e.g. x1.2); several give DIR/<body>/ reports and DIR/bodies.md (default native)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
-    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_eval)
@@ -285,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="vae_only,dreamor,no_opt,input", help="methods (vae_only is the baseline)")
     p.add_argument("--clip", default=None, help="motion file to loop (default: the bundled sample)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
-    p.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_cmd_bench)
     return parser
@@ -294,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.func in (_cmd_refine, _cmd_serve, _cmd_eval):
+        if args.func in (_cmd_serve, _cmd_eval):  # refine sets them after its checks (torch loads then)
             from .threads import use_threads
 
             use_threads(args.threads)

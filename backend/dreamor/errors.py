@@ -11,3 +11,7 @@ class DreamorError(Exception):
 
 class InputFileError(DreamorError):
     """A file that cannot be read as what it claims to be (BVH, clip .npz, ...)."""
+
+
+class OutputFileError(DreamorError):
+    """A file or folder that cannot be written where the user asked (a file in the way, no permission, ...)."""

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from .errors import OutputFileError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -25,8 +27,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, private: bool = F
     otherwise the usual mode for a new file (0666 less the umask). ``mode`` is 'wb' or 'w'.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    check_writable(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
+    except OSError as exc:
+        raise OutputFileError(f"{path}: cannot write here ({exc.strerror or exc})") from None
     try:
         if not private:
             os.chmod(tmp, 0o666 & ~_umask())
@@ -38,3 +44,25 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, private: bool = F
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
+    """OutputFileError unless ``path`` (a file, or with ``folder`` a folder) can be written: not a folder where a
+    file goes (or a file where a folder goes), and its nearest existing folder is a folder this user may write in.
+    Leaves nothing behind, so a command can check its output before it starts the work."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise OutputFileError(f"{path}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'} path")
+    if folder and path.is_dir():
+        parent = path
+    else:
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+    if not parent.is_dir():
+        raise OutputFileError(f"{path}: cannot be written, {parent} is a file, not a folder")
+    try:  # a real try (root passes os.access, a read-only mount or /proc fails only here); removed at once
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError as exc:
+        raise OutputFileError(f"{path}: cannot be written in {parent} ({exc.strerror or exc})") from None

@@ -68,6 +68,30 @@ def test_nan_frames_and_nan_joints_are_found(walk):
     assert set(np.flatnonzero(found[60])) == {4, 7, 10}  # the knee and what hangs below it
 
 
+def test_a_nan_in_a_bvh_is_a_lost_frame_for_clean(tmp_path, mocap_dir):
+    """A BVH with a NaN among its motion values: refine refuses it, clean gets the frame as lost (whole) and the
+    other frames as they were (before, retargeting the NaN failed: 'SVD did not converge')."""
+    from dreamor.errors import InputFileError
+
+    lines = (mocap_dir / WALK).read_text().split("\n")
+    row = lines.index("MOTION") + 3 + 40  # frame 40
+    values = lines[row].split()
+    values[10] = "nan"
+    lines[row] = " ".join(values)
+    src = tmp_path / "nan.bvh"
+    src.write_text("\n".join(lines))
+    with pytest.raises(InputFileError, match="NaN"):
+        read_motion(src, fps=None)
+    clip = read_motion(src, fps=None, allow_nonfinite=True)
+    clean = read_motion(mocap_dir / WALK, fps=None)
+    lost = ~np.isfinite(clip.local_aa).all((1, 2))
+    assert np.flatnonzero(lost).tolist() == [40]
+    # the retargeting looks at the whole take, so the filled frame moves the others by a hair (< 0.06 degrees, 1 mm)
+    assert np.allclose(clip.local_aa[~lost], clean.local_aa[~lost], atol=1e-3)
+    assert np.allclose(clip.trans[~lost], clean.trans[~lost], atol=1e-3)
+    assert nonfinite(clip)[40].all() and not nonfinite(clip)[~lost].any()
+
+
 def test_stretched_bones_and_feet_under_the_floor(walk):
     joints = world_joints(walk).copy()
     assert not stretched(replace(walk, joints=joints)).any()

@@ -94,6 +94,29 @@ def test_truncated_bvh(tmp_path, mocap_dir, capsys):
         assert not (tmp_path / "o.npz").exists()
 
 
+def test_a_word_among_the_numbers_is_named_with_its_line(tmp_path, mocap_dir, capsys):
+    lines = (mocap_dir / "cmu_02_01.bvh").read_text().split("\n")
+    row = lines.index("MOTION") + 10
+    lines[row] = lines[row].replace(" ", " abc ", 1)
+    src = tmp_path / "garbled.bvh"
+    src.write_text("\n".join(lines))
+    code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+    assert code == 2 and f"line {row + 1}: 'abc' is not a number" in cap.err, cap.err
+
+
+def test_a_root_kilometres_away_is_not_a_capture(tmp_path, mocap_dir, capsys):
+    lines = (mocap_dir / "dataset-2_run_normal_001.bvh").read_text().split("\n")
+    row = lines.index("MOTION") + 20
+    values = lines[row].split()
+    values[0] = "1e30"  # the root's first position channel
+    lines[row] = " ".join(values)
+    src = tmp_path / "huge.bvh"
+    src.write_text("\n".join(lines))
+    code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+    assert code == 2 and "from the origin at frame 17" in cap.err and "units" in cap.err, cap.err
+    assert not (tmp_path / "o.npz").exists()
+
+
 def test_unknown_skeleton_names_missing_joints(tmp_path, mocap_dir, capsys):
     text = (mocap_dir / "dataset-2_run_normal_001.bvh").read_text().replace("LowerLeg_L", "Knee_Left")
     src = tmp_path / "odd.bvh"

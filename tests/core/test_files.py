@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from dreamor.errors import DreamorError
-from dreamor.files import atomic_write
+from dreamor.errors import OutputFileError
+from dreamor.files import atomic_write, check_writable
 from dreamor.models.checkpoint import load_checkpoint, save_checkpoint
 from dreamor.models.diffusion import load_diffusion
 from dreamor.models.infill import InfillConfig, JointInfill, load_infill, save_infill
@@ -21,6 +22,24 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path):
             fh.write("half")
             raise RuntimeError("interrupted")
     assert path.read_text() == "old" and sorted(p.name for p in path.parent.iterdir()) == ["a.txt"]
+
+
+def test_an_output_that_cannot_be_written_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dir").mkdir()
+    check_writable(tmp_path / "new" / "deeper" / "a.npz")  # folders to be made: fine
+    check_writable(tmp_path / "dir", folder=True)
+    check_writable(tmp_path / "new", folder=True)
+    for path, folder, msg in ((tmp_path / "file" / "a.npz", False, "is a file, not a folder"),
+                              (tmp_path / "file" / "x" / "a.npz", False, "is a file, not a folder"),
+                              (tmp_path / "dir", False, "is a folder"),
+                              (tmp_path / "file", True, "is a file")):
+        with pytest.raises(OutputFileError, match=msg):
+            check_writable(path, folder)
+    with pytest.raises(OutputFileError):
+        with atomic_write(tmp_path / "file" / "a.npz") as fh:
+            fh.write(b"x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "file"]  # nothing left behind
 
 
 def test_file_modes(tmp_path):

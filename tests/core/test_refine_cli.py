@@ -35,6 +35,12 @@ def test_refine_bvh_with_occlusion(tmp_path, mocap_dir, ckpts, capsys):
     (["--preset", "turbo"], "unknown preset"),
     (["--set", "weights.sds"], "NAME=VALUE"),
     (["--set", "iters=many"], "expected int"),
+    (["--set", "iters=-1"], "iters = -1: must be 0 or more"),
+    (["--set", "denoise_steps=0"], "must be at least 1"),
+    (["--denoise-steps", "0"], "denoise_steps = 0: must be at least 1"),
+    (["--denoise-steps", "-5"], "must be at least 1"),
+    (["--set", "t_range=0.5,0.2"], "LOW,HIGH"),
+    (["--set", "weights.obs=-1"], "weights.obs = -1.0: must be 0 or more"),
 ])
 def test_refine_bad_options(tmp_path, mocap_dir, ckpts, capsys, args, msg):
     out = tmp_path / "o.npz"
@@ -127,20 +133,49 @@ def test_refine_keeps_pins_and_marks_noisy_joints(tmp_path, mocap_dir, ckpts, ca
     assert np.linalg.norm(out.joints[20, [7, 8]] - clip.joints[20, [7, 8]], axis=-1).max() < 0.005
 
 
-def test_refine_serve_and_eval_set_the_thread_count(monkeypatch):
-    """--threads reaches torch; without it a process takes half the cores (one on a 2-core machine)."""
+def test_refine_serve_and_eval_set_the_thread_count(monkeypatch, tmp_path, mocap_dir):
+    """--threads reaches torch; without it a process takes half the cores (one on a 2-core machine). Refine sets
+    them after its own checks (so a bad option is told before torch loads), serve and eval at once."""
     import torch
 
     from dreamor import cli, threads
+    from dreamor.errors import DreamorError
 
     seen = []
-    monkeypatch.setattr(cli, "_cmd_refine", lambda args: seen.append(torch.get_num_threads()) or 0)
+    monkeypatch.setattr(cli, "_cmd_serve", lambda args: seen.append(torch.get_num_threads()) or 0)
     before = torch.get_num_threads()
+    real = threads.use_threads
+
+    def stop_after(n):
+        seen.append(real(n))
+        raise DreamorError("stopped after the threads were set")
+
     try:
-        assert cli.main(["refine", "in.npz", "out.npz", "--threads", "3"]) == 0
+        assert cli.main(["serve", "--threads", "3"]) == 0
         monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
-        assert cli.main(["refine", "in.npz", "out.npz"]) == 0
+        assert cli.main(["serve"]) == 0
+        monkeypatch.setattr(threads, "use_threads", stop_after)
+        src = mocap_dir / "dataset-2_run_normal_001.bvh"
+        assert cli.main(["refine", str(src), str(tmp_path / "o.npz"), "--threads", "2"]) == 2
+        assert cli.main(["refine", str(src), str(tmp_path / "o.npz"), "--threads", "0"]) == 2
     finally:
         torch.set_num_threads(before)
-    assert seen == [3, 1]
+    assert seen == [3, 1, 2, 1]
     assert threads.default_threads(16) == 8 and threads.default_threads(1) == 1
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["refine", "in.npz", "out.npz", "--threads", "-3"])
+    assert exc.value.code == 2
+
+
+def test_an_output_that_cannot_be_written_is_told_before_the_refine(tmp_path, mocap_dir, ckpts, capsys, monkeypatch):
+    """A file where the output's folder should be: one line, status 2, before any work (the refine is not run)."""
+    import dreamor.refine.api as api
+
+    monkeypatch.setattr(api, "refine", lambda *a, **k: pytest.fail("the refine ran"))
+    (tmp_path / "taken").write_text("a file, not a folder")
+    for out in (tmp_path / "taken" / "o.npz", tmp_path / "taken" / "deeper" / "o.npz"):
+        code, cap = _refine(capsys, mocap_dir / "dataset-2_run_normal_001.bvh", out, *ckpts)
+        assert code == 2 and "is a file, not a folder" in cap.err and "Traceback" not in cap.err
+    (tmp_path / "o.npz").mkdir()
+    code, cap = _refine(capsys, mocap_dir / "dataset-2_run_normal_001.bvh", tmp_path / "o.npz", *ckpts)
+    assert code == 2 and "is a folder" in cap.err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,8 +66,9 @@ def read_text(path: Path) -> str:
             raise InputFileError(f"{path}: not a text file") from None
 
 
-def parse_bvh(text: str, source: str = "<string>") -> BVH:
-    """Parse BVH text. Raises InputFileError with the file name and what is wrong."""
+def parse_bvh(text: str, source: str = "<string>", allow_nonfinite: bool = False) -> BVH:
+    """Parse BVH text. Raises InputFileError with the file name and what is wrong. allow_nonfinite: NaN / inf
+    motion values are kept (``dreamor clean`` finds and repairs them)."""
     if not text.strip():
         raise InputFileError(f"{source}: the file is empty")
     head, sep, motion_text = text.partition("MOTION")
@@ -141,7 +143,13 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
     if not frame_time > 0:
         raise InputFileError(f"{source}: invalid Frame Time {frame_time}")
     body = lines[3] if len(lines) > 3 else ""
-    values = np.fromstring(body, dtype=np.float64, sep=" ") if body.strip() else np.zeros(0)
+    try:
+        with warnings.catch_warnings():  # numpy stops at a word among the numbers: with a warning, later an error
+            warnings.simplefilter("error", DeprecationWarning)
+            values = np.fromstring(body, dtype=np.float64, sep=" ") if body.strip() else np.zeros(0)
+    except (DeprecationWarning, ValueError):
+        _raise_on_non_number(body, source, text.count("\n", 0, len(text) - len(body)) + 1)
+        raise InputFileError(f"{source}: the motion data cannot be read as numbers") from None
     expected = frames * num_channels
     if values.size < expected:
         raise InputFileError(
@@ -154,15 +162,26 @@ def parse_bvh(text: str, source: str = "<string>") -> BVH:
             raise InputFileError(f"{source}: motion data does not match the channel count {num_channels}")
         frames = values.size // num_channels
     motion = values.reshape(frames, num_channels)
-    if not np.all(np.isfinite(motion)):
+    if not allow_nonfinite and not np.all(np.isfinite(motion)):
         raise InputFileError(f"{source}: the motion data holds NaN or infinite values")
     return BVH(names, np.asarray(parents), np.asarray(offsets, np.float64), channels, frame_time, motion, source)
 
 
-def read_bvh(path: str | os.PathLike) -> BVH:
-    """Read a `.bvh` or `.bvh.gz` file."""
+def _raise_on_non_number(body: str, source: str, first_line: int) -> None:
+    """InputFileError naming the first motion value that is not a number and its line (``first_line``: the
+    file's line number of the body's first line); nothing if every value is a number."""
+    for n, line in enumerate(body.split("\n")):
+        for tok in line.split():
+            try:
+                float(tok)
+            except ValueError:
+                raise InputFileError(f"{source}: line {first_line + n}: '{tok[:40]}' is not a number") from None
+
+
+def read_bvh(path: str | os.PathLike, allow_nonfinite: bool = False) -> BVH:
+    """Read a `.bvh` or `.bvh.gz` file (see :func:`parse_bvh`)."""
     path = Path(path)
-    return parse_bvh(read_text(path), str(path))
+    return parse_bvh(read_text(path), str(path), allow_nonfinite)
 
 
 def bvh_fk(bvh: BVH) -> tuple[np.ndarray, np.ndarray]:

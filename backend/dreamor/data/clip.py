@@ -20,6 +20,9 @@ from ..body.skeleton import NUM_JOINTS, SMPL_NEUTRAL_REST_JOINTS
 from ..errors import InputFileError
 from ..files import atomic_write
 
+#: the farthest a root may be from the origin (metres) for the clip to be a capture, not broken numbers.
+MAX_TRAVEL_M = 10_000.0
+
 
 @dataclass
 class Clip:
@@ -81,6 +84,12 @@ class Clip:
                 arr = arr[self.visible]  # occluded observations may be NaN (unknown)
             if arr.dtype != bool and not allow_nonfinite and not np.all(np.isfinite(arr)):
                 raise InputFileError(f"clip {self.name} key '{key}' holds NaN or infinite values")
+        if not allow_nonfinite:
+            far = np.abs(self.trans).max(1)
+            if (far > MAX_TRAVEL_M).any():
+                f = int(np.argmax(far))
+                raise InputFileError(f"clip {self.name} puts the root {far[f]:.3g} m from the origin at frame {f}: "
+                                     f"not a capture (over {MAX_TRAVEL_M / 1000:g} km); check the file's values and units")
         if self.confidence is not None and not ((self.confidence >= 0) & (self.confidence <= 1)).all():
             raise InputFileError(f"clip {self.name} key 'confidence' must lie in [0, 1] (0 hidden, 1 trusted)")
         if t == 0:

@@ -14,6 +14,7 @@ from scipy.spatial.transform import Rotation
 
 from ..body.skeleton import JOINT_NAMES, MODEL_FPS, PARENTS, Y_UP_TO_Z_UP, rest_offsets
 from ..errors import DreamorError, InputFileError
+from ..files import check_writable
 from .bvh import read_bvh, write_bvh
 from .clip import Clip, load_clip, save_clip
 from .parallel import parallel_map
@@ -70,6 +71,23 @@ def capture_rate(path: Path) -> float | None:
     return _manifest_rates(str(path.resolve().parent)).get(path.name)
 
 
+def _filled_frames(bvh):
+    """(the BVH with every frame that holds a non-finite motion value replaced by the nearest whole frame, (T,)
+    bool: those frames). A whole pose, not per-channel interpolation: Euler channels wrap at 180 degrees, and the
+    retargeting calibrates on the take's mean pose. InputFileError when no frame is whole."""
+    lost = ~np.isfinite(bvh.motion).all(1)
+    if not lost.any():
+        return bvh, lost
+    if lost.all():
+        raise InputFileError(f"{bvh.path}: every frame holds NaN or infinite values")
+    good = np.flatnonzero(~lost)
+    frames = np.arange(len(lost))
+    after = good[np.minimum(np.searchsorted(good, frames), len(good) - 1)]  # the first whole frame at or after
+    before = good[np.maximum(np.searchsorted(good, frames, side="right") - 1, 0)]  # the last at or before
+    nearest = np.where(np.abs(frames - before) <= np.abs(after - frames), before, after)
+    return replace(bvh, motion=bvh.motion[nearest]), lost
+
+
 def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_nonfinite: bool = False) -> Clip:
     """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate).
 
@@ -78,7 +96,12 @@ def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_no
     needs ``fps=None``."""
     path = Path(path)
     if is_bvh(path):
-        clip = retarget_bvh(read_bvh(path), name=clip_stem(path))
+        bvh, lost = _filled_frames(read_bvh(path, allow_nonfinite))
+        clip = retarget_bvh(bvh, name=clip_stem(path))
+        if lost.any():  # retargeting needs numbers; the frames that had none come back unknown, whole
+            clip = replace(clip, trans=np.where(lost[:, None], np.nan, clip.trans),
+                           root_orient=np.where(lost[:, None], np.nan, clip.root_orient),
+                           pose_body=np.where(lost[:, None], np.nan, clip.pose_body))
         rate = capture_rate(path)
         if rate is not None and rate > 0 and abs(rate - clip.fps) > 1e-3:
             clip = replace(clip, fps=rate)
@@ -158,6 +181,8 @@ def run_convert(inputs: list[str], output: str, workers: int = 0, quiet: bool = 
             raise InputFileError(f"{p}: no such file or folder")
     if len(ins) == 1 and ins[0].is_file():
         src = ins[0]
+        if out.suffix.lower() in (".bvh", ".npz"):
+            check_writable(out)
         if out.suffix.lower() == ".bvh":
             if src.suffix.lower() != ".npz":
                 raise DreamorError("writing a BVH needs a clip .npz as input")
@@ -171,6 +196,7 @@ def run_convert(inputs: list[str], output: str, workers: int = 0, quiet: bool = 
         return 0
     if out.suffix.lower() in (".npz", ".bvh"):
         raise DreamorError(f"{out}: several inputs or a folder need an output folder, not a file")
+    check_writable(out, folder=True)
     done, failures = convert_folders(ins, out, workers=workers, quiet=quiet)
     for line in failures:
         print(f"skipped: {line}", file=sys.stderr)

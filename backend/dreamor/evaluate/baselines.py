@@ -127,7 +127,7 @@ def _learned(name: str, what: str) -> Method:
         reason = unavailable()
         if reason:
             raise DreamorError(f"method '{name}' is not available: {reason}")
-        overrides = {"denoise_steps": config.denoise_steps} if config.denoise_steps else {}
+        overrides = {"denoise_steps": config.denoise_steps} if config.denoise_steps is not None else {}
         cfg = refine_preset(config.preset, config.settings, method=name, device=config.device, seed=config.seed,
                             samples=config.samples if _models(config.device).window_prior is not None else 1,
                             **overrides)

@@ -205,7 +205,8 @@ def evaluate(settings: EvalSettings) -> EvalResult:
     if settings.clips_per_file is not None and settings.clips_per_file < 1:
         raise DreamorError(f"--clips-per-file {settings.clips_per_file}: give at least 1 (or leave it out for every clip)")
     try:
-        refine_preset(settings.preset, settings.settings)
+        refine_preset(settings.preset, settings.settings,
+                      **({} if settings.denoise_steps is None else {"denoise_steps": settings.denoise_steps}))
         named_body(settings.body, np.ones((NUM_JOINTS, 3)))
     except ValueError as exc:
         raise DreamorError(str(exc)) from None

@@ -10,6 +10,8 @@ Long clips are cut into overlapping windows, optimised in batches and cross-fade
 """
 from __future__ import annotations
 
+import math
+
 import functools
 import os
 import time
@@ -196,7 +198,7 @@ def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, n
         joints = forward_kinematics(aa_to_mat(aa), torch.as_tensor(clip.rest_joints), torch.as_tensor(clip.trans)).joints.numpy()
     if t / clip.fps * MODEL_FPS < MIN_FRAMES:
         raise DreamorError(f"the clip is too short: {t} frames at {clip.fps:g} fps; refinement needs at least "
-                           f"{MIN_FRAMES / MODEL_FPS:.2f} s")
+                           f"{MIN_FRAMES / MODEL_FPS:.2f} s ({math.ceil(MIN_FRAMES / MODEL_FPS * clip.fps - 1e-9)} frames at {clip.fps:g} fps)")
     return joints, vis, weight, pinned
 
 

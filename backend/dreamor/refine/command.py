@@ -10,8 +10,8 @@ from tqdm import tqdm
 
 from ..body.skeleton import NUM_JOINTS, parse_joints
 from ..data.clip import save_clip
-from ..data.convert import read_motion
 from ..errors import DreamorError
+from ..files import check_writable
 from .config import refine_preset
 
 
@@ -92,17 +92,24 @@ def run_refine(args) -> int:
         raise DreamorError(f"{out}: the output must be a clip .npz")
     if not src.exists():
         raise DreamorError(f"{src}: no such file")
+    check_writable(out)
     try:
         check_samples(args.samples)
         cfg = refine_preset(args.preset, args.set or (), method=args.method, device=args.device, samples=args.samples,
                             noisy=args.noisy == "all", lock_feet=args.lock_feet,
-                            **({"denoise_steps": args.denoise_steps} if args.denoise_steps else {}))
+                            **({"denoise_steps": args.denoise_steps} if args.denoise_steps is not None else {}))
     except ValueError as exc:
         raise DreamorError(str(exc)) from None
+    joint_marks = None if args.noisy in (None, "all") else args.noisy
+    for spec, option in ((args.occlude, "--occlude"), (joint_marks, "--noisy")):
+        if spec:
+            _joints(spec, option)  # a bad joint name is told before the clip loads
+    from ..data.convert import read_motion  # torch loads here: the checks above answer at once
+    from ..threads import use_threads
     from .api import load_models, refine
 
+    use_threads(args.threads)
     clip = read_motion(src, fps=None)
-    joint_marks = None if args.noisy in (None, "all") else args.noisy
     vis = visibility(clip, args.occlude, args.frames, joint_marks)
     clip = replace(clip, confidence=confidence(clip, joint_marks, args.frames))
     models = load_models(args.vae, args.diffusion, device=args.device)

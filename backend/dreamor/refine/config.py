@@ -151,7 +151,41 @@ def refine_preset(name: str = "default", settings: list[str] | tuple[str, ...] =
     cfg = apply_settings(replace(copy.deepcopy(PRESETS[name]), **overrides), settings)
     if cfg.method not in METHODS:
         raise ValueError(f"unknown method '{cfg.method}'; choose one of {', '.join(METHODS)}")
+    check_ranges(cfg)
     return cfg
+
+
+#: settings that count something: at least 1 (``iters`` may be 0: the first guess, through the final stages).
+_COUNTS = ("window", "max_batch_windows", "denoise_steps", "refresh_every", "samples", "doubt_draws", "guess_draws",
+           "prior_steps")
+#: settings that are shares of something: 0 to 1.
+_SHARES = ("obs_guidance", "contacts_from", "guess_final", "prior_t")
+
+
+def check_ranges(cfg: RefineConfig) -> None:
+    """ValueError naming the first setting out of its range (a count under 1, a negative weight, ...)."""
+    for name in _COUNTS:
+        if getattr(cfg, name) < 1:
+            raise ValueError(f"{name} = {getattr(cfg, name)}: must be at least 1")
+    for name in _SHARES:
+        if not 0.0 <= getattr(cfg, name) <= 1.0:
+            raise ValueError(f"{name} = {getattr(cfg, name)}: must lie in 0..1")
+    if cfg.iters < 0:
+        raise ValueError(f"iters = {cfg.iters}: must be 0 or more")
+    if not 0 <= cfg.window_overlap < cfg.window:
+        raise ValueError(f"window_overlap = {cfg.window_overlap}: must be 0 or more and under window ({cfg.window})")
+    lo, hi = cfg.t_range
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"t_range = {lo},{hi}: must be LOW,HIGH with 0 <= LOW <= HIGH <= 1")
+    for name in ("lr", "obs_sigma", "guess_sigma", "guidance"):
+        if not getattr(cfg, name) > 0:
+            raise ValueError(f"{name} = {getattr(cfg, name)}: must be above 0")
+    for name in ("spline_gap_s", "init_smooth", "noisy_init_smooth", "visible_warn_cm", "doubt_scale", "preview_every_s"):
+        if getattr(cfg, name) < 0:
+            raise ValueError(f"{name} = {getattr(cfg, name)}: must be 0 or more")
+    for f in fields(cfg.weights):
+        if getattr(cfg.weights, f.name) < 0:
+            raise ValueError(f"weights.{f.name} = {getattr(cfg.weights, f.name)}: must be 0 or more")
 
 
 def _parse_value(text: str, like, name: str):

@@ -201,7 +201,8 @@ def optimize_windows(vae, diffusion, batch: WindowBatch, cfg: RefineConfig,
         terms = {k: v for _, (_, t) in parts for k, v in t.items()}
         terms["total"] = float(total.detach())
         if not all(math.isfinite(v) for v in terms.values()):
-            raise DreamorError("the optimisation diverged (non-finite energy); try the 'fast' preset or check the input")
+            raise DreamorError("the optimisation diverged (non-finite energy): check the input for broken or extreme values "
+                              "(`dreamor info IN` shows the root's travel and the frame rate)")
         now = time.monotonic()
         if progress is not None and (now - last_report > 0.2 or it == cfg.iters - 1):
             last_report = now
