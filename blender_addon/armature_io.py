@@ -117,7 +117,10 @@ def rig_from_object(obj, metres_per_unit: float | None = None) -> Rig:
     all_rest = _bone_matrices(bones, "matrix_local")
     index = {b.name: i for i, b in enumerate(bones)}
     rest = all_rest[[index[n] for n in names]]
-    axes = canonical_axes(rest[:, :3, 3])
+    try:
+        axes = canonical_axes(rest[:, :3, 3])
+    except ValueError as exc:
+        raise ArmatureError(f"armature '{obj.name}': {exc}") from None
     chain: list[str] = []
     for n in names:
         up, b = [], bones[n]

@@ -45,15 +45,21 @@ def load_clip_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     missing = [k for k, ok in (("trans", "trans" in data), ("mocap_framerate", fps_key is not None)) if not ok]
     if missing:
         raise ClipFileError(f"{path}: missing key(s) {missing}; found {sorted(data)}")
-    out = {
-        "trans": np.asarray(data["trans"], np.float64),
-        "root_orient": np.asarray(root_orient, np.float64),
-        "pose_body": np.asarray(pose_body, np.float64),
-        "fps": float(np.asarray(data[fps_key]).reshape(-1)[0]),
-        "rest_joints": np.asarray(data["rest_joints"], np.float64) if "rest_joints" in data else None,
-        "contacts": np.asarray(data["contacts"], np.float64) if "contacts" in data else None,
-        "visible": np.asarray(data["visible"]).astype(bool) if "visible" in data else None,
-    }
+    given = {"trans": data["trans"], "root_orient": root_orient, "pose_body": pose_body, "fps": data[fps_key],
+             **{k: data[k] for k in ("rest_joints", "contacts", "visible") if k in data}}
+    out = {"rest_joints": None, "contacts": None, "visible": None}
+    for key, arr in given.items():
+        try:
+            if key == "visible":
+                out[key] = np.asarray(arr).astype(bool)
+            elif key == "fps":
+                out[key] = float(np.asarray(arr, np.float64).reshape(-1)[0])
+            else:
+                out[key] = np.asarray(arr, np.float64)
+        except (ValueError, TypeError, IndexError):
+            what = fps_key if key == "fps" else key
+            raise ClipFileError(f"{path}: key '{what}' does not hold numbers ({np.asarray(arr).dtype}, "
+                                f"shape {np.asarray(arr).shape})") from None
     t = len(out["trans"])
     shapes = {
         "trans": (t, 3), "root_orient": (t, 3), "pose_body": (t, 63),
@@ -75,7 +81,8 @@ def load_clip_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
 
 
 def save_clip_arrays(path: str | os.PathLike, arrays: dict) -> Path:
-    """Write clip arrays to ``path`` atomically (a temp file renamed into place).
+    """Write clip arrays to ``path`` atomically (a temp file renamed into place); ClipFileError says why a path
+    cannot be written (a folder, a file where a folder should be, no permission), naming the path asked for.
 
     ``arrays`` holds the clip keys; floats are stored as float32 like the backend's files,
     ``visible`` as bool, ``mocap_framerate`` as float64.
@@ -91,12 +98,25 @@ def save_clip_arrays(path: str | os.PathLike, arrays: dict) -> Path:
             out[key] = np.float64(val)
         else:
             out[key] = np.asarray(val, np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
+    if path.is_dir():
+        raise ClipFileError(f"cannot export to {path}: it is a folder; give a file name ending in .npz")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ClipFileError(f"cannot export to {path}: {folder} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
+    except OSError as exc:
+        raise ClipFileError(f"cannot export to {path}: cannot write in {path.parent} ({exc.strerror or exc})") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             np.savez(fh, **out)
         os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise ClipFileError(f"cannot export to {path}: {exc.strerror or exc}") from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -118,12 +118,20 @@ def canonical_axes(heads: np.ndarray) -> np.ndarray:
     heads: (22, 3) rest-pose joint heads in armature space (a T-pose, any units). The body's
     up (pelvis -> neck) and left (right hip/shoulder -> left) directions are measured and
     snapped to the nearest of the 24 axis-aligned rotations, so a rig built in SMPL's own
-    frame keeps its rest joints exactly.
+    frame keeps its rest joints exactly. ValueError when the rest pose has no up or no left direction.
     """
+    heads = np.asarray(heads, np.float64)
     up = heads[12] - heads[0]
     left = (heads[1] - heads[2]) + (heads[16] - heads[17])
+    size = float(np.ptp(heads, axis=0).max()) if np.all(np.isfinite(heads)) else 0.0
+    if not size > 0 or np.linalg.norm(up) < 1e-3 * size:
+        raise ValueError("the rest pose has no up direction (the neck is not above the pelvis); "
+                         "is the skeleton's rest pose a T-pose?")
     up = up / np.linalg.norm(up)
     left = left - up * np.dot(left, up)
+    if np.linalg.norm(left) < 1e-3 * size:
+        raise ValueError("the rest pose has no left-right direction (the hips and shoulders have no width); "
+                         "is the skeleton's rest pose a T-pose?")
     left = left / np.linalg.norm(left)
     frame = np.stack([left, up, np.cross(left, up)])  # rows: native x, y, z in armature space
     best, best_score = None, -np.inf

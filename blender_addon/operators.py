@@ -15,7 +15,8 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
 from . import armature_io, backend_process, clipfile, marks, overlay, refine_run
-from .conventions import CONFIDENCE_PROP, PINNED_PROP, SMPL_NEUTRAL_REST_JOINTS, VISIBLE_PROP, descendants, parse_joints
+from .conventions import (CONFIDENCE_PROP, PINNED_PROP, SMPL_NEUTRAL_REST_JOINTS, VISIBLE_PROP, canonical_axes, descendants,
+                          parse_joints)
 from .preferences import FRAME_ITEMS, preferences
 
 CUSTOM_ITEM = ("CUSTOM", "Custom", "frame_start .. frame_end of this operator")
@@ -257,24 +258,35 @@ def import_clip(context, filepath: str, frame_start: int = 1, set_scene: bool = 
     """Create a new SMPL armature animated by the clip; nothing is left behind on failure."""
     arrays = clipfile.load_clip_arrays(filepath)
     rest = arrays["rest_joints"] if arrays["rest_joints"] is not None else SMPL_NEUTRAL_REST_JOINTS
+    try:
+        canonical_axes(rest)
+    except ValueError as exc:
+        raise clipfile.ClipFileError(f"{filepath}: 'rest_joints': {exc}") from None
     t = len(arrays["trans"])
     rotations = np.concatenate([arrays["root_orient"][:, None], arrays["pose_body"].reshape(t, 21, 3)], axis=1)
+    before, before_mode = context.view_layer.objects.active, context.object.mode if context.object else "OBJECT"
     if context.object is not None and context.object.mode != "OBJECT":
         bpy.ops.object.mode_set(mode="OBJECT")
     name = Path(filepath).stem or "SMPL"
-    obj = armature_io.create_armature(name, rest, context.collection)
+    obj = None
     try:
+        obj = armature_io.create_armature(name, rest, context.collection)
         armature_io.write_animation(
             obj, arrays["trans"], rotations, frame_start,
             contacts=arrays["contacts"], visible=arrays["visible"], action_name=name,
         )  # fmt: skip
     except BaseException:
-        ad, data = obj.animation_data, obj.data
-        action = ad.action if ad is not None else None
-        bpy.data.objects.remove(obj)
-        bpy.data.armatures.remove(data)
-        if action is not None and action.users == 0:
-            bpy.data.actions.remove(action)
+        if obj is not None:
+            ad, data = obj.animation_data, obj.data
+            action = ad.action if ad is not None else None
+            bpy.data.objects.remove(obj)
+            bpy.data.armatures.remove(data)
+            if action is not None and action.users == 0:
+                bpy.data.actions.remove(action)
+        if before is not None:  # the scene as it was: the active object, in its mode
+            context.view_layer.objects.active = before
+            if before_mode != "OBJECT":
+                bpy.ops.object.mode_set(mode=before_mode)
         raise
     obj["dreamor_source_file"] = str(filepath)
     if set_scene:
@@ -330,8 +342,10 @@ class DREAMOR_OT_export_clip(bpy.types.Operator, ExportHelper):
     def execute(self, context):
         try:
             anim = armature_io.read_animation(context.object, context.scene, frame_span(context.scene, self.frames))
+            if not self.filepath.lower().endswith(".npz") and not Path(self.filepath).is_dir():  # a script's path
+                self.filepath += ".npz"
             clipfile.save_clip_arrays(self.filepath, anim.clip_arrays())
-        except (armature_io.ArmatureError, OSError) as exc:
+        except (armature_io.ArmatureError, clipfile.ClipFileError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"exported {anim.num_frames} frames at {anim.fps:g} fps to {self.filepath}")

@@ -68,6 +68,8 @@ class RefineRun:
 
     def __init__(self, obj, scene, preset: str = "default", keep_visible: bool = False, refine_frames: str = "ALL",
                  noisy: bool = False, lock_feet: bool = False, alternatives: int = 1):
+        if obj is not None and obj.mode not in ("OBJECT", "POSE"):  # told now, not after the job has run
+            raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
         try:
             lo, hi = read_range(obj, scene) if obj is not None and obj.type == "ARMATURE" else (scene.frame_start, scene.frame_end)
             self.anim = armature_io.read_animation(obj, scene, (lo, hi))
@@ -75,9 +77,12 @@ class RefineRun:
             raise RefineError(str(exc)) from None
         self.mask = frames_mask(self.anim.frame_start, self.anim.frame_end, scene, refine_frames)
         if self.mask.sum() < 2:
+            which = "preview" if refine_frames == "PREVIEW" and scene.use_preview_range else "scene"
+            a, b = (scene.frame_preview_start, scene.frame_preview_end) if which == "preview" else (scene.frame_start, scene.frame_end)
+            fix = "move it over the motion" if self.mask.sum() == 0 else "set a longer range"
             raise RefineError(
-                f"the frames to refine (the {'preview' if refine_frames == 'PREVIEW' else 'scene'} range) hold {int(self.mask.sum())} frame(s) of the "
-                f"motion on frames {lo}..{hi}; set a longer range"
+                f"the frames to refine (the {which} range, {a}..{b}) hold {int(self.mask.sum())} frame(s) of the "
+                f"motion on frames {lo}..{hi}; {fix}"
             )
         self.obj_name, self.preset, self.keep_visible = obj.name, preset, keep_visible
         self.action_name = obj.animation_data.action.name if obj.animation_data.action else None

@@ -180,6 +180,18 @@ def test_clear_errors(empty_scene, sub):
         aio.read_animation(rig, frame_range=(1, 4))
 
 
+def test_a_rest_pose_with_no_up_or_left_is_told(empty_scene, sub):
+    """Every joint on one vertical line (no left), or all at one point: an ArmatureError, not a traceback."""
+    aio = sub("armature_io")
+    line = np.zeros((22, 3))
+    line[:, 1] = np.linspace(0.0, 1.6, 22)
+    rig = build_rig("smpl_fbx", line, name="Line")
+    with pytest.raises(aio.ArmatureError, match="no left-right direction"):
+        aio.rig_from_object(rig)
+    with pytest.raises(ValueError, match="no up direction"):
+        sub("conventions").canonical_axes(np.zeros((22, 3)))
+
+
 def test_conventions_use_the_backend_skeleton(sub):
     from dreamor.body import skeleton
 

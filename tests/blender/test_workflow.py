@@ -167,6 +167,57 @@ def test_import_errors_leave_nothing_behind(empty_scene, tmp_path):
     assert (len(bpy.data.objects), len(bpy.data.armatures), len(bpy.data.actions)) == counts
 
 
+def test_a_failed_import_leaves_the_active_object_in_its_mode(imported, tmp_path):
+    obj, _ = imported
+    bpy.ops.object.mode_set(mode="POSE")
+    counts = (len(bpy.data.objects), len(bpy.data.armatures), len(bpy.data.actions))
+    bad = tmp_path / "flat.npz"
+    np.savez(bad, trans=np.zeros((5, 3)), root_orient=np.zeros((5, 3)), pose_body=np.zeros((5, 63)),
+             mocap_framerate=30.0, rest_joints=np.zeros((22, 3)))
+    with pytest.raises(RuntimeError, match="'rest_joints': the rest pose has no up direction"):
+        bpy.ops.dreamor.import_clip(filepath=str(bad))
+    np.savez(bad, trans=np.zeros((5, 3)), root_orient=np.zeros((5, 3)), pose_body=np.zeros((5, 63)),
+             mocap_framerate=np.array([]))
+    with pytest.raises(RuntimeError, match="key 'mocap_framerate' does not hold numbers"):
+        bpy.ops.dreamor.import_clip(filepath=str(bad))
+    np.savez(bad, trans=np.array([["a"] * 3] * 5), root_orient=np.zeros((5, 3)), pose_body=np.zeros((5, 63)),
+             mocap_framerate=30.0)
+    with pytest.raises(RuntimeError, match="key 'trans' does not hold numbers"):
+        bpy.ops.dreamor.import_clip(filepath=str(bad))
+    assert bpy.context.view_layer.objects.active == obj and obj.mode == "POSE"
+    assert (len(bpy.data.objects), len(bpy.data.armatures), len(bpy.data.actions)) == counts
+    bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def test_export_errors_name_the_path_asked_for(imported, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    for path, msg in ((tmp_path / "afile" / "out.npz", "is a file, not a folder"),
+                      (tmp_path, "it is a folder")):
+        with pytest.raises(RuntimeError, match=f"cannot export to .*{msg}"):
+            bpy.ops.dreamor.export_clip(filepath=str(path))
+    assert bpy.ops.dreamor.export_clip(filepath=str(tmp_path / "noext")) == {"FINISHED"}
+    assert (tmp_path / "noext.npz").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_refine_in_edit_mode_is_refused_before_the_job(imported, sub):
+    obj, _ = imported
+    run_mod = sub("refine_run")
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        with pytest.raises(run_mod.RefineError, match="is in edit mode"):
+            run_mod.RefineRun(obj, bpy.context.scene, preset="fast")  # no backend runs: the mode is told first
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    scene = bpy.context.scene
+    scene.use_preview_range, scene.frame_preview_start, scene.frame_preview_end = True, 200, 300
+    try:
+        with pytest.raises(run_mod.RefineError, match="preview range, 200..300.*move it over the motion"):
+            run_mod.RefineRun(obj, scene, preset="fast", refine_frames="PREVIEW")
+    finally:
+        scene.use_preview_range = False
+
+
 def test_operator_errors_are_sentences(empty_scene, imported):
     obj, _ = imported
     for pb in obj.pose.bones:
