@@ -286,7 +286,10 @@ def import_clip(context, filepath: str, frame_start: int = 1, set_scene: bool = 
         if before is not None:  # the scene as it was: the active object, in its mode
             context.view_layer.objects.active = before
             if before_mode != "OBJECT":
-                bpy.ops.object.mode_set(mode=before_mode)
+                try:
+                    bpy.ops.object.mode_set(mode=before_mode)
+                except RuntimeError:  # a mode that cannot be entered again here: the import's own error matters
+                    pass
         raise
     obj["dreamor_source_file"] = str(filepath)
     if set_scene:
