@@ -58,6 +58,16 @@ def test_a_spike_on_a_running_arm_is_found(mocap_dir, start):
     assert not found[: start - 2].any() and not found[start + 5 :].any()
 
 
+def test_a_spike_on_a_travelling_body_hides_only_the_limb(walk):
+    """The whole body travelling 6-9 cm a frame (a jog at 30 Hz): the glitch's joints are the arm's, not the body's
+    (judged on each joint's change of course, not its step, which every joint of a travelling body takes)."""
+    for v in (0.06, 0.09):
+        moving = replace(walk, trans=walk.trans + np.arange(walk.num_frames)[:, None] * [v, 0.0, 0.0])
+        found = spikes(world_joints(spike(moving, 17, 50, 3, 0.3)), moving.fps)
+        assert set(np.flatnonzero(found.any(0))) == set(RIGHT_ARM), v
+        assert np.flatnonzero(found.any(1)).tolist() == [49, 50, 51, 52, 53]
+
+
 def test_nan_frames_and_nan_joints_are_found(walk):
     faulty = nan_frames(walk, 30, 5)
     aa = faulty.local_aa
@@ -90,6 +100,22 @@ def test_a_nan_in_a_bvh_is_a_lost_frame_for_clean(tmp_path, mocap_dir):
     assert np.allclose(clip.local_aa[~lost], clean.local_aa[~lost], atol=1e-3)
     assert np.allclose(clip.trans[~lost], clean.trans[~lost], atol=1e-3)
     assert nonfinite(clip)[40].all() and not nonfinite(clip)[~lost].any()
+
+
+def test_a_nan_in_a_bvh_that_starts_with_a_t_pose(tmp_path, mocap_dir):
+    """CMU's Daz-friendly files start with a T-pose frame, which the retargeting drops: the lost frame is still the
+    right one (before: a broadcasting error)."""
+    import gzip
+
+    lines = gzip.decompress((mocap_dir / "cmu_05_02.bvh.gz").read_bytes()).decode().splitlines()
+    row = lines.index("MOTION") + 3 + 51  # file frame 51 = clip frame 50
+    values = lines[row].split()
+    values[20] = "nan"
+    lines[row] = " ".join(values)
+    src = tmp_path / "daz_nan.bvh"
+    src.write_text("\n".join(lines))
+    clip = read_motion(src, fps=None, allow_nonfinite=True)
+    assert np.flatnonzero(~np.isfinite(clip.local_aa).all((1, 2))).tolist() == [50]
 
 
 def test_stretched_bones_and_feet_under_the_floor(walk):

@@ -104,6 +104,13 @@ def test_a_word_among_the_numbers_is_named_with_its_line(tmp_path, mocap_dir, ca
     assert code == 2 and f"line {row + 1}: 'abc' is not a number" in cap.err, cap.err
 
 
+def test_a_word_after_the_declared_frames_is_ignored(tmp_path, mocap_dir, capsys):
+    src = tmp_path / "end.bvh"
+    src.write_text((mocap_dir / "cmu_02_01.bvh").read_text().rstrip() + "\nEND\n")
+    code, cap = _run(capsys, "convert", src, tmp_path / "o.npz")
+    assert code == 0, cap.err
+
+
 def test_a_root_kilometres_away_is_not_a_capture(tmp_path, mocap_dir, capsys):
     lines = (mocap_dir / "dataset-2_run_normal_001.bvh").read_text().split("\n")
     row = lines.index("MOTION") + 20

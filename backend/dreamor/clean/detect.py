@@ -163,15 +163,19 @@ def spikes(joints: np.ndarray, fps: float, cfg: DetectConfig = DetectConfig()) -
     is too rough for the second."""
     hit = np.zeros((len(joints), NUM_JOINTS), bool)
     step = np.diff(np.nan_to_num(joints), axis=0)  # step[k]: frame k -> k+1
-    _knocks(step, 1, fps, cfg, hit)
-    _knocks(np.diff(step, axis=0), 2, fps, cfg, hit)  # [k]: step[k+1] - step[k], the change of course
+    turn = np.diff(step, axis=0)  # turn[k]: step[k+1] - step[k], the change of course at frame k+1
+    knock = np.linalg.norm(turn, axis=-1)
+    _knocks(step, 1, fps, cfg, knock, hit)
+    _knocks(turn, 2, fps, cfg, knock, hit)
     return hit
 
 
-def _knocks(change: np.ndarray, order: int, fps: float, cfg: DetectConfig, hit: np.ndarray) -> None:
+def _knocks(change: np.ndarray, order: int, fps: float, cfg: DetectConfig, knock: np.ndarray, hit: np.ndarray) -> None:
     """Mark in ``hit`` (T, 22) the glitches found on ``change`` (T - order, 22, 3), the joints' ``order``-th
     differences over frames. Frames i .. i+L-1 knocked aside by d show d entering at change[i - order] and
-    leaving at change[i + L - 1] (-d for the steps, +d for their change: ``exit_sign`` turns it back)."""
+    leaving at change[i + L - 1] (-d for the steps, +d for their change: ``exit_sign`` turns it back).
+    ``knock`` (T - 2, 22): the size of each joint's change of course, which says which joints the glitch moved
+    with it (a body that travels steps every joint far each frame, a glitch knocks only the limb)."""
     t = len(hit)
     size = np.linalg.norm(change, axis=-1)
     exit_sign = 1.0 if order == 1 else -1.0
@@ -186,7 +190,7 @@ def _knocks(change: np.ndarray, order: int, fps: float, cfg: DetectConfig, hit: 
         found = (e > cfg.spike_min_m) & (x > cfg.spike_min_m) & back & calm
         for k, j in zip(*np.nonzero(found)):
             # the rotation that glitched: above the highest joint knocked with j (by a quarter as much)
-            while PARENTS[j] > 0 and size[a[k], PARENTS[j]] > 0.25 * e[k, j]:
+            while PARENTS[j] > 0 and knock[i[k] - 2, PARENTS[j]] > 0.25 * knock[i[k] - 2, j]:
                 j = PARENTS[j]
             top = PARENTS[j] if PARENTS[j] >= 0 else j
             hit[i[k] - 1 : i[k] + length + 1, list(SUBTREE[top])] = True  # frames i .. i+length-1, one either side

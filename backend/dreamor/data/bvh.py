@@ -147,9 +147,9 @@ def parse_bvh(text: str, source: str = "<string>", allow_nonfinite: bool = False
         with warnings.catch_warnings():  # numpy stops at a word among the numbers: with a warning, later an error
             warnings.simplefilter("error", DeprecationWarning)
             values = np.fromstring(body, dtype=np.float64, sep=" ") if body.strip() else np.zeros(0)
-    except (DeprecationWarning, ValueError):
-        _raise_on_non_number(body, source, text.count("\n", 0, len(text) - len(body)) + 1)
-        raise InputFileError(f"{source}: the motion data cannot be read as numbers") from None
+    except (DeprecationWarning, ValueError):  # a word: fine after the declared frames (an exporter's "END"), else named
+        values = _numbers_before_word(body, frames * num_channels, source,
+                                      text.count("\n", 0, len(text) - len(body)) + 1)
     expected = frames * num_channels
     if values.size < expected:
         raise InputFileError(
@@ -167,15 +167,19 @@ def parse_bvh(text: str, source: str = "<string>", allow_nonfinite: bool = False
     return BVH(names, np.asarray(parents), np.asarray(offsets, np.float64), channels, frame_time, motion, source)
 
 
-def _raise_on_non_number(body: str, source: str, first_line: int) -> None:
-    """InputFileError naming the first motion value that is not a number and its line (``first_line``: the
-    file's line number of the body's first line); nothing if every value is a number."""
+def _numbers_before_word(body: str, expected: int, source: str, first_line: int) -> np.ndarray:
+    """The motion values before the first token that is not a number; InputFileError naming that token and its
+    line (``first_line``: the file's line number of the body's first line) if fewer than ``expected`` come first."""
+    values: list[float] = []
     for n, line in enumerate(body.split("\n")):
         for tok in line.split():
             try:
-                float(tok)
+                values.append(float(tok))
             except ValueError:
-                raise InputFileError(f"{source}: line {first_line + n}: '{tok[:40]}' is not a number") from None
+                if len(values) < expected:
+                    raise InputFileError(f"{source}: line {first_line + n}: '{tok[:40]}' is not a number") from None
+                return np.asarray(values, np.float64)
+    return np.asarray(values, np.float64)
 
 
 def read_bvh(path: str | os.PathLike, allow_nonfinite: bool = False) -> BVH:

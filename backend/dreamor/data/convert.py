@@ -98,6 +98,7 @@ def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_no
     if is_bvh(path):
         bvh, lost = _filled_frames(read_bvh(path, allow_nonfinite))
         clip = retarget_bvh(bvh, name=clip_stem(path))
+        lost = lost[len(lost) - clip.num_frames :]  # some skeletons' files start with a T-pose frame, dropped
         if lost.any():  # retargeting needs numbers; the frames that had none come back unknown, whole
             clip = replace(clip, trans=np.where(lost[:, None], np.nan, clip.trans),
                            root_orient=np.where(lost[:, None], np.nan, clip.root_orient),
