@@ -63,13 +63,19 @@ def frames_mask(frame_start: int, frame_end: int, scene, refine_frames: str) -> 
     return (frames >= lo) & (frames <= hi)
 
 
+def _check_mode(obj) -> None:
+    """RefineError unless the armature is in object or pose mode (the result cannot be keyed in another)."""
+    if obj.mode not in ("OBJECT", "POSE"):
+        raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
+
+
 class RefineRun:
     """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
 
     def __init__(self, obj, scene, preset: str = "default", keep_visible: bool = False, refine_frames: str = "ALL",
                  noisy: bool = False, lock_feet: bool = False, alternatives: int = 1):
-        if obj is not None and obj.mode not in ("OBJECT", "POSE"):  # told now, not after the job has run
-            raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
+        if obj is not None:
+            _check_mode(obj)  # told now, not after the job has run
         try:
             lo, hi = read_range(obj, scene) if obj is not None and obj.type == "ARMATURE" else (scene.frame_start, scene.frame_end)
             self.anim = armature_io.read_animation(obj, scene, (lo, hi))
@@ -260,8 +266,7 @@ class RefineRun:
         merged = merge_result(self.anim, self.mask, r, self.keep_visible)
         alternatives = [merge_result(self.anim, self.mask, alt, self.keep_visible) for alt in result_alternatives(r, n)]
         doubt = self._doubt(r, n)
-        if obj.mode != "OBJECT" and obj.mode != "POSE":
-            raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
+        _check_mode(obj)  # the animator may have switched while the job ran
         source = ad.action if ad is not None else None
         try:
             action = armature_io.write_animation(

@@ -27,7 +27,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", *, private: bool = F
     otherwise the usual mode for a new file (0666 less the umask). ``mode`` is 'wb' or 'w'.
     """
     path = Path(path)
-    check_writable(path)
+    _check_layout(path, folder=False)  # the temporary file below is the real try
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # created 0600
@@ -51,18 +51,24 @@ def check_writable(path: str | os.PathLike, folder: bool = False) -> None:
     file goes (or a file where a folder goes), and its nearest existing folder is a folder this user may write in.
     Leaves nothing behind, so a command can check its output before it starts the work."""
     path = Path(path)
-    if path.exists() and path.is_dir() != folder:
-        raise OutputFileError(f"{path}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'} path")
-    if folder and path.is_dir():
-        parent = path
-    else:
-        parent = path.parent
-        while not parent.exists() and parent != parent.parent:
-            parent = parent.parent
-    if not parent.is_dir():
-        raise OutputFileError(f"{path}: cannot be written, {parent} is a file, not a folder")
+    parent = _check_layout(path, folder)
     try:  # a real try (root passes os.access, a read-only mount or /proc fails only here); removed at once
         with tempfile.TemporaryFile(dir=parent):
             pass
     except OSError as exc:
         raise OutputFileError(f"{path}: cannot be written in {parent} ({exc.strerror or exc})") from None
+
+
+def _check_layout(path: Path, folder: bool) -> Path:
+    """OutputFileError if a folder stands where the file ``path`` goes (or a file where the folder goes), or a file
+    where one of its folders should be; else the nearest existing folder, where it would be written."""
+    if path.exists() and path.is_dir() != folder:
+        raise OutputFileError(f"{path}: is a {'file' if folder else 'folder'}; give a {'folder' if folder else 'file'} path")
+    if folder and path.is_dir():
+        return path
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise OutputFileError(f"{path}: cannot be written, {parent} is a file, not a folder")
+    return parent

@@ -13,8 +13,9 @@ gets (False = re-solve this joint here) and counts what each kind found. The kin
 - ``spike``: a joint knocked more than ``spike_min_m`` off its course from one frame to the next and knocked
   back (the opposite way) within ``spike_max_s``, while its course changes less than ``spike_calm`` times
   that in the frames just before and after; the course is standing still or moving on at the same
-  velocity: a glitch, not a fast limb (a running foot moves 30 cm a frame at 30 Hz, but on a smooth course). Hidden: everything below the joint whose rotation glitched (the parent
-  of the highest joint that jumped with it), one frame either side too.
+  velocity: a glitch, not a fast limb (a running foot moves 30 cm a frame at 30 Hz, but on a smooth course).
+  Hidden: everything below the joint whose rotation glitched (the parent of the highest joint knocked with
+  it), one frame either side too.
 - ``stretch``: a bone whose length differs from the skeleton's by more than ``stretch_tol`` (share) and
   ``stretch_min_m``; only for clips that carry their own joint positions (an ``.npz`` with ``joints``):
   rotations put on a skeleton cannot stretch. The bone's child joint is hidden.

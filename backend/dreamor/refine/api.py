@@ -10,9 +10,8 @@ Long clips are cut into overlapping windows, optimised in batches and cross-fade
 """
 from __future__ import annotations
 
-import math
-
 import functools
+import math
 import os
 import time
 from collections.abc import Callable
