@@ -34,6 +34,7 @@ from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
 from .alternatives import doubt, draw_completions, engine_guess, recentred
+from .gap_doubt import spline_doubt
 from .foot_lock import lock_feet
 from .optimize import ProgressFn, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
@@ -364,9 +365,13 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
                                size=size)
     out = finish(out, timings)
     out.energies = energies
+    if models.window_prior is not None:  # the doubt: the window prior's where the networks completed, else the splines'
+        out.uncertainty = spline_doubt(filled, vis, clip.fps) * size
     if draws is not None:
         t3 = time.perf_counter()
-        out.uncertainty = _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size * ~vis
+        completed = _at_clip_rate(~seen, clip) & ~vis
+        out.uncertainty = np.where(completed, _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size,
+                                   out.uncertainty)
         for draw in alternatives[: cfg.samples - 1]:
             posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],
                               [torch.from_numpy(contact_labels(draw, MODEL_FPS)).double()], rest, n, clip.fps,
@@ -377,8 +382,6 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         out.warnings.append(f"nothing was hidden long enough to complete: the {cfg.samples - 1} alternative(s) are "
                             "the answer itself")
         out.alternatives = [replace(out, warnings=[]) for _ in range(cfg.samples - 1)]
-    if models.window_prior is not None and out.uncertainty is None:
-        out.uncertainty = np.zeros(vis.shape)
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
     return out
