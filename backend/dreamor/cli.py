@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 # Before torch loads: OpenMP threads that spin while waiting make 2-thread torch 3-15x slower
@@ -312,8 +313,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: options whose value may start with '-' (``--frames -10:50``: argparse would take it for an option and answer
+#: "expected one argument"; given as ``--frames=-10:50`` the range check names what is wrong)
+_DASH_VALUES = ("--frames",)
+
+
+def _dash_values_joined(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    for arg in argv:
+        if out and out[-1] in _DASH_VALUES and re.match(r"-\d", arg):
+            out[-1] = f"{out[-1]}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_dash_values_joined(sys.argv[1:] if argv is None else list(argv)))
     try:
         if args.func in (_cmd_serve, _cmd_eval):  # refine sets them after its checks (torch loads then)
             from .threads import use_threads

@@ -30,6 +30,7 @@ def test_refine_bvh_with_occlusion(tmp_path, mocap_dir, ckpts, capsys):
     (["--occlude", "left_kneee"], "unknown joint"),
     (["--occlude", "lower_body", "--frames", "50:10"], "the end must come after the start"),
     (["--occlude", "lower_body", "--frames", "10:500"], "outside the clip's 68 frames"),
+    (["--occlude", "lower_body", "--frames", "-10:50"], "outside the clip's 68 frames"),  # not "expected one argument"
     (["--device", "foo"], "unknown device 'foo'"),
     (["--frames", "1:5"], "needs --occlude"),
     (["--preset", "turbo"], "unknown preset"),
