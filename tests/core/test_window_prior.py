@@ -174,6 +174,34 @@ def test_refine_gives_alternatives_through_the_final_stages_and_the_doubt(models
     assert (u[vis] == 0).all() and u[~vis].mean() > 0.001
 
 
+def test_sampling_in_pieces_is_the_same_as_whole():
+    """A long clip is sampled piece by piece (memory and time linear in its length): the same network output."""
+    from dreamor.models.window_prior import in_pieces
+
+    prior = tiny_prior()
+    feat, noisy = torch.randn(2, 300, prior.inp.in_channels), torch.randn(2, 300, prior.inp_noisy.in_channels)
+    t = torch.full((2,), 500)
+    fn = lambda f, x: prior.predict_eps(f, x, t)  # noqa: E731
+    calls = []
+    pieces = in_pieces(fn, feat, noisy, prior.config.trunk.reach, piece=40, on_step=lambda: calls.append(1))
+    torch.testing.assert_close(pieces, fn(feat, noisy), atol=1e-5, rtol=1e-5)
+    assert len(calls) == 8
+
+
+def test_a_cancel_is_heard_while_the_window_prior_samples(models_with_prior, walk):
+    """should_stop is polled inside the window prior's sampling, not only in the optimisation (a long clip's
+    cancel waited for minutes of sampling)."""
+    from dreamor.refine import api
+    from dreamor.refine.optimize import RefineCancelled
+
+    clip, vis = walk
+    polls = []
+    with pytest.raises(RefineCancelled):
+        api.refine(clip, vis, refine_preset("fast", iters=1, prior_steps=4, doubt_draws=3), models=api.load_models(),
+                   should_stop=lambda: polls.append(1) or len(polls) >= 2)
+    assert len(polls) == 2  # stopped at the window prior's second network call, before any optimisation
+
+
 def test_joints_the_splines_fill_are_in_doubt_too(models_with_prior, walk):
     """A short gap (a glitch, kept to the splines' fill) and a hidden pelvis are not completed by the networks: their
     doubt comes from ``gap_doubt`` and is not zero (it was: such a repair read as certain)."""

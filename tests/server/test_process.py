@@ -128,6 +128,18 @@ def test_run_serve_rejects_a_bad_device_and_port():
         run_serve(Namespace(connection_file=None, port=70000, device="cpu"))
 
 
+def test_serve_on_a_taken_port_says_so_before_loading_models(start_server, monkeypatch):
+    from argparse import Namespace
+
+    from dreamor.errors import DreamorError
+    from dreamor.server import server as server_module
+
+    taken = start_server().info.port
+    monkeypatch.setattr(server_module, "default_runner", lambda device: pytest.fail("the models loaded first"))
+    with pytest.raises(DreamorError, match=f"cannot listen on 127.0.0.1:{taken}"):
+        server_module.run_serve(Namespace(connection_file=None, port=taken, device="cpu"))
+
+
 def test_a_taken_port_is_a_clear_error(tmp_path, start_server):
     from dreamor.errors import DreamorError
     from dreamor.server.server import Server

@@ -87,6 +87,20 @@ def test_each_kind_of_bad_message_gets_its_error_code(start_server, connect, raw
     peer.send_message(Message("shutdown"), key=b"not the key")  # only a key holder may stop it
     expect_error(peer, "bad_signature")
 
+    msg = Message("hello", {"protocol": 99})  # a client that says it speaks another protocol is not welcomed
+    peer.send_message(msg)
+    assert "client says it speaks 99" in expect_error(peer, "bad_version", msg.msg_id).content["message"]
+
+    msg = Message("cancel", {})
+    peer.send_message(msg)
+    assert "cancel needs the job's id" in expect_error(peer, "malformed", msg.msg_id).content["message"]
+
+    clip = make_clip(16)
+    clip["rest_joints"] = np.zeros((24, 3))
+    msg = protocol.submit_message(**clip)
+    peer.send_message(msg)
+    assert "SMPL's 22 joints" in expect_error(peer, "bad_input", msg.msg_id).content["message"]
+
     a_job_still_succeeds(server, connect)
 
 

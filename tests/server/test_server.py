@@ -320,3 +320,19 @@ def test_verbatim_copies_of_the_wire_work_in_another_package(start_server, tmp_p
     assert_result_is(result, clip)
     code = "import sys, addon_wire.client; assert not [m for m in sys.modules if m.startswith(('torch', 'dreamor'))]"
     subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True, timeout=60)
+
+
+def test_a_ping_after_the_result_never_lists_the_finished_job(start_server, connect, monkeypatch):
+    """The worker let go of a job only after its result was sent: a ping answered in between said busy (here the
+    worker is slowed after sending, so a ping always lands in between)."""
+    from dreamor.server.jobs import DeviceQueue
+
+    run = DeviceQueue._run
+    monkeypatch.setattr(DeviceQueue, "_run", lambda self, job, job_input: (run(self, job, job_input), time.sleep(0.3)))
+    server = start_server(TinyRunner())
+    client = connect(server)
+    for seed in range(3):
+        client.submit(**make_clip(20, seed=seed)).wait(timeout=10)
+        pong = client.ping()
+        assert pong["busy"] is False and pong["running"] == [], pong
+        time.sleep(0.3)

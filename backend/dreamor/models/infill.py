@@ -43,6 +43,11 @@ class InfillConfig:
     kernel: int = 5
     dilations: tuple[int, ...] = (1, 2, 4, 8, 1, 2, 4, 8)
 
+    @property
+    def reach(self) -> int:
+        """Frames either side that one output frame depends on (the dilated convolutions' half-width)."""
+        return sum(d * (self.kernel // 2) for d in self.dilations)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

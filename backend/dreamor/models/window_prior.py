@@ -33,6 +33,7 @@ import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -174,15 +175,42 @@ class SampleConfig:
     guidance: float = 1.0
 
 
+#: frames per network call when sampling: a long clip is cut into pieces this long, each with the trunk's reach of
+#: context either side (the same output; memory and time grow linearly with the clip; ``on_step`` runs per piece)
+SAMPLE_PIECE = 1024
+
+
+def in_pieces(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], feat: torch.Tensor, noisy: torch.Tensor,
+              reach: int, piece: int = SAMPLE_PIECE, on_step: Callable[[], None] | None = None) -> torch.Tensor:
+    """fn(feat (B, t, F), noisy (B, t, C)) -> (B, t, ...) of a network whose output frame depends on ``reach`` frames
+    either side, evaluated ``piece`` frames at a time over (B, T, ...) inputs -> (B, T, ...). ``on_step()`` is called
+    before every call (it may raise to stop)."""
+    t = feat.shape[1]
+    outs = []
+    for a in range(0, t, piece if t > piece + 2 * reach else t):
+        b = min(a + piece, t) if t > piece + 2 * reach else t
+        lo, hi = max(0, a - reach), min(t, b + reach)
+        if on_step is not None:
+            on_step()
+        outs.append(fn(feat[:, lo:hi], noisy[:, lo:hi])[:, a - lo : b - lo])
+    return torch.cat(outs, 1)
+
+
 @torch.no_grad()
 def denoise_local(model: WindowPrior, feat: torch.Tensor, noisy: torch.Tensor, t_start: torch.Tensor | int,
-                  cfg: SampleConfig, generator: torch.Generator | None = None) -> torch.Tensor:
-    """DDIM from normalised noisy joints ``noisy`` (B, T, 66) at ``t_start`` down to clean -> (B, T, 22, 3) m body frame."""
+                  cfg: SampleConfig, generator: torch.Generator | None = None,
+                  on_step: Callable[[], None] | None = None) -> torch.Tensor:
+    """DDIM from normalised noisy joints ``noisy`` (B, T, 66) at ``t_start`` down to clean -> (B, T, 22, 3) m body
+    frame; ``on_step()`` before every network call (``in_pieces``)."""
     from .schedule import ddim_reverse
 
-    flat = ddim_reverse(model.schedule,
-                        lambda z, t: model.predict_eps(feat, z.unflatten(-1, noisy.shape[1:]), t, cfg.guidance).flatten(1),
-                        noisy.flatten(1), t_start, cfg.steps, eta=cfg.eta, generator=generator)
+    reach = model.config.trunk.reach
+
+    def eps(z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return in_pieces(lambda f, x: model.predict_eps(f, x, t, cfg.guidance), feat, z.unflatten(-1, noisy.shape[1:]),
+                         reach, on_step=on_step).flatten(1)
+
+    flat = ddim_reverse(model.schedule, eps, noisy.flatten(1), t_start, cfg.steps, eta=cfg.eta, generator=generator)
     return model.denormalise(flat.unflatten(-1, noisy.shape[1:]))
 
 
@@ -197,11 +225,13 @@ def _features_scaled(joints: np.ndarray, visible: np.ndarray, rest: np.ndarray, 
 
 @torch.no_grad()
 def sample_completions(model: WindowPrior, joints: np.ndarray, visible: np.ndarray, rest: np.ndarray, num: int,
-                       seed: int = 0, cfg: SampleConfig | None = None, around: np.ndarray | None = None) -> np.ndarray:
+                       seed: int = 0, cfg: SampleConfig | None = None, around: np.ndarray | None = None,
+                       on_step: Callable[[], None] | None = None) -> np.ndarray:
     """``num`` completions of a clip: (T, 22, 3) m at 30 Hz, (T, 22) bool, (22, 3) -> (num, T, 22, 3) world joints,
     visible joints exactly as given. Every other sample is drawn for the clip's mirror image and mirrored back
     (the network's own left/right bias then cancels over the samples). ``around`` (T, 22, 3) world joints: start
-    from them noised to ``cfg.t_start`` (SDEdit: a completion near them) instead of from pure noise."""
+    from them noised to ``cfg.t_start`` (SDEdit: a completion near them) instead of from pure noise. ``on_step()``
+    is called before every network call (it may raise to stop)."""
     cfg = cfg or SampleConfig()
     mirror_pairs = list(MIRROR_JOINTS), np.array([-1.0, 1.0, 1.0])
     p = next(model.parameters())
@@ -221,7 +251,7 @@ def sample_completions(model: WindowPrior, joints: np.ndarray, visible: np.ndarr
             local0 = torch.from_numpy(to_body(ref, origin, yaw)).to(p)
             start = model.schedule.add_noise(model.normalise(local0)[None].expand_as(start), start,
                                              torch.full((len(idx),), t_start, dtype=torch.long))
-        local = denoise_local(model, feat_t, start, t_start, cfg, gen).double().cpu().numpy()
+        local = denoise_local(model, feat_t, start, t_start, cfg, gen, on_step).double().cpu().numpy()
         world = np.stack([to_world(loc, origin, yaw) for loc in local]) * s
         if mirror:
             m, flip = mirror_pairs

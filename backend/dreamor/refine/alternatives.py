@@ -20,6 +20,8 @@ All arrays here are at 30 Hz and at the reference size (the refinement's working
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
 
@@ -27,20 +29,23 @@ from ..models.window_prior import SampleConfig, WindowPrior, sample_completions
 
 
 def draw_completions(prior: WindowPrior, observed: np.ndarray, seen: np.ndarray, rest: np.ndarray, num: int,
-                     seed: int, steps: int, smooth: float = 1.0) -> np.ndarray:
+                     seed: int, steps: int, smooth: float = 1.0, on_step: Callable[[], None] | None = None) -> np.ndarray:
     """``num`` whole completions: observed (n, 22, 3) (anything where not ``seen``), seen (n, 22), rest (22, 3)
-    -> (num, n, 22, 3), seen joints as observed; each draw smoothed in time by a Gaussian of ``smooth`` frames."""
-    draws = sample_completions(prior, observed, seen, rest, num, seed=seed, cfg=SampleConfig(steps=steps))
+    -> (num, n, 22, 3), seen joints as observed; each draw smoothed in time by a Gaussian of ``smooth`` frames.
+    ``on_step()`` before every network call (it may raise to stop)."""
+    draws = sample_completions(prior, observed, seen, rest, num, seed=seed, cfg=SampleConfig(steps=steps),
+                               on_step=on_step)
     return _smoothed(draws, seen, observed, smooth)
 
 
 def engine_guess(prior: WindowPrior, mean_guess: np.ndarray, seen: np.ndarray, rest: np.ndarray, t_start: float,
-                 seed: int, steps: int, draws: int = 4, smooth: float = 1.0) -> np.ndarray:
+                 seed: int, steps: int, draws: int = 4, smooth: float = 1.0,
+                 on_step: Callable[[], None] | None = None) -> np.ndarray:
     """The completion the engine stands behind: ``draws`` completions from ``mean_guess`` (n, 22, 3) noised to
     ``t_start`` (fraction of T) and denoised by the prior; the first one's deviation from their mean, added to
     ``mean_guess`` -> (n, 22, 3), seen joints as given."""
     out = sample_completions(prior, mean_guess, seen, rest, max(draws, 2), seed=seed,
-                             cfg=SampleConfig(steps=steps, t_start=t_start), around=mean_guess)
+                             cfg=SampleConfig(steps=steps, t_start=t_start), around=mean_guess, on_step=on_step)
     return recentred(_smoothed(out, seen, mean_guess, smooth), mean_guess)[0]
 
 

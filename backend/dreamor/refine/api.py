@@ -36,7 +36,7 @@ from .config import RefineConfig, refine_preset
 from .alternatives import doubt, draw_completions, engine_guess, recentred
 from .gap_doubt import spline_doubt
 from .foot_lock import lock_feet
-from .optimize import ProgressFn, WindowBatch, optimize_windows
+from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
 from .visible_fit import meet_observation
 from .windows import blend_weights, split_windows
@@ -234,6 +234,11 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     (``timings['windows_reused']`` says how many); it gets the windows optimised now.
     """
     cfg = config or refine_preset("default")
+
+    def check_stop() -> None:  # between the stages and inside the window prior's sampling
+        if should_stop is not None and should_stop():
+            raise RefineCancelled("refinement cancelled")
+
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     clip = replace(clip, samples=None, uncertainty=None)  # an earlier refine's completions are not input
@@ -268,7 +273,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if prior is not None:
         prior.to(dev)
         draws = draw_completions(prior, obs30, seen, rest, max(cfg.doubt_draws, cfg.samples - 1), cfg.seed + 1,
-                                 cfg.prior_steps)
+                                 cfg.prior_steps, on_step=check_stop)
     centre = obs30  # the mean guess: the doubt is the draws' distance from it
     alternatives = draws
     diffusion_start = prior is not None and cfg.method in ("dreamor", "no_opt")  # vae_only: HuMoR's, no diffusion
@@ -276,6 +281,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if cfg.learned_init and models.infill is not None and (~seen).any():
         from ..models.infill import complete
 
+        check_stop()
         mean_guess = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
     elif cfg.prior_init and diffusion_start:  # no completion network: the window prior's own mean
         mean_guess = draws.mean(0)
@@ -285,7 +291,9 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         if draws is not None and len(draws) > 1:  # the alternatives move about the mean guess, as the answer
             alternatives = recentred(draws, centre)
         if diffusion_start and cfg.prior_t > 0:  # an answer that moves
-            obs30 = engine_guess(prior, centre, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps, cfg.guess_draws)
+            check_stop()
+            obs30 = engine_guess(prior, centre, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps, cfg.guess_draws,
+                                 on_step=check_stop)
     if cfg.samples > 1 and models.window_prior is None:
         raise DreamorError(f"{cfg.samples} samples need the window prior (models/window-prior-small.pt); "
                            "train one with `dreamor train window-prior` or ask for 1 sample")
@@ -373,6 +381,7 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         out.uncertainty = np.where(completed, _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size,
                                    out.uncertainty)
         for draw in alternatives[: cfg.samples - 1]:
+            check_stop()
             posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],
                               [torch.from_numpy(contact_labels(draw, MODEL_FPS)).double()], rest, n, clip.fps,
                               MODEL_FPS, num_out=clip.num_frames)

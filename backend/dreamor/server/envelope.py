@@ -227,6 +227,8 @@ def decode(frames: list, key: bytes, *, max_bytes: int = MAX_MESSAGE_BYTES) -> M
 
 
 def _version_sentence(version: Any) -> str:
+    if isinstance(version, str) and version.strip() == str(PROTOCOL_VERSION):
+        return f"the header's 'protocol' must be the integer {PROTOCOL_VERSION}, not {version!r:.20} (a {type(version).__name__})"
     return (
         f"this backend speaks protocol {PROTOCOL_VERSION} but the message uses protocol {version!r:.20}; "
         "update the add-on or the backend so that their versions match"

@@ -276,6 +276,8 @@ class DeviceQueue:
                 job_id=job.id,
             )
         with self._lock:
+            if self.running is job:  # done before its reply goes: a ping that follows the reply sees it so
+                self.running = None
             if job.finished:  # cancelled (and already answered) meanwhile
                 return
             if reply is None:  # the runner stopped without a cancel from the client

@@ -121,7 +121,9 @@ def check_submit(msg: Message) -> tuple[dict[str, np.ndarray], float, dict[str, 
     for name, arr in msg.buffers.items():
         shape = (NUM_JOINTS, 3) if name == "rest_joints" else (frames, *INPUT_ARRAYS[name])
         if arr.shape != shape:
-            raise bad(f"array '{name}' has shape {arr.shape}, expected {shape} (all per-frame arrays need the same number of frames)")
+            why = ("the rest positions of SMPL's 22 joints" if name == "rest_joints" else
+                   "all per-frame arrays need the same number of frames")
+            raise bad(f"array '{name}' has shape {arr.shape}, expected {shape} ({why})")
         if name in ("visible", "pinned"):
             if arr.dtype.str not in ("|b1", "|u1") or (arr.size and arr.view(np.uint8).max() > 1):
                 raise bad(f"array '{name}' must be bool (or uint8 holding 0/1), one flag per frame and joint")

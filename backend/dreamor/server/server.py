@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import signal
 import threading
 import time
@@ -248,6 +249,11 @@ class Server:
         handler(identity, msg)
 
     def _on_hello(self, identity: bytes, msg: Message) -> None:
+        theirs = msg.content.get("protocol", protocol.PROTOCOL_VERSION)
+        if theirs != protocol.PROTOCOL_VERSION:  # the client says which protocol it speaks: a mismatch is no welcome
+            raise ProtocolError(protocol.BAD_VERSION, f"this backend speaks protocol {protocol.PROTOCOL_VERSION} but the "
+                                f"client says it speaks {theirs!r:.20}; update the add-on or the backend so that their "
+                                "versions match", msg.msg_id)
         content = {
             "protocol": protocol.PROTOCOL_VERSION,
             "backend": "dreamor",
@@ -295,6 +301,9 @@ class Server:
 
     def _on_cancel(self, identity: bytes, msg: Message) -> None:
         job_id = msg.job_id or msg.content.get("job_id")
+        if not job_id:
+            raise ProtocolError(protocol.MALFORMED, "cancel needs the job's id (the header's job_id, or content.job_id)",
+                                msg.msg_id)
         with self._lock:
             job = self.jobs.get(job_id) if isinstance(job_id, str) else None
             if job is None:
@@ -361,6 +370,16 @@ def run_serve(args) -> int:
         raise DreamorError(f"unknown device {device!r}; use cpu or cuda")
     if not 0 <= args.port < 65536:
         raise DreamorError(f"port {args.port} is out of range; use 1-65535, or leave it out for a free one")
+    if args.port:
+        _check_port_free(args.port)  # before the models load (seconds): a taken port is told at once
     logging.basicConfig(level=logging.INFO, format="dreamor serve: %(message)s")
     runner = default_runner(device)
     return serve({device: runner}, connection_file=args.connection_file, port=args.port)
+
+
+def _check_port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DreamorError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); pick another --port or leave it out") from None
