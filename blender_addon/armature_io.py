@@ -22,6 +22,7 @@ Per-bone pose scale and location on bones other than the pelvis are not part of 
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import bpy
@@ -482,7 +483,8 @@ def write_animation(
         previous.use_fake_user = True
         action.use_fake_user = False
         slot = action.slots.get(prev_slot.identifier) if prev_slot is not None else None
-        action["dreamor_source_action"] = previous.name
+        root = source_action(previous)  # a refine of a refined action points at the capture they were made from
+        action["dreamor_source_action"] = root.name if root is not None else previous.name
     else:
         action = bpy.data.actions.new(action_name or f"{obj.name}Action")
         slot = None
@@ -532,8 +534,22 @@ def write_animation(
 
 
 def _refined_name(name: str) -> str:
-    base = name[: -len("_refined")] if name.endswith("_refined") else name
-    return f"{base}_refined"
+    return f"{refined_base(name)}_refined"
+
+
+_REFINED_TAIL = r"_refined(?:_alt\d+)?(?:\.\d+)?"
+
+
+def refined_base(name: str) -> str:
+    """'walk', 'walk_refined', 'walk_refined_alt3', 'walk_refined.001' -> 'walk': the name a refine's actions
+    (``<base>_refined``, ``<base>_refined_alt2``, ...) are made from."""
+    return re.sub(f"(?:{_REFINED_TAIL})+$", "", name) or name
+
+
+def refined_set(base: str) -> list:
+    """The actions an earlier refine of ``base`` wrote (named as ``refined_base`` reads them)."""
+    pattern = re.compile(re.escape(base) + f"(?:{_REFINED_TAIL})+")
+    return [a for a in bpy.data.actions if pattern.fullmatch(a.name)]
 
 
 def source_action(action) -> bpy.types.Action | None:

@@ -49,12 +49,20 @@ def wire():
 
 
 def last_error_line(text: str) -> str:
-    """The most useful line of a process's stderr: its last ``error: ...`` line, else its last line."""
+    """The most useful line of a process's stderr: its last ``error: ...`` line, else its last line unless that is
+    one of the backend's own log lines ('dreamor serve: job ... accepted' is no cause of anything)."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     for line in reversed(lines):
         if line.lower().startswith("error:"):
             return line[len("error:"):].strip()
-    return lines[-1] if lines else ""
+    return lines[-1] if lines and not lines[-1].startswith(("dreamor serve:", "dreamor backend listening")) else ""
+
+
+def exit_sentence(code: int, why: str) -> str:
+    """'the backend exited with code 2: why' / 'the backend was killed (signal 9)'."""
+    if code < 0:
+        return f"the backend was killed (signal {-code}){': ' + why if why else ''}"
+    return f"the backend exited with code {code}{': ' + why if why else ''}"
 
 
 def pid_alive(pid: int | None) -> bool | None:
@@ -239,7 +247,7 @@ class Backend:
             code = self.proc.poll()
             if code is not None:
                 why = last_error_line(self.stderr_tail())
-                self._gone(f"the backend exited with code {code}{': ' + why if why else ''}")
+                self._gone(exit_sentence(code, why))
                 return False
             return True
         pid = getattr(getattr(self.client, "info", None), "pid", None)

@@ -523,7 +523,7 @@ class DREAMOR_OT_refine(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         warning = run.warning()
-        self.report({"WARNING"} if warning else {"INFO"}, f"{text}. Warning: {warning}" if warning else text)
+        self.report({"WARNING"} if warning else {"INFO"}, f"{text}. {warning}" if warning else text)  # Blender says "Warning"
         return {"FINISHED"}
 
 

@@ -70,13 +70,27 @@ def _smpl_armatures(scene):
             yield obj, rig
 
 
+def _keyed(obj, prop: str) -> set[str]:
+    """The bones whose custom property ``prop`` the playing action keys: a bone keeps the last value it was given
+    when the armature switches to an action without those keys (the capture after a refine), so only these count."""
+    bag = armature_io.active_channelbag(obj)
+    if bag is None:
+        return set()
+    tail = f'["{prop}"]'
+    return {fc.data_path[len('pose.bones["'):-len(tail) - 2] for fc in bag.fcurves
+            if fc.data_path.startswith('pose.bones["') and fc.data_path.endswith(tail)}
+
+
 def contact_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple]]:
     """[(triangle vertices (M, 3) world units, RGBA)] for joints in contact at the current frame."""
     out = []
     for obj, rig in _smpl_armatures(scene):
         world = np.asarray(obj.matrix_world, np.float64)
         radius = DISC_RADIUS_M / rig.metres_per_unit
+        keyed = _keyed(obj, CONTACT_PROP)
         for k, name in enumerate(rig.contact_bone_names):
+            if name not in keyed:
+                continue
             pb = obj.pose.bones[name]
             value = float(pb.get(CONTACT_PROP, 0.0))
             if value < threshold:
@@ -100,7 +114,10 @@ def doubt_rings(scene) -> list[tuple[np.ndarray, tuple]]:
     out = []
     for obj, rig in _rigs(scene):
         world = np.asarray(obj.matrix_world, np.float64)
+        keyed = _keyed(obj, DOUBT_PROP)
         for name in rig.bone_names:
+            if name not in keyed:
+                continue
             pb = obj.pose.bones[name]
             value = float(pb.get(DOUBT_PROP, 0.0))
             if value < DOUBT_MIN_M:

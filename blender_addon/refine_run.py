@@ -180,7 +180,7 @@ class RefineRun:
             return True
         client_mod = backend_process.wire().client
         if not self.backend.check_alive():
-            return self._fail(f"the DREAMoR backend stopped while refining ({self.backend.message}); nothing was changed. Start it again and press Refine")
+            return self._fail(_backend_lost("stopped while refining", self.backend.message))
         try:
             events = self.job.poll()
         except client_mod.JobCancelled:
@@ -189,7 +189,7 @@ class RefineRun:
             return self._fail(f"the backend could not refine this clip: {exc.message}")
         except client_mod.BackendGone as exc:
             self.backend.ping(timeout=0.5)
-            return self._fail(f"the DREAMoR backend stopped answering ({exc}); nothing was changed. Start it again and press Refine")
+            return self._fail(_backend_lost("stopped answering", str(exc)))
         for event in events:
             if isinstance(event, client_mod.Progress):
                 self.stage, self.fraction = event.stage, min(max(event.fraction, 0.0), 1.0)
@@ -268,29 +268,14 @@ class RefineRun:
         doubt = self._doubt(r, n)
         _check_mode(obj)  # the animator may have switched while the job ran
         source = ad.action if ad is not None else None
-        try:
-            action = armature_io.write_animation(
-                obj, merged.trans, merged.rotmats, self.anim.frame_start, contacts=merged.contacts,
-                metres_per_unit=self.anim.metres_per_unit, doubt=doubt,
-            )  # fmt: skip
-            slot, names = obj.animation_data.action_slot, []
-            for k, alt in enumerate(alternatives, start=2):  # each from the captured action, kept by a fake user
-                extra = armature_io.write_animation(
-                    obj, alt.trans, alt.rotmats, self.anim.frame_start, contacts=alt.contacts,
-                    metres_per_unit=self.anim.metres_per_unit, doubt=doubt, source=source,
-                    action_name=f"{action.name}_alt{k}",
-                )  # fmt: skip
-                extra.use_fake_user = True
-                names.append(extra.name)
-            if alternatives:  # the answer is the action the armature plays
-                obj.animation_data.action = action
-                obj.animation_data.action_slot = slot
-        except (armature_io.ArmatureError, ValueError) as exc:
-            raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
+        alternatives = [alt for alt in alternatives if not _same_motion(alt, merged)]  # nothing hidden: no copies
+        action, names, replaced = self._write_set(obj, source, merged, alternatives, doubt)
         lo, hi = self.frames
         text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
         if names:
             text += f"; {len(names)} alternative(s): {', '.join(names)} (switch actions to pick one)"
+        if replaced:
+            text += f"; replaced {len(replaced)} action(s) of the earlier refine ({', '.join(replaced)}; undo brings them back)"
         metrics = getattr(r, "metrics", None) or {}
         text += doubt_sentence(metrics, self.frames[0])
         if metrics.get("windows_reused") and metrics.get("windows"):  # the backend kept what an earlier refine optimised
@@ -301,6 +286,67 @@ class RefineRun:
                 f" / {merged.kept_cm:.2f} cm)"
             )
         return text
+
+
+    def _write_set(self, obj, source, merged, alternatives: list, doubt) -> tuple:
+        """Write the answer as ``<base>_refined`` (played) and the alternatives as ``<base>_refined_alt2``, ...
+        (``armature_io.refined_base``: a refine of a refined action is named from the capture), each kept by a fake
+        user. An earlier refine's actions of that base are replaced: removed unless something else uses them.
+        -> (the answer, the alternatives' names, the replaced actions' names). All or nothing: RefineError."""
+        import bpy
+
+        ad = obj.animation_data
+        slot_before = ad.action_slot if ad is not None else None
+        base = armature_io.refined_base(source.name) if source is not None else None
+        wanted = [f"{base}_refined"] + [f"{base}_refined_alt{k}" for k in range(2, len(alternatives) + 2)] if base \
+            else [None] * (len(alternatives) + 1)
+        earlier = [(a, a.name) for a in (armature_io.refined_set(base) if base else [])]
+        created = []
+        try:
+            for a, name in earlier:  # out of the new names' way until the new ones are written
+                a.name = f"{name}~earlier"
+            action = armature_io.write_animation(
+                obj, merged.trans, merged.rotmats, self.anim.frame_start, contacts=merged.contacts,
+                metres_per_unit=self.anim.metres_per_unit, doubt=doubt, action_name=wanted[0],
+            )  # fmt: skip
+            created.append(action)
+            slot = obj.animation_data.action_slot
+            for alt, name in zip(alternatives, wanted[1:]):  # each from the captured action
+                created.append(armature_io.write_animation(
+                    obj, alt.trans, alt.rotmats, self.anim.frame_start, contacts=alt.contacts,
+                    metres_per_unit=self.anim.metres_per_unit, doubt=doubt, source=source, action_name=name,
+                ))  # fmt: skip
+            obj.animation_data.action = action  # the answer is the action the armature plays
+            obj.animation_data.action_slot = slot
+        except (armature_io.ArmatureError, ValueError) as exc:
+            if obj.animation_data is not None:
+                obj.animation_data.action = source
+                if slot_before is not None and source is not None:
+                    obj.animation_data.action_slot = slot_before
+            for a in created:
+                bpy.data.actions.remove(a)
+            for a, name in earlier:
+                a.name = name
+            raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
+        for a in created:  # kept on save whichever one the animator plays
+            a.use_fake_user = True
+        replaced = []
+        for a, name in earlier:
+            if a.users - int(a.use_fake_user) > 0:  # still played by another object: kept, under its name if free
+                a.name = name
+            else:
+                replaced.append(name)
+                bpy.data.actions.remove(a)
+        return action, [a.name for a in created[1:]], replaced
+
+
+def _backend_lost(what: str, why: str) -> str:
+    text = f"the DREAMoR backend {what} ({why}); nothing was changed"
+    return text if "start it again" in why.lower() else f"{text}. Start it again and press Refine"
+
+
+def _same_motion(a, b) -> bool:
+    return bool(np.array_equal(a.trans, b.trans) and np.array_equal(a.rotmats, b.rotmats))
 
 
 def result_alternatives(result, n: int) -> list:
@@ -320,13 +366,22 @@ def result_alternatives(result, n: int) -> list:
     return [SimpleNamespace(**{k: arr[i] for k, arr in parts.items()}) for i in range(1, num)]
 
 
+#: the viewport's doubt rings start here (``overlay.DOUBT_MIN_M``, cm): below it the report says nothing of doubt
+DOUBT_MENTION_CM = 5.0
+
+
 def doubt_sentence(metrics: dict, first_frame: int) -> str:
-    """'; unsure of frames A..B (hidden joints up to X cm off)' from the result's doubt metrics, or ''."""
+    """From the result's doubt metrics: '; the engine is unsure of frames A..B (...)' where some joint may be more
+    than 10 cm off, else '; the engine's doubt reaches X cm ...' from the rings' threshold, else ''. The doubt is the
+    engine's estimate of the typical error, not a bound: a joint can be further off."""
     lo, hi = int(metrics.get("doubt_from", -1)), int(metrics.get("doubt_to", -1))
-    if lo < 0 or hi < 0:
-        return ""
-    return (f"; the engine is unsure of frames {first_frame + lo}..{first_frame + hi} (hidden joints may be up to "
-            f"{float(metrics.get('doubt_max_cm', 0.0)):.0f} cm off; see the bones' 'doubt')")
+    top = float(metrics.get("doubt_max_cm", 0.0))
+    if lo >= 0 and hi >= 0:
+        return (f"; the engine is unsure of frames {first_frame + lo}..{first_frame + hi} (its doubt there reaches "
+                f"{top:.0f} cm, a typical error, not a bound; see the bones' 'doubt')")
+    if top >= DOUBT_MENTION_CM:
+        return f"; the engine's doubt for the hidden joints reaches {top:.0f} cm (the viewport's rings show where)"
+    return ""
 
 
 #: The refine in flight (one at a time), for the Cancel button and file loads.

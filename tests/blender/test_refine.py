@@ -320,7 +320,7 @@ def test_refine_errors_leave_the_scene_unchanged(walk, tiny, prefs, backend_mod,
     prefs.python_path, prefs.device = str(fake_python(tmp_path, serve_tiny_body("--window", "8", "--step-s", "0.3"))), "cpu"
     assert bpy.ops.dreamor.backend_start() == {"FINISHED"}
     proc = backend_mod.get().proc
-    for kill, why in ((proc.kill, "the backend exited with code -9"), (None, "the backend process \\d+ is no longer running")):
+    for kill, why in ((proc.kill, "the backend was killed \\(signal 9\\)"), (None, "the backend process \\d+ is no longer running")):
         if kill is None:
             proc = tiny("--window", "8", "--step-s", "0.3")
             kill = lambda: (proc.kill(), proc.wait())  # noqa: E731 (reaped: it is this test's child)
@@ -657,3 +657,88 @@ def test_alternatives_land_as_actions_in_one_undo_step_with_the_doubt_keyed(walk
     assert bpy.ops.ed.undo() == {"FINISHED"}  # one undo: every action of the refine is gone
     assert bpy.data.objects["walk"].animation_data.action.name == "walk"
     assert not [a.name for a in bpy.data.actions if a.name.startswith("walk_refined")]
+
+
+def test_a_second_refine_replaces_the_first_ones_actions_and_all_survive_a_save(walk, tiny, sub, tmp_path, capfd):
+    """Refine with 3 alternatives, then again with 2 from the refined action: the new set is named from the capture
+    (not walk_refined.001 / walk_refined_alt2_refined...), the earlier set's actions are replaced (no stale _alt3),
+    'Use Original Action' is one step away, and every action of the set survives a save while an alternative plays
+    (the answer had no fake user: it was lost)."""
+    aio = sub("armature_io")
+    obj, scene = walk, bpy.context.scene
+    tiny()
+    try:
+        scene.dreamor.alternatives = 3
+        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+        scene.dreamor.alternatives = 2
+        assert obj.animation_data.action.name == "walk_refined"
+        bpy.ops.ed.undo_push(message="before the second refine")
+        assert bpy.ops.dreamor.refine("EXEC_DEFAULT", True) == {"FINISHED"}
+    finally:
+        scene.dreamor.alternatives = 1
+    assert "replaced 3 action(s) of the earlier refine" in capfd.readouterr().out
+    names = lambda: sorted(a.name for a in bpy.data.actions if a.name.startswith("walk_"))  # noqa: E731
+    assert names() == ["walk_refined", "walk_refined_alt2"]
+    assert bpy.ops.ed.undo() == {"FINISHED"}  # one undo brings the earlier set back
+    assert names() == ["walk_refined", "walk_refined_alt2", "walk_refined_alt3"]
+    assert bpy.ops.ed.redo() == {"FINISHED"}
+    assert names() == ["walk_refined", "walk_refined_alt2"]
+    obj = bpy.data.objects["walk"]
+    assert aio.source_action(bpy.data.actions["walk_refined"]) == bpy.data.actions["walk"]
+    obj.animation_data.action = bpy.data.actions["walk_refined_alt2"]  # the animator picks the alternative
+    blend = tmp_path / "picked.blend"
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    assert {"walk", "walk_refined", "walk_refined_alt2"} <= {a.name for a in bpy.data.actions}
+
+
+def test_no_alternatives_are_written_when_nothing_is_hidden(empty_scene, walk_npz, tiny):
+    """With nothing hidden the backend's alternatives are the answer itself: no copies of it are written."""
+    assert bpy.ops.dreamor.import_clip(filepath=str(walk_npz)) == {"FINISHED"}
+    scene = bpy.context.scene
+    tiny()
+    scene.dreamor.alternatives = 3
+    try:
+        assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    finally:
+        scene.dreamor.alternatives = 1
+    assert sorted(a.name for a in bpy.data.actions if "_refined" in a.name) == ["walk_refined"]
+
+
+def test_the_doubt_rings_follow_the_playing_action(walk, tiny, sub):
+    """Back on the capture (no 'doubt' keys) the bones still hold the refined action's last doubt values: no rings."""
+    overlay, obj, scene = sub("overlay"), walk, bpy.context.scene
+    tiny()
+    assert bpy.ops.dreamor.refine() == {"FINISHED"}
+    scene.frame_set(50)
+    assert len(overlay.doubt_rings(scene)) == len(LOWER)
+    obj.animation_data.action = bpy.data.actions["walk"]
+    scene.frame_set(49)
+    scene.frame_set(50)
+    assert obj.pose.bones["left_knee"].get("doubt", 0.0) > 0  # the stale value is there...
+    assert overlay.doubt_rings(scene) == []  # ...and is not drawn
+
+
+def test_a_lost_backend_is_told_by_its_cause_not_by_its_last_log_line(sub):
+    """A killed backend's last stderr line is its own log ('dreamor serve: job ... accepted'): no cause. A message
+    that already says what to do is not told twice."""
+    bp, rr = sub("backend_process"), sub("refine_run")
+    log = "dreamor serve: listening\ndreamor serve: job 2be6 accepted: 90 frames on cpu, position 0\n"
+    assert bp.last_error_line(log) == ""
+    assert bp.exit_sentence(-9, bp.last_error_line(log)) == "the backend was killed (signal 9)"
+    assert bp.exit_sentence(2, bp.last_error_line(log + "error: no models\n")) == "the backend exited with code 2: no models"
+    told = rr._backend_lost("stopped answering", "the backend was stopped before this job finished; start it again and resubmit")
+    assert told.count("start it again") + told.count("Start it again") == 1
+    assert rr._backend_lost("stopped while refining", "the backend was killed (signal 9)").endswith(
+        "nothing was changed. Start it again and press Refine")
+
+
+def test_the_report_mentions_doubt_from_where_the_rings_start(sub):
+    """The report spoke of doubt only over 10 cm while the viewport's rings start at 5 cm; the doubt is no bound."""
+    rr, overlay = sub("refine_run"), sub("overlay")
+    assert rr.DOUBT_MENTION_CM == pytest.approx(overlay.DOUBT_MIN_M * 100)
+    assert rr.doubt_sentence({"doubt_from": -1, "doubt_to": -1, "doubt_max_cm": 6.2}, 1) == (
+        "; the engine's doubt for the hidden joints reaches 6 cm (the viewport's rings show where)")
+    assert rr.doubt_sentence({"doubt_from": -1, "doubt_to": -1, "doubt_max_cm": 3.0}, 1) == ""
+    text = rr.doubt_sentence({"doubt_from": 29, "doubt_to": 69, "doubt_max_cm": 12.0}, 1)
+    assert "unsure of frames 30..70" in text and "not a bound" in text
