@@ -100,7 +100,7 @@ def render_before_after(obj, captured, clean, pelvis: np.ndarray, out: Path, hid
         p.unlink()
     if headless.can_encode_video():
         log(f"before_after.mp4: rendering frames {lo}-{hi} (Blender's FFmpeg encoder) ...")
-        headless.workbench(scene, 480 if quick else 640, 270 if quick else 360, aa="5")
+        headless.workbench(scene, 480 if quick else 640, 270 if quick else 360, aa="FXAA")
         headless.stamp(scene, NOTE)
         headless.render_video(scene, out / "before_after.mp4", lo, hi)
     else:
