@@ -534,22 +534,27 @@ def write_animation(
 
 
 def _refined_name(name: str) -> str:
-    return f"{refined_base(name)}_refined"
+    base = name[: -len("_refined")] if name.endswith("_refined") else name
+    return f"{base}_refined"
 
 
-_REFINED_TAIL = r"_refined(?:_alt\d+)?(?:\.\d+)?"
+#: the armature a refine wrote an action for (``refine_run``): only such actions are ever replaced by a later refine
+REFINED_FOR = "dreamor_refined_for"
 
 
-def refined_base(name: str) -> str:
-    """'walk', 'walk_refined', 'walk_refined_alt3', 'walk_refined.001' -> 'walk': the name a refine's actions
-    (``<base>_refined``, ``<base>_refined_alt2``, ...) are made from."""
-    return re.sub(f"(?:{_REFINED_TAIL})+$", "", name) or name
+def refine_root(source) -> str:
+    """The name a refine of ``source`` names its actions from: for an action a refine wrote, the capture it was made
+    from (even if that action is gone or renamed since); else ``source``'s own name."""
+    root = source.get("dreamor_source_action") if source.get(REFINED_FOR) is not None else None
+    return str(root) if root else source.name
 
 
-def refined_set(base: str) -> list:
-    """The actions an earlier refine of ``base`` wrote (named as ``refined_base`` reads them)."""
-    pattern = re.compile(re.escape(base) + f"(?:{_REFINED_TAIL})+")
-    return [a for a in bpy.data.actions if pattern.fullmatch(a.name)]
+def refined_set(obj_name: str, base: str) -> list:
+    """The actions an earlier refine wrote for the armature ``obj_name`` from ``base``: named exactly
+    '<base>_refined' or '<base>_refined_altN' and stamped for that armature. A user's copy ('..._refined.001'), a take
+    merely named so, another armature's set: none of them."""
+    pattern = re.compile(re.escape(base) + r"_refined(?:_alt\d+)?")
+    return [a for a in bpy.data.actions if pattern.fullmatch(a.name) and a.get(REFINED_FOR) == obj_name]
 
 
 def source_action(action) -> bpy.types.Action | None:

@@ -269,13 +269,15 @@ class RefineRun:
         _check_mode(obj)  # the animator may have switched while the job ran
         source = ad.action if ad is not None else None
         alternatives = [alt for alt in alternatives if not _same_motion(alt, merged)]  # nothing hidden: no copies
-        action, names, replaced = self._write_set(obj, source, merged, alternatives, doubt)
+        action, names, replaced, kept = self._write_set(obj, source, merged, alternatives, doubt)
         lo, hi = self.frames
         text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
         if names:
             text += f"; {len(names)} alternative(s): {', '.join(names)} (switch actions to pick one)"
         if replaced:
             text += f"; replaced {len(replaced)} action(s) of the earlier refine ({', '.join(replaced)}; undo brings them back)"
+        if kept:
+            text += f"; kept the earlier refine's {', '.join(kept)} (still in use)"
         metrics = getattr(r, "metrics", None) or {}
         text += doubt_sentence(metrics, self.frames[0])
         if metrics.get("windows_reused") and metrics.get("windows"):  # the backend kept what an earlier refine optimised
@@ -289,18 +291,22 @@ class RefineRun:
 
 
     def _write_set(self, obj, source, merged, alternatives: list, doubt) -> tuple:
-        """Write the answer as ``<base>_refined`` (played) and the alternatives as ``<base>_refined_alt2``, ...
-        (``armature_io.refined_base``: a refine of a refined action is named from the capture), each kept by a fake
-        user. An earlier refine's actions of that base are replaced: removed unless something else uses them.
-        -> (the answer, the alternatives' names, the replaced actions' names). All or nothing: RefineError."""
+        """Write the answer as ``<base>_refined`` (played) and the alternatives as ``<base>_refined_alt2``, ...,
+        ``base`` the capture (``armature_io.refine_root``: a refine of a refined action is named from the capture),
+        each kept by a fake user and stamped for ``obj``. The actions an earlier refine wrote for ``obj`` from that
+        capture (``armature_io.refined_set``) are replaced: removed, unless something else uses them or the source
+        is one whose capture is gone. -> (the answer, the alternatives' names, the replaced actions' names, the kept
+        ones' 'old -> new' names). All or nothing: RefineError (anything unexpected is re-raised after the rollback)."""
         import bpy
 
         ad = obj.animation_data
         slot_before = ad.action_slot if ad is not None else None
-        base = armature_io.refined_base(source.name) if source is not None else None
+        fake_before = source.use_fake_user if source is not None else False
+        root = armature_io.refine_root(source) if source is not None else None
+        base = _fit_name(root) if root else None
         wanted = [f"{base}_refined"] + [f"{base}_refined_alt{k}" for k in range(2, len(alternatives) + 2)] if base \
             else [None] * (len(alternatives) + 1)
-        earlier = [(a, a.name) for a in (armature_io.refined_set(base) if base else [])]
+        earlier = [(a, a.name) for a in (armature_io.refined_set(obj.name, base) if base else [])]
         created = []
         try:
             for a, name in earlier:  # out of the new names' way until the new ones are written
@@ -318,26 +324,48 @@ class RefineRun:
                 ))  # fmt: skip
             obj.animation_data.action = action  # the answer is the action the armature plays
             obj.animation_data.action_slot = slot
-        except (armature_io.ArmatureError, ValueError) as exc:
-            if obj.animation_data is not None:
-                obj.animation_data.action = source
-                if slot_before is not None and source is not None:
-                    obj.animation_data.action_slot = slot_before
-            for a in created:
-                bpy.data.actions.remove(a)
-            for a, name in earlier:
-                a.name = name
-            raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
-        for a in created:  # kept on save whichever one the animator plays
+        except Exception as exc:
+            _roll_back(obj, source, slot_before, fake_before, created, earlier)
+            if isinstance(exc, (armature_io.ArmatureError, ValueError)):
+                raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
+            raise
+        for a in created:  # kept on save whichever one the animator plays; stamped as this refine's
             a.use_fake_user = True
-        replaced = []
+            a[armature_io.REFINED_FOR] = obj.name
+            if root:
+                a["dreamor_source_action"] = root
+        root_here = root is not None and bpy.data.actions.get(root) is not None
+        replaced, kept = [], []
         for a, name in earlier:
-            if a.users - int(a.use_fake_user) > 0:  # still played by another object: kept, under its name if free
-                a.name = name
+            if a.users - int(a.use_fake_user) > 0 or (a == source and not root_here):
+                a.name = name  # still used elsewhere (or the only way back to a lost capture): kept
+                if a.name != name:
+                    kept.append(f"{name} -> {a.name}")
             else:
                 replaced.append(name)
                 bpy.data.actions.remove(a)
-        return action, [a.name for a in created[1:]], replaced
+        return action, [a.name for a in created[1:]], replaced, kept
+
+def _roll_back(obj, source, slot_before, fake_before: bool, created: list, earlier: list) -> None:
+    """Undo what ``RefineRun._write_set`` had done when it failed."""
+    import bpy
+
+    if obj.animation_data is not None:
+        obj.animation_data.action = source
+        if slot_before is not None and source is not None:
+            obj.animation_data.action_slot = slot_before
+    for a in created:
+        bpy.data.actions.remove(a)
+    for a, name in earlier:
+        a.name = name
+    if source is not None:
+        source.use_fake_user = fake_before
+
+
+def _fit_name(base: str, room: int = 200) -> str:
+    """``base`` cut to ``room`` bytes (UTF-8), so that '_refined_altN' and Blender's '.001' still fit its 255."""
+    raw = base.encode()
+    return base if len(raw) <= room else raw[:room].decode(errors="ignore")
 
 
 def _backend_lost(what: str, why: str) -> str:

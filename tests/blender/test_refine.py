@@ -742,3 +742,64 @@ def test_the_report_mentions_doubt_from_where_the_rings_start(sub):
     assert rr.doubt_sentence({"doubt_from": -1, "doubt_to": -1, "doubt_max_cm": 3.0}, 1) == ""
     text = rr.doubt_sentence({"doubt_from": 29, "doubt_to": 69, "doubt_max_cm": 12.0}, 1)
     assert "unsure of frames 30..70" in text and "not a bound" in text
+
+
+def _write_set(sub, obj, alternatives: int = 2):
+    """RefineRun._write_set on ``obj``'s own motion (the answer as read, alternatives moved 1, 2 ... cm)."""
+    from types import SimpleNamespace
+
+    aio, rr = sub("armature_io"), sub("refine_run")
+    anim = aio.read_animation(obj, bpy.context.scene)
+    rotmats = aio.as_rotmats(np.concatenate([anim.root_orient[:, None], anim.pose_body.reshape(-1, 21, 3)], 1))
+    motion = lambda shift: SimpleNamespace(trans=anim.trans + shift, rotmats=rotmats, contacts=None)  # noqa: E731
+    run = SimpleNamespace(anim=anim)
+    return rr.RefineRun._write_set(run, obj, obj.animation_data.action, motion(0.0),
+                                   [motion(0.01 * (k + 1)) for k in range(alternatives)], None)
+
+
+def test_a_refine_replaces_only_its_own_earlier_actions(walk, sub):
+    """Only actions an earlier refine wrote for this armature are replaced: never a take merely named like one
+    (here the capture itself), a user's copy of a refined action, nor another armature's set (a review found all
+    three deleted or renamed)."""
+    obj = walk
+    capture = obj.animation_data.action
+    capture.name = "walk_refined"  # the user's take happens to be called so
+    action, _names, replaced, _kept = _write_set(sub, obj)
+    assert replaced == [] and bpy.data.actions.get("walk_refined") == capture
+    assert action.name == "walk_refined_refined" and action["dreamor_source_action"] == "walk_refined"
+    capture.name = "walk"
+    obj.animation_data.action = capture
+    for a in list(bpy.data.actions):
+        if a != capture:
+            bpy.data.actions.remove(a)
+    _write_set(sub, obj)  # walk_refined, _alt2, _alt3 for this armature
+    mine = bpy.data.actions["walk_refined"].copy()  # the animator duplicates the answer to hand-edit it
+    other = obj.copy()
+    bpy.context.scene.collection.objects.link(other)
+    other.animation_data.action = capture
+    obj.animation_data.action = capture
+    _write_set(sub, other)  # another armature playing the same capture: its own set
+    assert {"walk_refined", "walk_refined_alt2", "walk_refined_alt3", mine.name} <= {a.name for a in bpy.data.actions}
+    _action, _names, replaced, _kept = _write_set(sub, obj, alternatives=1)  # this armature again
+    assert sorted(replaced) == ["walk_refined", "walk_refined_alt2", "walk_refined_alt3"]
+    assert bpy.data.actions.get(mine.name) == mine
+
+
+def test_a_failed_write_changes_nothing(walk, sub):
+    """A result that cannot be written (NaN in an alternative) leaves the earlier refine's actions, their names, the
+    played action and the capture's fake user as they were."""
+    from types import SimpleNamespace
+
+    aio, rr = sub("armature_io"), sub("refine_run")
+    obj = walk
+    _write_set(sub, obj)
+    names = sorted(a.name for a in bpy.data.actions)
+    playing, fake = obj.animation_data.action, obj.animation_data.action.use_fake_user
+    anim = aio.read_animation(obj, bpy.context.scene)
+    rotmats = aio.as_rotmats(np.concatenate([anim.root_orient[:, None], anim.pose_body.reshape(-1, 21, 3)], 1))
+    good = SimpleNamespace(trans=anim.trans, rotmats=rotmats, contacts=None)
+    bad = SimpleNamespace(trans=anim.trans * np.nan, rotmats=rotmats, contacts=None)
+    with pytest.raises(rr.RefineError, match="nothing was changed"):
+        rr.RefineRun._write_set(SimpleNamespace(anim=anim), obj, playing, good, [bad], None)
+    assert sorted(a.name for a in bpy.data.actions) == names
+    assert obj.animation_data.action == playing and playing.use_fake_user == fake

@@ -186,6 +186,8 @@ def in_pieces(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], feat: to
     either side, evaluated ``piece`` frames at a time over (B, T, ...) inputs -> (B, T, ...). ``on_step()`` is called
     before every call (it may raise to stop)."""
     t = feat.shape[1]
+    if t == 0:
+        return fn(feat, noisy)
     outs = []
     for a in range(0, t, piece if t > piece + 2 * reach else t):
         b = min(a + piece, t) if t > piece + 2 * reach else t

@@ -34,7 +34,7 @@ from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
 from .alternatives import doubt, draw_completions, engine_guess, recentred
-from .gap_doubt import spline_doubt
+from .gap_doubt import bridged, spline_doubt
 from .foot_lock import lock_feet
 from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
@@ -378,8 +378,8 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     if draws is not None:
         t3 = time.perf_counter()
         completed = _at_clip_rate(~seen, clip) & ~vis
-        out.uncertainty = np.where(completed, _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size,
-                                   out.uncertainty)
+        networks = _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size
+        out.uncertainty = bridged(np.where(completed, networks, out.uncertainty), networks, completed, ~vis)
         for draw in alternatives[: cfg.samples - 1]:
             check_stop()
             posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],

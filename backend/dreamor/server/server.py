@@ -379,6 +379,8 @@ def run_serve(args) -> int:
 
 def _check_port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        # as ZeroMQ binds: a port a stopped backend left in TIME-WAIT is free to it (Windows: no port stealing)
+        probe.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_EXCLUSIVEADDRUSE", socket.SO_REUSEADDR), 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
