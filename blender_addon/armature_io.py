@@ -483,8 +483,7 @@ def write_animation(
         previous.use_fake_user = True
         action.use_fake_user = False
         slot = action.slots.get(prev_slot.identifier) if prev_slot is not None else None
-        root = source_action(previous)  # a refine of a refined action points at the capture they were made from
-        action["dreamor_source_action"] = root.name if root is not None else previous.name
+        action["dreamor_source_action"] = previous.name  # Refine points it at the capture (refine_run._write_set)
     else:
         action = bpy.data.actions.new(action_name or f"{obj.name}Action")
         slot = None

@@ -70,15 +70,11 @@ def _smpl_armatures(scene):
             yield obj, rig
 
 
-def _keyed(obj, prop: str) -> set[str]:
-    """The bones whose custom property ``prop`` the playing action keys: a bone keeps the last value it was given
-    when the armature switches to an action without those keys (the capture after a refine), so only these count."""
+def _keyed(obj) -> set[str]:
+    """The F-curve paths of the action the armature plays: a bone keeps the last custom-property value it was given
+    when the armature switches to an action without those keys (the capture after a refine), so only keyed ones count."""
     bag = armature_io.active_channelbag(obj)
-    if bag is None:
-        return set()
-    tail = f'["{prop}"]'
-    return {fc.data_path[len('pose.bones["'):-len(tail) - 2] for fc in bag.fcurves
-            if fc.data_path.startswith('pose.bones["') and fc.data_path.endswith(tail)}
+    return {fc.data_path for fc in bag.fcurves} if bag is not None else set()
 
 
 def contact_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple]]:
@@ -87,11 +83,11 @@ def contact_discs(scene, threshold: float = 0.5) -> list[tuple[np.ndarray, tuple
     for obj, rig in _smpl_armatures(scene):
         world = np.asarray(obj.matrix_world, np.float64)
         radius = DISC_RADIUS_M / rig.metres_per_unit
-        keyed = _keyed(obj, CONTACT_PROP)
+        keyed = _keyed(obj)
         for k, name in enumerate(rig.contact_bone_names):
-            if name not in keyed:
-                continue
             pb = obj.pose.bones[name]
+            if pb.path_from_id(f'["{CONTACT_PROP}"]') not in keyed:
+                continue
             value = float(pb.get(CONTACT_PROP, 0.0))
             if value < threshold:
                 continue
@@ -114,11 +110,11 @@ def doubt_rings(scene) -> list[tuple[np.ndarray, tuple]]:
     out = []
     for obj, rig in _rigs(scene):
         world = np.asarray(obj.matrix_world, np.float64)
-        keyed = _keyed(obj, DOUBT_PROP)
+        keyed = _keyed(obj)
         for name in rig.bone_names:
-            if name not in keyed:
-                continue
             pb = obj.pose.bones[name]
+            if pb.path_from_id(f'["{DOUBT_PROP}"]') not in keyed:
+                continue
             value = float(pb.get(DOUBT_PROP, 0.0))
             if value < DOUBT_MIN_M:
                 continue

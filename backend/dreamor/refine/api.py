@@ -34,8 +34,8 @@ from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
 from .alternatives import doubt, draw_completions, engine_guess, recentred
-from .gap_doubt import bridged, spline_doubt
 from .foot_lock import lock_feet
+from .gap_doubt import bridged, spline_doubt
 from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
 from .reuse import WindowCache, window_inputs
 from .visible_fit import meet_observation

@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fades import runs
+
 #: the doubt is this times half the edge acceleration times the squared time to the nearest seen frame: the
 #: splines' mean error on clean takes of both splits (scripts/measure_gap_doubt.py, docs/benchmarks/gap_doubt.json)
 SCALE = 0.4
 #: no joint's doubt is more than this (m): beyond about 0.3 s the formula overstates the real error (2x at 0.2-1 s)
 MOST = 1.0
-
-
-def _runs(hidden: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], hidden.astype(np.int8), [0]])))
-    return list(zip(edges[::2], edges[1::2]))
 
 
 def _motion(x: np.ndarray, t: int, step: int, fps: float, direction: int) -> tuple[float, float]:
@@ -38,7 +35,7 @@ def spline_doubt(filled: np.ndarray, visible: np.ndarray, fps: float) -> np.ndar
     out = np.zeros(visible.shape)
     step = max(1, int(round(fps / 30.0)))
     for j in range(visible.shape[1]):
-        for a, b in _runs(~visible[:, j]):
+        for a, b in runs(~visible[:, j]):
             sides = ([_motion(filled[:, j], a - 1, step, fps, +1)] if a > 0 else []) + \
                     ([_motion(filled[:, j], b, step, fps, -1)] if b < t_len else [])
             if not sides:
@@ -59,7 +56,7 @@ def bridged(doubt: np.ndarray, network: np.ndarray, completed: np.ndarray, hidde
     splines' (which would count the whole run's length). ``network`` (T, 22) m, ``completed``/``hidden`` (T, 22)."""
     out = doubt.copy()
     for j in range(hidden.shape[1]):
-        for a, b in _runs(hidden[:, j]):
+        for a, b in runs(hidden[:, j]):
             done = np.flatnonzero(completed[a:b, j]) + a
             if 0 < len(done) < b - a:
                 rest = np.setdiff1d(np.arange(a, b), done)
