@@ -52,6 +52,12 @@ def _cmd_train_window_prior(args: argparse.Namespace) -> int:
     return run_train_window_prior(args)
 
 
+def _cmd_train_hypotheses(args: argparse.Namespace) -> int:
+    from .train.train_hypotheses import run_train_hypotheses
+
+    return run_train_hypotheses(args)
+
+
 def _cmd_train_diffusion(args: argparse.Namespace) -> int:
     from .train.train_diffusion import run_train_diffusion
 
@@ -199,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", default=None, metavar="CKPT",
                    help="warm-start a new run from this joint-completion checkpoint (models/infill-small.pt)")
     t.set_defaults(func=_cmd_train_window_prior)
+
+    t = train_sub.add_parser(
+        "hypotheses", help="train the hypotheses network (a few distinct completions that cover the truth)",
+        description="Train the multiple-choice completion network whose heads give the alternatives: each head "
+                    "learns the cases the others and the completion network's mean guess miss.",
+    )
+    _train_args(t, "hypotheses", "small (2-core CPU, ~1 h), gpu, or tiny (tests)",
+                "continue the checkpoint at --out", "data cache folder (default: cache/ in the repository)")
+    t.add_argument("--init", default="models/infill-small.pt", metavar="CKPT",
+                   help="the joint-completion checkpoint to start from and to compete with (default: %(default)s)")
+    t.set_defaults(func=_cmd_train_hypotheses)
 
     p = sub.add_parser(
         "refine", help="refine a motion: fill occluded joints, remove jitter, fix feet (DREAMoR)",

@@ -1,0 +1,78 @@
+"""The hypotheses network: warm start, winner-takes-all weights, completion of a clip, training CLI."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from dreamor.body.skeleton import JOINT_GROUPS
+from dreamor.cli import main
+from dreamor.data.convert import read_motion, with_joints_and_contacts
+from dreamor.models.hypotheses import HypothesesConfig, JointHypotheses, hypotheses, load_hypotheses
+from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
+from dreamor.train.train_hypotheses import wta_weights
+
+TINY = InfillConfig(channels=16, dilations=(1, 2))
+
+
+@pytest.fixture(scope="module")
+def walk(mocap_dir):
+    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
+    vis = np.ones((clip.num_frames, 22), bool)
+    vis[:, list(JOINT_GROUPS["lower_body"])] = False
+    return clip, vis
+
+
+def test_warm_start_heads_begin_near_the_completion_network(walk):
+    clip, vis = walk
+    torch.manual_seed(0)
+    infill = JointInfill(TINY)
+    model = JointHypotheses(HypothesesConfig(trunk=TINY, heads=3))
+    model.warm_start(infill)
+    feat = torch.from_numpy(features(clip.joints, vis, clip.rest_joints)[0])[None]
+    hyps, logits = model(feat)
+    assert hyps.shape == (1, 3, clip.num_frames, 22, 3) and logits.shape == (1, 4)
+    mean = infill(feat)
+    gaps = (hyps - mean[:, None]).norm(dim=-1).mean((0, 2, 3))
+    assert (gaps > 0).all() and (gaps < 0.2 * mean.norm(dim=-1).mean()).all()  # near, but each its own
+    assert (hyps[0, 0] - hyps[0, 1]).abs().max() > 0
+
+
+def test_wta_weights_pull_the_winner_unless_the_mean_guess_wins():
+    err = torch.tensor([[0.3, 0.1, 0.2], [0.3, 0.1, 0.2]])
+    w = wta_weights(err, torch.tensor([0.5, 0.05]), epsilon=0.3)
+    assert torch.allclose(w[0], torch.tensor([0.1, 0.8, 0.1]))
+    assert torch.allclose(w[1], torch.tensor([0.1, 0.1, 0.1]))  # the mean guess is closer: only epsilon
+    assert torch.allclose(wta_weights(err, None, 0.3)[1], torch.tensor([0.1, 0.8, 0.1]))
+
+
+def test_hypotheses_keep_visible_joints_and_order_by_score(walk):
+    clip, vis = walk
+    torch.manual_seed(1)
+    model = JointHypotheses(HypothesesConfig(trunk=TINY, heads=3)).eval()
+    torch.nn.init.normal_(model.score.weight, std=1.0)
+    out, prob = hypotheses(model, clip.joints, vis, clip.rest_joints)
+    assert out.shape == (3, *clip.joints.shape) and prob.shape == (4,)
+    assert np.allclose(out[:, vis], clip.joints[vis]) and np.isfinite(out).all()
+    assert np.isclose(prob.sum(), 1.0) and np.all(np.diff(prob[1:]) <= 0)
+    assert not np.allclose(out[0][~vis], out[1][~vis])
+
+
+def test_train_cli_tiny_then_resume(mocap_dir, tmp_path, capsys):
+    from tests.core.test_vae import copy_takes
+
+    infill = tmp_path / "infill.pt"
+    save_infill(infill, JointInfill(TINY))
+    out = tmp_path / "hyp.pt"
+    args = ["train", "hypotheses", "--preset", "tiny", "--data", str(copy_takes(mocap_dir, tmp_path / "takes")),
+            "--out", str(out), "--init", str(infill), "--cache", str(tmp_path / "cache"), "--workers", "1", "--quiet"]
+    assert main(args) == 0
+    assert "val_best_cm" in capsys.readouterr().out
+    model = load_hypotheses(out)
+    assert model.step == 4 and model.metrics["val_best_cm"] <= model.metrics["val_mean_cm"] + 1e-6
+    assert main(args + ["--resume", "--steps", "6"]) == 0
+    assert load_hypotheses(out).step == 6
+    missing = [a if a != str(infill) else str(tmp_path / "none.pt") for a in args]
+    missing[missing.index(str(out))] = str(tmp_path / "x.pt")
+    assert main(missing) == 2
+    assert "no such completion-network checkpoint" in capsys.readouterr().err
