@@ -1,6 +1,8 @@
 """The hypotheses network: warm start, winner-takes-all weights, completion of a clip, training CLI."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.models.hypotheses import HypothesesConfig, JointHypotheses, hypotheses, load_hypotheses
 from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
 from dreamor.train.train_hypotheses import wta_weights
+from tests.core.test_window_prior import models_with_prior  # noqa: F401  (a fixture)
 
 TINY = InfillConfig(channels=16, dilations=(1, 2))
 
@@ -76,3 +79,55 @@ def test_train_cli_tiny_then_resume(mocap_dir, tmp_path, capsys):
     missing[missing.index(str(out))] = str(tmp_path / "x.pt")
     assert main(missing) == 2
     assert "no such completion-network checkpoint" in capsys.readouterr().err
+
+
+def test_refine_puts_the_heads_first_among_the_alternatives(models_with_prior, walk, monkeypatch):
+    from dreamor.refine import api
+    from dreamor.refine.config import refine_preset
+
+    clip, vis = walk
+    torch.manual_seed(2)
+    model = JointHypotheses(HypothesesConfig(trunk=TINY, heads=3))
+    for out in model.outs:  # heads far apart: each alternative is recognisably its head
+        torch.nn.init.normal_(out.bias, std=0.3)
+    from dreamor.models.hypotheses import save_hypotheses
+
+    save_hypotheses(models_with_prior / "hypotheses-small.pt", model)
+    models = api.load_models()
+    assert models.ids["hypotheses"] == "hypotheses-small.pt"
+    seen_heads = {}
+    real = hypotheses
+
+    def spy(*a, **k):
+        seen_heads["heads"] = real(*a, **k)[0]
+        return real(*a, **k)
+
+    monkeypatch.setattr("dreamor.models.hypotheses.hypotheses", spy)
+    cfg = refine_preset("fast", iters=1, samples=4, prior_steps=2, doubt_draws=3)
+    r = api.refine(clip, vis, cfg, models=models)
+    assert len(r.alternatives) == 3 and len(seen_heads["heads"]) == 3
+    without = api.refine(clip, vis, refine_preset("fast", iters=1, samples=4, prior_steps=2, doubt_draws=3,
+                                                  head_alternatives=0), models=models)
+    hid = ~vis
+    for k in range(2):  # the first two alternatives are the heads (posed), the third a draw as without heads
+        assert not np.allclose(r.alternatives[k].joints[hid], without.alternatives[k].joints[hid], atol=1e-3)
+    np.testing.assert_allclose(r.alternatives[2].joints, without.alternatives[0].joints, atol=1e-5)
+    for alt in r.alternatives:
+        np.testing.assert_allclose(alt.joints[vis], clip.joints[vis], atol=0.02)
+
+
+TRAINED = Path(__file__).resolve().parents[2] / "models" / "hypotheses-small.pt"
+
+
+@pytest.mark.skipif(not TRAINED.exists(), reason="no trained hypotheses checkpoint")
+def test_the_trained_heads_load_differ_and_condition_on_what_is_seen(walk):
+    clip, vis = walk
+    model = load_hypotheses(TRAINED)
+    heads, prob = hypotheses(model, clip.joints, vis, clip.rest_joints)
+    assert heads.shape[0] == model.config.heads >= 2 and np.isclose(prob.sum(), 1.0)
+    hid = ~vis
+    assert np.linalg.norm(heads[0] - heads[1], axis=-1)[hid].mean() > 0.005  # distinct completions
+    moved = clip.joints.copy()
+    moved[:, 16:] += np.array([0.0, 0.0, 0.15])  # the arms raised: the answer for the hidden legs changes
+    other = hypotheses(model, moved, vis, clip.rest_joints)[0]
+    assert np.abs(other[:, hid] - heads[:, hid]).max() > 0.01

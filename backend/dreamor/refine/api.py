@@ -100,6 +100,8 @@ class Models:
     infill: torch.nn.Module | None = None
     #: the window prior (``models.window_prior``): alternatives, doubt and the answer's start (None: the mean guess)
     window_prior: torch.nn.Module | None = None
+    #: the hypotheses network (``models.hypotheses``): the first alternatives (None: the window prior's draws only)
+    hypotheses: torch.nn.Module | None = None
 
 
 def models_dir() -> Path:
@@ -119,10 +121,13 @@ def check_device(device: str) -> None:
 
 def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str | os.PathLike | None = None,
                 device: str = "cpu", infill_path: str | os.PathLike | None = None,
-                window_prior_path: str | os.PathLike | None = None) -> Models:
+                window_prior_path: str | os.PathLike | None = None,
+                hypotheses_path: str | os.PathLike | None = None) -> Models:
     """Load the shipped checkpoints (``models/vae-small.pt``, ``models/diffusion-small.pt``,
-    ``models/infill-small.pt``, ``models/window-prior-small.pt``) or given ones; all but the VAE are optional."""
+    ``models/infill-small.pt``, ``models/window-prior-small.pt``, ``models/hypotheses-small.pt``) or given ones; all
+    but the VAE are optional."""
     from ..models.diffusion import load_diffusion
+    from ..models.hypotheses import load_hypotheses
     from ..models.infill import load_infill
     from ..models.vae import load_vae
     from ..models.window_prior import load_window_prior
@@ -144,9 +149,12 @@ def load_models(vae_path: str | os.PathLike | None = None, diffusion_path: str |
     infill = load_infill(infill_path, device) if infill_path.exists() else None
     prior_path = Path(window_prior_path) if window_prior_path else root / "window-prior-small.pt"
     prior = load_window_prior(prior_path, device) if prior_path.exists() else None
+    hyp_path = Path(hypotheses_path) if hypotheses_path else root / "hypotheses-small.pt"
+    hyp = load_hypotheses(hyp_path, device) if hyp_path.exists() else None
     return Models(vae, diffusion, {"vae": vae_path.name, "diffusion": diffusion_path.name if diffusion else "",
                                    "infill": infill_path.name if infill else "",
-                                   "window_prior": prior_path.name if prior else ""}, infill, prior)
+                                   "window_prior": prior_path.name if prior else "",
+                                   "hypotheses": hyp_path.name if hyp else ""}, infill, prior, hyp)
 
 
 # ----------------------------------------------------------------------------- input checks
@@ -277,12 +285,17 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
     centre = obs30  # the mean guess: the doubt is the draws' distance from it
     alternatives = draws
     diffusion_start = prior is not None and cfg.method in ("dreamor", "no_opt")  # vae_only: HuMoR's, no diffusion
-    mean_guess = None
+    mean_guess = heads = None
     if cfg.learned_init and models.infill is not None and (~seen).any():
         from ..models.infill import complete
 
         check_stop()
         mean_guess = complete(models.infill, obs30, seen, rest, mirror_average=cfg.mirror_guess)  # the network's guess
+        if cfg.head_alternatives > 0 and cfg.samples > 1 and models.hypotheses is not None and prior is not None:
+            from ..models.hypotheses import hypotheses
+
+            models.hypotheses.to(dev)
+            heads = hypotheses(models.hypotheses, obs30, seen, rest)[0][: cfg.head_alternatives]
     elif cfg.prior_init and diffusion_start:  # no completion network: the window prior's own mean
         mean_guess = draws.mean(0)
     if mean_guess is not None:
@@ -290,6 +303,8 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         guessed = ~seen
         if draws is not None and len(draws) > 1:  # the alternatives move about the mean guess, as the answer
             alternatives = recentred(draws, centre)
+        if heads is not None:  # the heads first (most likely first), then the window prior's draws
+            alternatives = np.concatenate([heads, alternatives])
         if diffusion_start and cfg.prior_t > 0:  # an answer that moves
             check_stop()
             obs30 = engine_guess(prior, centre, seen, rest, cfg.prior_t, cfg.seed, cfg.prior_steps, cfg.guess_draws,
