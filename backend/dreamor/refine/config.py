@@ -106,8 +106,9 @@ class RefineConfig:
     keep_visible: bool = False
     #: feet in contact (the result's own contact flags) held in place by IK on the legs (``refine.foot_lock``).
     lock_feet: bool = False
-    #: completions returned (``Refined.sample_arrays``): the answer first, then ``samples - 1`` alternatives drawn by the
-    #: window prior (``refine.alternatives``), each posed by IK and put through the same final stages.
+    #: completions returned (``Refined.sample_arrays``): the answer first, then ``samples - 1`` alternatives (the
+    #: hypotheses network's heads, then the window prior's draws: ``refine.alternatives``), each posed by IK and put
+    #: through the same final stages.
     samples: int = 1
     #: the first this many alternatives are the hypotheses network's heads (``models.hypotheses``: each trained to
     #: be the closest where the mean guess is not), likeliest first; the window prior's draws after them. 0: the
