@@ -58,6 +58,8 @@ CONFIGS: dict[str, tuple] = {
     # ... and K = 1 for the window prior's draws too (they give the paper setting's start)
     "paper_k1_both": ("dreamor", ["denoise_steps=1", "prior_steps=1"], "paper"),
     "paper_no_prior_init": ("dreamor", ["prior_init=false"], "paper"),
+    # session 19: the alternatives without the hypotheses network's heads (the window prior's draws only)
+    "no_heads": ("dreamor", ["head_alternatives=0"]),
 }
 
 

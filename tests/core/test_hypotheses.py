@@ -7,23 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from dreamor.body.skeleton import JOINT_GROUPS
 from dreamor.cli import main
-from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.models.hypotheses import HypothesesConfig, JointHypotheses, hypotheses, load_hypotheses
 from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
 from dreamor.train.train_hypotheses import wta_weights
-from tests.core.test_window_prior import models_with_prior  # noqa: F401  (a fixture)
+from tests.core.test_infill import walk  # noqa: F401  (fixtures)
+from tests.core.test_window_prior import models_with_prior  # noqa: F401
 
 TINY = InfillConfig(channels=16, dilations=(1, 2))
-
-
-@pytest.fixture(scope="module")
-def walk(mocap_dir):
-    clip = with_joints_and_contacts(read_motion(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh"))
-    vis = np.ones((clip.num_frames, 22), bool)
-    vis[:, list(JOINT_GROUPS["lower_body"])] = False
-    return clip, vis
 
 
 def test_warm_start_heads_begin_near_the_completion_network(walk):

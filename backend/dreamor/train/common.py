@@ -1,6 +1,7 @@
 """What the three training loops share: the default data, the learning-rate schedule, validation samplers."""
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 from pathlib import Path
@@ -79,3 +80,15 @@ def body_validation_samplers(data, length: int, augment: BodyAugment | None = No
         except DreamorError:
             continue
     return out
+
+
+def preset_config(args, presets: dict):
+    """The config of ``args.preset`` (one of ``presets``) with ``--steps`` / ``--seed`` applied; DreamorError for an
+    unknown preset or fewer than one step."""
+    if args.preset not in presets:
+        raise DreamorError(f"unknown preset '{args.preset}'; choose one of {', '.join(presets)}")
+    cfg = replace(copy.deepcopy(presets[args.preset]), **{k: v for k, v in (("steps", args.steps), ("seed", args.seed))
+                                                          if v is not None})
+    if cfg.steps < 1:
+        raise DreamorError("--steps must be at least 1")
+    return cfg

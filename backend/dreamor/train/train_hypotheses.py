@@ -16,9 +16,8 @@ guess, the heads' mean pairwise distance and how often the score's favourite is 
 """
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ from ..errors import DreamorError
 from ..models.configs import _from_dict
 from ..models.hypotheses import HypothesesConfig, JointHypotheses, read_hypotheses, save_hypotheses
 from ..models.infill import load_infill
-from .common import REPO_ROOT, lr_at, training_paths
+from .common import REPO_ROOT, lr_at, preset_config, training_paths
 from .train_infill import _val_batch, _window_joints, make_batch, random_mask
 
 
@@ -212,12 +211,7 @@ def train_hypotheses(cfg: HypothesesTrainConfig, out: Path, sources, init: Path,
 
 def run_train_hypotheses(args) -> int:
     """CLI entry for `dreamor train hypotheses`."""
-    if args.preset not in PRESETS:
-        raise DreamorError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
-    cfg = replace(copy.deepcopy(PRESETS[args.preset]), **{k: v for k, v in (("steps", args.steps), ("seed", args.seed))
-                                                           if v is not None})
-    if cfg.steps < 1:
-        raise DreamorError("--steps must be at least 1")
+    cfg = preset_config(args, PRESETS)
     sources, out, cache = training_paths(args, "hypotheses", cfg.preset)
     init = Path(args.init)
     if not init.is_file():

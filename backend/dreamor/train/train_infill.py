@@ -19,9 +19,8 @@ as ``<name>-best.pt``.
 """
 from __future__ import annotations
 
-import copy
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from ..errors import DreamorError
 from ..evaluate.occlusion import OcclusionConfig, visibility_mask
 from ..models.configs import _from_dict
 from ..models.infill import InfillConfig, JointInfill, features, read_infill, save_infill, to_body
-from .common import REPO_ROOT, lr_at, training_paths
+from .common import REPO_ROOT, lr_at, preset_config, training_paths
 
 _RANDOM_GROUPS = ("left_leg", "right_leg", "legs", "lower_body", "left_arm", "right_arm", "feet", "spine")
 
@@ -232,12 +231,7 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
 
 def run_train_infill(args) -> int:
     """CLI entry for `dreamor train infill`."""
-    if args.preset not in PRESETS:
-        raise DreamorError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
-    cfg = replace(copy.deepcopy(PRESETS[args.preset]), **{k: v for k, v in (("steps", args.steps), ("seed", args.seed))
-                                                           if v is not None})
-    if cfg.steps < 1:
-        raise DreamorError("--steps must be at least 1")
+    cfg = preset_config(args, PRESETS)
     sources, out, cache = training_paths(args, "infill", cfg.preset)
     m = train_infill(cfg, out, sources, resume=args.resume, device=args.device, cache_dir=cache, workers=args.workers,
                      quiet=args.quiet)

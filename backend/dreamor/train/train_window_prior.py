@@ -17,7 +17,6 @@ scoring rule: lower is better, the figure the best checkpoint is kept by, on the
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..models.infill import load_infill
 from ..models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, denoise_local, read_window_prior,
                                    save_window_prior)
 from ..models.schedule import randn
-from .common import REPO_ROOT, lr_at, training_paths
+from .common import REPO_ROOT, lr_at, preset_config, training_paths
 from .train_infill import _val_batch, _window_joints, make_batch, random_mask
 
 
@@ -217,12 +216,7 @@ def train_window_prior(cfg: WindowPriorTrainConfig, out: Path, sources, resume: 
 
 def run_train_window_prior(args) -> int:
     """CLI entry for `dreamor train window-prior`."""
-    if args.preset not in PRESETS:
-        raise DreamorError(f"unknown preset '{args.preset}'; choose one of {', '.join(PRESETS)}")
-    cfg = replace(copy.deepcopy(PRESETS[args.preset]), **{k: v for k, v in (("steps", args.steps), ("seed", args.seed))
-                                                           if v is not None})
-    if cfg.steps < 1:
-        raise DreamorError("--steps must be at least 1")
+    cfg = preset_config(args, PRESETS)
     sources, out, cache = training_paths(args, "window-prior", cfg.preset)
     init = Path(args.init) if args.init else None
     if init is not None and not init.is_file():
