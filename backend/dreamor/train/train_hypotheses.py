@@ -32,7 +32,7 @@ from ..models.configs import _from_dict
 from ..models.hypotheses import HypothesesConfig, JointHypotheses, read_hypotheses, save_hypotheses
 from ..models.infill import load_infill
 from .common import REPO_ROOT, lr_at, preset_config, training_paths
-from .train_infill import _val_batch, _window_joints, make_batch, random_mask
+from .train_infill import _window_joints, data_summary, make_batch, random_mask, validation_sets
 
 
 @dataclass
@@ -141,15 +141,7 @@ def train_hypotheses(cfg: HypothesesTrainConfig, out: Path, sources, init: Path,
     sampler = WindowSampler(data, cfg.window, seed=cfg.seed + step, augment=cfg.body_augment)
     rng = np.random.default_rng(cfg.seed + step)
 
-    def on_device(v):
-        return (*v[:3], *(t.to(device) for t in v[3:]))
-
-    vals = {"val": on_device(_val_batch(data, cfg))}
-    if data.is_unseen.any():
-        try:
-            vals["unseen"] = on_device(_val_batch(data, cfg, "unseen", bodies=True))
-        except DreamorError:
-            pass
+    vals = validation_sets(data, cfg, device)
     best_key = "unseen_best_cm" if "unseen" in vals else "val_best_cm"
     best_path = out.with_name(out.stem + "-best.pt")
     history = list(metrics.get("history", []))
@@ -158,8 +150,7 @@ def train_hypotheses(cfg: HypothesesTrainConfig, out: Path, sources, init: Path,
     def save(final: bool = False, path: Path = out) -> None:
         extra = {} if final else {"optimizer": opt.state_dict()}
         save_hypotheses(path, model, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
-                        data={"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
-                              "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}, **extra)
+                        data=data_summary(data), **extra)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train hypotheses", disable=quiet, unit="step")
     while step < cfg.steps:

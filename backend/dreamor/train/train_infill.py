@@ -120,6 +120,29 @@ def _val_batch(data: MotionData, cfg: InfillTrainConfig, split: str = "val", bod
     return joints, rest.astype(np.float64), masks, feat, target, mask
 
 
+def on_device(val, device) -> tuple:
+    """A ``_val_batch`` with its tensors on ``device``."""
+    return (*val[:3], *(t.to(device) for t in val[3:]))
+
+
+def validation_sets(data: MotionData, cfg, device) -> dict:
+    """The fixed validation windows of the sampling models, lower body hidden: ``val`` (the default split on the
+    takes' own bodies) and ``unseen`` (the unseen-subject split on random bodies, where it has long enough takes)."""
+    vals = {"val": on_device(_val_batch(data, cfg), device)}
+    if data.is_unseen.any():
+        try:
+            vals["unseen"] = on_device(_val_batch(data, cfg, "unseen", bodies=True), device)
+        except DreamorError:  # no unseen take is long enough
+            pass
+    return vals
+
+
+def data_summary(data: MotionData) -> dict[str, int]:
+    """What a checkpoint records of its training data: clips per split and frames."""
+    return {"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
+            "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}
+
+
 def hidden_error_cm(model: JointInfill, val) -> float:
     """Mean error (cm) of the hidden joints of a validation batch (``_val_batch``)."""
     _, _, _, feat, target, mask = val
@@ -169,14 +192,11 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
     sampler = WindowSampler(data, cfg.window, seed=cfg.seed + step, augment=cfg.body_augment)
     rng = np.random.default_rng(cfg.seed + step)
 
-    def on_device(v):
-        return (*v[:3], *(t.to(device) for t in v[3:]))
-
-    val = on_device(_val_batch(data, cfg))
-    extra_vals = {"val_bodies_hidden_cm": on_device(_val_batch(data, cfg, "val", bodies=True))}
+    val = on_device(_val_batch(data, cfg), device)
+    extra_vals = {"val_bodies_hidden_cm": on_device(_val_batch(data, cfg, "val", bodies=True), device)}
     if data.is_unseen.any():
         try:
-            extra_vals["unseen_hidden_cm"] = on_device(_val_batch(data, cfg, "unseen", bodies=True))
+            extra_vals["unseen_hidden_cm"] = on_device(_val_batch(data, cfg, "unseen", bodies=True), device)
         except DreamorError:  # no unseen take is long enough
             pass
     best_key = "unseen_hidden_cm" if "unseen_hidden_cm" in extra_vals else "val_bodies_hidden_cm"
@@ -187,8 +207,7 @@ def train_infill(cfg: InfillTrainConfig, out: Path, sources, resume: bool = Fals
     def save(final: bool = False, path: Path = out) -> None:
         extra = {} if final else {"optimizer": opt.state_dict()}
         save_infill(path, model, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
-                    data={"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
-                          "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}, **extra)
+                    data=data_summary(data), **extra)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train infill", disable=quiet, unit="step")
     while step < cfg.steps:

@@ -18,7 +18,7 @@ scoring rule: lower is better, the figure the best checkpoint is kept by, on the
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from ..body.proportions import BodyAugment
-from ..data.dataset import MotionData, WindowSampler, build_motion_data
+from ..data.dataset import WindowSampler, build_motion_data
 from ..errors import DreamorError
 from ..models.configs import _from_dict
 from ..models.infill import load_infill
@@ -35,7 +35,7 @@ from ..models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig,
                                    save_window_prior)
 from ..models.schedule import randn
 from .common import REPO_ROOT, lr_at, preset_config, training_paths
-from .train_infill import _val_batch, _window_joints, make_batch, random_mask
+from .train_infill import _window_joints, data_summary, make_batch, random_mask, validation_sets
 
 
 @dataclass
@@ -149,16 +149,7 @@ def train_window_prior(cfg: WindowPriorTrainConfig, out: Path, sources, resume: 
     rng = np.random.default_rng(cfg.seed + step)
     gen = torch.Generator().manual_seed(cfg.seed + step)
 
-    def on_device(v):
-        return (*v[:3], *(t.to(device) for t in v[3:]))
-
-    vcfg = replace(cfg, val_windows=cfg.val_windows)
-    vals = {"val": on_device(_val_batch(data, vcfg))}
-    if data.is_unseen.any():
-        try:
-            vals["unseen"] = on_device(_val_batch(data, vcfg, "unseen", bodies=True))
-        except DreamorError:
-            pass
+    vals = validation_sets(data, cfg, device)
     best_key = "unseen_energy_cm" if "unseen" in vals else "val_energy_cm"
     best_path = out.with_name(out.stem + "-best.pt")
     history = list(metrics.get("history", []))
@@ -167,8 +158,7 @@ def train_window_prior(cfg: WindowPriorTrainConfig, out: Path, sources, resume: 
     def save(final: bool = False, path: Path = out) -> None:
         extra = {} if final else {"optimizer": opt.state_dict()}
         save_window_prior(path, model, step=step, seconds=seconds, metrics=metrics, train_config=cfg.to_dict(),
-                          data={"train_clips": int(data.is_train.sum()), "val_clips": int(data.is_val.sum()),
-                                "unseen_clips": int(data.is_unseen.sum()), "frames": int(len(data.states))}, **extra)
+                          data=data_summary(data), **extra)
 
     bar = tqdm(total=cfg.steps, initial=step, desc="train window prior", disable=quiet, unit="step")
     schedule = model.schedule
