@@ -1,13 +1,14 @@
 """Do the hypotheses network's heads cover the truth better than the window prior's draws, as alternatives?
 
-    python scripts/probe_hypotheses.py val|unseen N [CKPT]   # the first N clips of a split of scripts/eval_bodies.sh
+    python scripts/probe_hypotheses.py val|unseen N [CKPT [BODY]]   # the first N clips of a split of scripts/eval_bodies.sh
 
 Lower body hidden, 150 frames, the networks' answers before any optimisation (``--method infill``; the
 alternatives are posed completions and skip the optimisation anyway), at 30 Hz and the reference body size. Per
 clip, hidden-joint error (cm) of the completion network's mean guess (``mean``), the best of 5 with the window
 prior's alternatives (the mean guess and 4 re-centred draws: ``draws5``), the best of 5 with the heads (the mean
 guess and the 4 heads: ``heads5``), the best of the mean guess, the 2 likeliest heads and 2 draws (``mixed5``), the heads alone (``heads_each``, their mean error) and their mean pairwise
-distance (``heads_spread``). CKPT: the hypotheses checkpoint (default models/hypotheses-small.pt).
+distance (``heads_spread``). CKPT: the hypotheses checkpoint (default models/hypotheses-small.pt); BODY: every clip put
+on this body first, as ``dreamor eval --bodies`` (default ``native``: the clip's own).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ablate_prior import split_files  # noqa: E402
 
 import dreamor.models.infill as infill  # noqa: E402
+from dreamor.body.proportions import named_body, repose_clip  # noqa: E402
 from dreamor.body.skeleton import MODEL_FPS  # noqa: E402
 from dreamor.data.convert import clip_stem, read_motion, with_joints_and_contacts  # noqa: E402
 from dreamor.evaluate.occlusion import occlude  # noqa: E402
@@ -47,8 +49,10 @@ def record(rec: dict) -> None:
     infill.complete, api.draw_completions = completed, drawn
 
 
-def probe(path: str, cfg, models, heads_model, rec: dict) -> dict:
+def probe(path: str, cfg, models, heads_model, rec: dict, body: str = "native") -> dict:
     clip = replace(with_joints_and_contacts(read_motion(path)), name=clip_stem(Path(path)))
+    if body != "native":
+        clip = repose_clip(clip, named_body(body, clip.rest_joints))
     gt = cut_clip(clip, 150)[0]
     obs = occlude(gt, "lower_body", 0)
     rec.clear()
@@ -73,6 +77,7 @@ def probe(path: str, cfg, models, heads_model, rec: dict) -> dict:
 def main() -> None:
     split, num = sys.argv[1], int(sys.argv[2])
     ckpt = sys.argv[3] if len(sys.argv) > 3 else str(api.models_dir() / "hypotheses-small.pt")
+    body = sys.argv[4] if len(sys.argv) > 4 else "native"
     torch.set_num_threads(2)
     rec: dict = {}
     record(rec)
@@ -80,10 +85,10 @@ def main() -> None:
     heads_model = load_hypotheses(ckpt)
     rows = []
     for path in split_files(split)[:num]:
-        rows.append(probe(path, cfg, models, heads_model, rec))
+        rows.append(probe(path, cfg, models, heads_model, rec, body))
         print({k: round(v, 3) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "clip"}
-    print("MEAN", split, {k: round(v, 3) for k, v in m.items()}, "best of 5 / mean guess: draws",
+    print("MEAN", split, body, {k: round(v, 3) for k, v in m.items()}, "best of 5 / mean guess: draws",
           round(m["draws5"] / m["mean"], 3), "heads", round(m["heads5"] / m["mean"], 3),
           "mixed", round(m["mixed5"] / m["mean"], 3))
 
