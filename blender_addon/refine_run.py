@@ -264,21 +264,25 @@ class RefineRun:
         if r.trans.shape[0] != n:
             raise RefineError(f"the backend returned {r.trans.shape[0]} frames for the {n} sent; nothing was written (please report this)")
         merged = merge_result(self.anim, self.mask, r, self.keep_visible)
+        metrics = getattr(r, "metrics", None) or {}
         alternatives = [merge_result(self.anim, self.mask, alt, self.keep_visible) for alt in result_alternatives(r, n)]
         doubt = self._doubt(r, n)
         _check_mode(obj)  # the animator may have switched while the job ran
         source = ad.action if ad is not None else None
-        alternatives = [alt for alt in alternatives if not _same_motion(alt, merged)]  # nothing hidden: no copies
-        action, names, replaced, kept = self._write_set(obj, source, merged, alternatives, doubt)
+        heads = int(metrics.get("alternative_heads", 0))  # the first ones: the hypotheses network's, then the draws
+        kept_alts = [(alt, HEAD_KIND if k < heads else DRAW_KIND) for k, alt in enumerate(alternatives)
+                     if not _same_motion(alt, merged)]  # nothing hidden: no copies
+        alternatives = [alt for alt, _ in kept_alts]
+        kinds = ["answer"] + [kind for _, kind in kept_alts]
+        action, names, replaced, kept = self._write_set(obj, source, merged, alternatives, doubt, kinds)
         lo, hi = self.frames
         text = f"refined frames {lo}..{hi} of '{obj.name}' into action '{action.name}' ({time.monotonic() - self.started:.1f} s)"
         if names:
-            text += f"; {len(names)} alternative(s): {', '.join(names)} (switch actions to pick one)"
+            text += f"; {len(names)} alternative(s): {alternatives_sentence(names, kinds[1:])} (switch actions to pick one)"
         if replaced:
             text += f"; replaced {len(replaced)} action(s) of the earlier refine ({', '.join(replaced)}; undo brings them back)"
         if kept:
             text += f"; kept the earlier refine's {', '.join(kept)} (still in use)"
-        metrics = getattr(r, "metrics", None) or {}
         text += doubt_sentence(metrics, self.frames[0])
         if metrics.get("windows_reused") and metrics.get("windows"):  # the backend kept what an earlier refine optimised
             text += f"; {metrics['windows_reused']:.0f} of {metrics['windows']:.0f} stretches reused from an earlier refine"
@@ -290,10 +294,10 @@ class RefineRun:
         return text
 
 
-    def _write_set(self, obj, source, merged, alternatives: list, doubt) -> tuple:
+    def _write_set(self, obj, source, merged, alternatives: list, doubt, kinds: list[str]) -> tuple:
         """Write the answer as ``<base>_refined`` (played) and the alternatives as ``<base>_refined_alt2``, ...,
         ``base`` the capture (``armature_io.refine_root``: a refine of a refined action is named from the capture),
-        each kept by a fake user and stamped for ``obj``. The actions an earlier refine wrote for ``obj`` from that
+        each kept by a fake user, stamped for ``obj`` and with its ``kinds`` entry as ``dreamor_kind``. The actions an earlier refine wrote for ``obj`` from that
         capture (``armature_io.refined_set``) are replaced: removed, unless something else uses them or the source
         is one whose capture is gone. -> (the answer, the alternatives' names, the replaced actions' names, the kept
         ones' 'old -> new' names). All or nothing: RefineError (anything unexpected is re-raised after the rollback)."""
@@ -329,9 +333,10 @@ class RefineRun:
             if isinstance(exc, (armature_io.ArmatureError, ValueError)):
                 raise RefineError(f"the result could not be written ({exc}); nothing was changed") from None
             raise
-        for a in created:  # kept on save whichever one the animator plays; stamped as this refine's
+        for a, kind in zip(created, kinds):  # kept on save whichever one the animator plays; stamped as this refine's
             a.use_fake_user = True
             a[armature_io.REFINED_FOR] = obj.name
+            a[KIND_PROPERTY] = kind
             if root:
                 a["dreamor_source_action"] = root
         root_here = root is not None and bpy.data.actions.get(root) is not None
@@ -396,6 +401,24 @@ def result_alternatives(result, n: int) -> list:
 
 #: the viewport's doubt rings start here (``overlay.DOUBT_MIN_M``, cm): below it the report says nothing of doubt
 DOUBT_MENTION_CM = 5.0
+
+
+#: an action's custom property saying what it holds: "answer", HEAD_KIND or DRAW_KIND
+KIND_PROPERTY = "dreamor_kind"
+HEAD_KIND = "the network's likeliest other answer"
+DRAW_KIND = "drawn by the motion prior"
+
+
+def alternatives_sentence(names: list[str], kinds: list[str]) -> str:
+    """The alternatives' names, each run of one kind (HEAD_KIND, DRAW_KIND) followed by what it is."""
+    parts, k = [], 0
+    while k < len(names):
+        j = k
+        while j < len(names) and kinds[j] == kinds[k]:
+            j += 1
+        parts.append(f"{', '.join(names[k:j])} ({kinds[k]}{'s' if j - k > 1 and kinds[k] == HEAD_KIND else ''})")
+        k = j
+    return ", ".join(parts)
 
 
 def doubt_sentence(metrics: dict, first_frame: int) -> str:

@@ -26,6 +26,7 @@ import dreamor.models.infill as infill  # noqa: E402
 from dreamor.body.proportions import named_body, repose_clip  # noqa: E402
 from dreamor.body.skeleton import MODEL_FPS  # noqa: E402
 from dreamor.data.convert import clip_stem, read_motion, with_joints_and_contacts  # noqa: E402
+from dreamor.evaluate.metrics import root_relative_speed  # noqa: E402
 from dreamor.evaluate.occlusion import occlude  # noqa: E402
 from dreamor.evaluate.run import cut_clip  # noqa: E402
 from dreamor.models.hypotheses import hypotheses, load_hypotheses  # noqa: E402
@@ -68,10 +69,15 @@ def probe(path: str, cfg, models, heads_model, rec: dict, body: str = "native") 
     def err(x):
         return float(np.linalg.norm(x - truth, axis=-1)[hid].mean() * size * 100)
 
+    def speed(x):
+        return root_relative_speed(x, hid) / max(root_relative_speed(truth, hid), 1e-9)
+
     return {"clip": gt.name, "mean": err(mean), "draws5": min(err(c) for c in [mean, *draws[:4]]),
             "heads5": min(err(c) for c in [mean, *heads[:4]]),
             "mixed5": min(err(c) for c in [mean, *heads[:2], *draws[:2]]), "heads_each": float(np.mean([err(h) for h in heads])),
-            "heads_spread": pairwise_spread(heads, hid) * size * 100}
+            "heads_spread": pairwise_spread(heads, hid) * size * 100, "speed_mean": speed(mean),
+            "speed_heads": float(np.mean([speed(h) for h in heads])), "speed_top_head": speed(heads[0]),
+            "top_head": err(heads[0]), "speed_draws": float(np.mean([speed(d) for d in draws[:4]]))}
 
 
 def main() -> None:

@@ -617,10 +617,12 @@ def test_the_report_says_how_much_an_earlier_refine_saved(walk, tiny, sub):
 def test_alternatives_land_as_actions_in_one_undo_step_with_the_doubt_keyed(walk, tiny, sub, capfd):
     """Alternatives = 3: the answer as walk_refined (played), the others as walk_refined_alt2/_alt3 made from the
     captured action (kept by fake users), each the backend's completion; 'doubt' keyed on every bone (0.1 m where
-    hidden, 0 where seen); the report names the alternatives and where the engine is unsure; one undo removes all."""
-    aio, overlay = sub("armature_io"), sub("overlay")
+    hidden, 0 where seen); the report names the alternatives, says which kind each is (the backend's first one a
+    head of the hypotheses network, the next a draw; also each action's 'dreamor_kind') and where the engine is
+    unsure; one undo removes all."""
+    aio, overlay, run = sub("armature_io"), sub("overlay"), sub("refine_run")
     obj, scene = walk, bpy.context.scene
-    tiny()
+    tiny("--metric", "alternative_heads=1")
     scene.dreamor.alternatives, scene.dreamor.keep_visible = 3, True
     before = aio.read_animation(obj)
     bpy.ops.ed.undo_push(message="before refine")
@@ -629,7 +631,10 @@ def test_alternatives_land_as_actions_in_one_undo_step_with_the_doubt_keyed(walk
     finally:
         scene.dreamor.alternatives = 1
     text = capfd.readouterr().out
-    assert "2 alternative(s): walk_refined_alt2, walk_refined_alt3" in text and "unsure of frames 30..70" in text
+    assert (f"2 alternative(s): walk_refined_alt2 ({run.HEAD_KIND}), walk_refined_alt3 ({run.DRAW_KIND})" in text
+            and "unsure of frames 30..70" in text)
+    assert [bpy.data.actions[n][run.KIND_PROPERTY] for n in ("walk_refined", "walk_refined_alt2", "walk_refined_alt3")] \
+        == ["answer", run.HEAD_KIND, run.DRAW_KIND]
     assert obj.animation_data.action.name == "walk_refined"
     expect = expected_for(before.trans, before.root_orient, before.pose_body, before.rest_joints, before.fps,
                           before.visible, samples=3)

@@ -103,6 +103,11 @@ def test_refine_puts_the_heads_first_among_the_alternatives(models_with_prior, w
     for k in range(2):  # the first two alternatives are the heads (posed), the third a draw as without heads
         assert not np.allclose(r.alternatives[k].joints[hid], without.alternatives[k].joints[hid], atol=1e-3)
     np.testing.assert_allclose(r.alternatives[2].joints, without.alternatives[0].joints, atol=1e-5)
+    assert [a.kind for a in r.alternatives] == ["head", "head", "draw"] and r.kind_counts() == {"head": 2, "draw": 1}
+    assert without.kind_counts() == {"draw": 3}
+    from dreamor.server.engine_runner import doubt_metrics
+
+    assert doubt_metrics(r)["alternative_heads"] == 2.0 and doubt_metrics(without)["alternative_heads"] == 0.0
     for alt in r.alternatives:
         np.testing.assert_allclose(alt.joints[vis], clip.joints[vis], atol=0.02)
 

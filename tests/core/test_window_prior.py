@@ -268,6 +268,19 @@ def test_refine_cli_writes_samples_and_uncertainty(models_with_prior, mocap_dir,
     assert (clip.uncertainty[:10] == 0).all() and clip.uncertainty[12:48, LEGS].mean() > 0
 
 
+def test_the_doubt_line_says_what_each_completion_is():
+    from dreamor.refine.command import doubt_summary
+
+    vis = np.ones((30, 22), bool)
+    vis[10:20, LEGS] = False
+    u = np.where(vis, 0.0, 0.08)
+    line = doubt_summary(u, vis, 30.0, 4, {"head": 2, "draw": 1})
+    assert "8.0 cm off on average" in line and "at frame 10" in line
+    assert line.endswith("4 completion(s) in 'samples' (the answer first, then 2 the hypotheses network's likeliest, "
+                         "1 window-prior draws)")
+    assert doubt_summary(u, vis, 30.0, 1, {}).endswith("1 completion(s) in 'samples'")
+
+
 def test_a_nan_in_the_observation_is_one_line(models_with_prior, mocap_dir, tmp_path, capsys):
     from dreamor.data.clip import save_clip
 

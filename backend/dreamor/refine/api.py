@@ -69,6 +69,16 @@ class Refined:
     alternatives: list["Refined"] = field(default_factory=list)
     #: (T, 22) metres: how far each joint may be off (0 where seen; None without the window prior).
     uncertainty: np.ndarray | None = None
+    #: what this completion is: ``answer``, ``head`` (a hypotheses-network head), ``draw`` (a window-prior draw) or
+    #: ``copy`` (an alternative when nothing was hidden: the answer itself).
+    kind: str = "answer"
+
+    def kind_counts(self) -> dict[str, int]:
+        """How many of the alternatives are of each kind (the heads come first, then the draws)."""
+        out: dict[str, int] = {}
+        for a in self.alternatives:
+            out[a.kind] = out.get(a.kind, 0) + 1
+        return out
 
     def sample_arrays(self) -> dict[str, np.ndarray]:
         """The refined clip's extra keys (float32): ``samples`` (N, T, 22, 3) joints, their poses ``sample_trans``
@@ -395,17 +405,18 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         completed = _at_clip_rate(~seen, clip) & ~vis
         networks = _at_clip_rate(doubt(draws, centre, ~seen, cfg.doubt_scale), clip) * size
         out.uncertainty = bridged(np.where(completed, networks, out.uncertainty), networks, completed, ~vis)
-        for draw in alternatives[: cfg.samples - 1]:
+        num_heads = 0 if heads is None else len(heads)
+        for k, draw in enumerate(alternatives[: cfg.samples - 1]):
             check_stop()
             posed = _assemble([(0, n)], [_initial_states(draw, rest).double()],
                               [torch.from_numpy(contact_labels(draw, MODEL_FPS)).double()], rest, n, clip.fps,
                               MODEL_FPS, num_out=clip.num_frames)
-            out.alternatives.append(finish(posed, {}))
+            out.alternatives.append(replace(finish(posed, {}), kind="head" if k < num_heads else "draw"))
         timings["alternatives_s"] = time.perf_counter() - t3
     elif cfg.samples > 1:
         out.warnings.append(f"nothing was hidden long enough to complete: the {cfg.samples - 1} alternative(s) are "
                             "the answer itself")
-        out.alternatives = [replace(out, warnings=[]) for _ in range(cfg.samples - 1)]
+        out.alternatives = [replace(out, warnings=[], kind="copy") for _ in range(cfg.samples - 1)]
     timings["total_s"] = time.perf_counter() - t0
     out.timings = timings
     return out

@@ -71,13 +71,21 @@ def confidence(clip, noisy_joints: str | None, frames: str | None) -> np.ndarray
 MAX_SAMPLES = 16
 
 
-def doubt_summary(uncertainty: np.ndarray, visible: np.ndarray, fps: float, samples: int) -> str:
-    """One line: how sure the engine is of the hidden joints, and where it is least sure."""
+#: how the summary names each kind of alternative (``Refined.kind``)
+KIND_WORDS = {"head": "the hypotheses network's likeliest", "draw": "window-prior draws", "copy": "copies of the answer"}
+
+
+def doubt_summary(uncertainty: np.ndarray, visible: np.ndarray, fps: float, samples: int,
+                  kinds: dict[str, int] | None = None) -> str:
+    """One line: how sure the engine is of the hidden joints, and where it is least sure; ``kinds``: the
+    alternatives' kinds (``Refined.kind_counts``), in order."""
     hidden = ~visible
     per_frame = np.where(hidden, uncertainty, 0).max(1)
     worst = int(np.argmax(per_frame))
     return (f"doubt: hidden joints may be {uncertainty[hidden].mean() * 100:.1f} cm off on average, up to "
-            f"{per_frame[worst] * 100:.1f} cm at frame {worst} ({worst / fps:.1f} s); {samples} completion(s) in 'samples'")
+            f"{per_frame[worst] * 100:.1f} cm at frame {worst} ({worst / fps:.1f} s); {samples} completion(s) in 'samples'"
+            + (" (the answer first, then " + ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in kinds.items()) + ")"
+               if kinds else ""))
 
 
 def check_samples(n: int) -> None:
@@ -132,5 +140,5 @@ def run_refine(args) -> int:
         print(f"wrote {out} ({clip.num_frames} frames at {clip.fps:g} fps, {(~vis).mean():.0%} of joint-frames "
               f"occluded, {result.timings['total_s']:.1f} s)")
         if result.uncertainty is not None and (~vis).any():
-            print(doubt_summary(result.uncertainty, vis, clip.fps, 1 + len(result.alternatives)))
+            print(doubt_summary(result.uncertainty, vis, clip.fps, 1 + len(result.alternatives), result.kind_counts()))
     return 0

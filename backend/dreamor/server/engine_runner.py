@@ -23,7 +23,8 @@ def doubt_metrics(r: Refined) -> dict:
     return {"doubt_mean_cm": float(u[hidden].mean() * 100) if hidden.any() else 0.0,
             "doubt_max_cm": float(u.max() * 100) if u.size else 0.0,
             "doubt_from": int(frames[0]) if len(frames) else -1, "doubt_to": int(frames[-1]) if len(frames) else -1,
-            "samples": float(1 + len(r.alternatives))}
+            "samples": float(1 + len(r.alternatives)),
+            "alternative_heads": float(r.kind_counts().get("head", 0))}
 
 
 def load_runner(device: str = "cpu"):
