@@ -230,7 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="dreamor",
                    help="dreamor, vae_only (HuMoR-style), no_opt, or infill (the first guess alone)")
     p.add_argument("--samples", type=int, default=1, metavar="N",
-                   help="completions to return: the answer and N - 1 alternatives drawn by the window prior, in "
+                   help="completions to return: the answer and N - 1 alternatives (the hypotheses network's 2 likeliest, "
+                        "then draws of the window prior), in "
                         "OUT's 'samples' (N, T, 22, 3) with their poses (default 1; at most 16)")
     p.add_argument("--lock-feet", action="store_true",
                    help="feet the result puts in contact do not slide (held in place by IK on the legs)")
