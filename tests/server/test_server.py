@@ -336,3 +336,37 @@ def test_a_ping_after_the_result_never_lists_the_finished_job(start_server, conn
         pong = client.ping()
         assert pong["busy"] is False and pong["running"] == [], pong
         time.sleep(0.3)
+
+
+def test_a_port_left_in_time_wait_is_free_and_a_listening_one_is_told(tmp_path):
+    """`dreamor serve --port P` right after a backend on P stopped: P's last connection lingers in TIME-WAIT, which
+    ZeroMQ's bind accepts, so the early check must too; a port someone listens on is one clear line."""
+    import socket
+
+    from dreamor.errors import DreamorError
+    from dreamor.server.server import _check_port_free
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as ZeroMQ's listener
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    port = listener.getsockname()[1]
+    with pytest.raises(DreamorError, match=f"cannot listen on 127.0.0.1:{port}.*pick another --port"):
+        _check_port_free(port)
+    client = socket.create_connection(("127.0.0.1", port))
+    served, _ = listener.accept()
+    served.close()  # the server's side closes first: its end (port P) goes to TIME-WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    plain = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:  # without the reuse option the port reads as taken (the bug); with it, it is free
+        plain.bind(("127.0.0.1", port))
+        lingering = False
+    except OSError:
+        lingering = True
+    finally:
+        plain.close()
+    if not lingering:
+        pytest.skip("this system does not hold the closed connection in TIME-WAIT")
+    _check_port_free(port)
