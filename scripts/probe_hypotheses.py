@@ -1,13 +1,16 @@
 """Do the hypotheses network's heads cover the truth better than the window prior's draws, as alternatives?
 
-    python scripts/probe_hypotheses.py val|unseen N [CKPT [BODY]]   # the first N clips of a split of scripts/eval_bodies.sh
+    python scripts/probe_hypotheses.py val|unseen N [CKPT [BODY]]   # the first N (up to 24) clips of a split of scripts/eval_bodies.sh
 
 Lower body hidden, 150 frames, the networks' answers before any optimisation (``--method infill``; the
 alternatives are posed completions and skip the optimisation anyway), at 30 Hz and the reference body size. Per
 clip, hidden-joint error (cm) of the completion network's mean guess (``mean``), the best of 5 with the window
 prior's alternatives (the mean guess and 4 re-centred draws: ``draws5``), the best of 5 with the heads (the mean
 guess and the 4 heads: ``heads5``), the best of the mean guess, the 2 likeliest heads and 2 draws (``mixed5``), the heads alone (``heads_each``, their mean error) and their mean pairwise
-distance (``heads_spread``). CKPT: the hypotheses checkpoint (default models/hypotheses-small.pt); BODY: every clip put
+distance (``heads_spread``); bounds on what choosing can reach: the best of all 9 (``all9``), the draws 1.5 x as far
+from the mean guess (``draws5_x1.5``), the mixed 5 chosen anew for every 1 s / 0.5 s of the clip (``mixed5_per_1s``,
+``mixed5_per_0.5s``, as if the animator spliced stretches); leg speed (hidden joints, result / truth) of the mean
+guess, the heads, the likeliest head and the draws (``speed_*``). CKPT: the hypotheses checkpoint (default models/hypotheses-small.pt); BODY: every clip put
 on this body first, as ``dreamor eval --bodies`` (default ``native``: the clip's own).
 """
 from __future__ import annotations
@@ -69,6 +72,11 @@ def probe(path: str, cfg, models, heads_model, rec: dict, body: str = "native") 
     def err(x):
         return float(np.linalg.norm(x - truth, axis=-1)[hid].mean() * size * 100)
 
+    def per_stretch(cands, frames):  # the best of ``cands`` chosen anew for every stretch of ``frames`` frames
+        e = np.where(hid[None], np.linalg.norm(np.stack(cands) - truth[None], axis=-1), 0.0).sum(-1)  # (N, T)
+        best = sum(e[:, a : a + frames].sum(1).min() for a in range(0, len(truth), frames))
+        return float(best / hid.sum() * size * 100)
+
     def speed(x):
         return root_relative_speed(x, hid) / max(root_relative_speed(truth, hid), 1e-9)
 
@@ -77,7 +85,11 @@ def probe(path: str, cfg, models, heads_model, rec: dict, body: str = "native") 
             "mixed5": min(err(c) for c in [mean, *heads[:2], *draws[:2]]), "heads_each": float(np.mean([err(h) for h in heads])),
             "heads_spread": pairwise_spread(heads, hid) * size * 100, "speed_mean": speed(mean),
             "speed_heads": float(np.mean([speed(h) for h in heads])), "speed_top_head": speed(heads[0]),
-            "top_head": err(heads[0]), "speed_draws": float(np.mean([speed(d) for d in draws[:4]]))}
+            "top_head": err(heads[0]), "speed_draws": float(np.mean([speed(d) for d in draws[:4]])),
+            "all9": min(err(c) for c in [mean, *heads[:4], *draws[:4]]),
+            "draws5_x1.5": min(err(c) for c in [mean, *(mean + 1.5 * (draws[:4] - mean))]),
+            "mixed5_per_1s": per_stretch([mean, *heads[:2], *draws[:2]], 30),
+            "mixed5_per_0.5s": per_stretch([mean, *heads[:2], *draws[:2]], 15)}
 
 
 def main() -> None:
@@ -96,7 +108,9 @@ def main() -> None:
     m = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "clip"}
     print("MEAN", split, body, {k: round(v, 3) for k, v in m.items()}, "best of 5 / mean guess: draws",
           round(m["draws5"] / m["mean"], 3), "heads", round(m["heads5"] / m["mean"], 3),
-          "mixed", round(m["mixed5"] / m["mean"], 3))
+          "mixed", round(m["mixed5"] / m["mean"], 3), "| best of 9 (mean, 4 heads, 4 draws)", round(m["all9"] / m["mean"], 3),
+          "| draws 1.5 x as far", round(m["draws5_x1.5"] / m["mean"], 3), "| mixed chosen per 1 s / 0.5 s",
+          round(m["mixed5_per_1s"] / m["mean"], 3), round(m["mixed5_per_0.5s"] / m["mean"], 3))
 
 
 if __name__ == "__main__":
