@@ -9,7 +9,7 @@ import torch
 
 from dreamor.cli import main
 from dreamor.models.hypotheses import HypothesesConfig, JointHypotheses, hypotheses, load_hypotheses
-from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
+from dreamor.models.infill import InfillConfig, JointInfill, features, load_infill, save_infill
 from dreamor.train.train_hypotheses import wta_weights
 from tests.core.test_infill import walk  # noqa: F401  (fixtures)
 from tests.core.test_window_prior import models_with_prior  # noqa: F401
@@ -70,6 +70,25 @@ def test_train_cli_tiny_then_resume(mocap_dir, tmp_path, capsys):
     missing[missing.index(str(out))] = str(tmp_path / "x.pt")
     assert main(missing) == 2
     assert "no such completion-network checkpoint" in capsys.readouterr().err
+
+
+def test_a_frozen_trunk_stays_the_completion_networks_and_the_heads_learn(mocap_dir, tmp_path):
+    from dataclasses import replace
+
+    from dreamor.train.train_hypotheses import PRESETS, train_hypotheses
+    from tests.core.test_vae import copy_takes
+
+    infill = tmp_path / "infill.pt"
+    save_infill(infill, JointInfill(TINY))
+    out = tmp_path / "hyp.pt"
+    cfg = replace(PRESETS["tiny"], freeze_trunk=True)
+    train_hypotheses(cfg, out, [(copy_takes(mocap_dir, tmp_path / "takes"), 1.0)], infill, cache_dir=tmp_path / "cache",
+                     workers=1, quiet=True)
+    trained, start = load_hypotheses(out).state_dict(), JointHypotheses(cfg.model)
+    start.warm_start(load_infill(infill))
+    trunk = [k for k in trained if k.startswith(("inp.", "blocks."))]
+    assert trunk and all(torch.equal(start.state_dict()[k], trained[k]) for k in trunk)
+    assert not torch.equal(start.state_dict()["outs.0.weight"], trained["outs.0.weight"])
 
 
 def test_refine_puts_the_heads_first_among_the_alternatives(models_with_prior, walk, monkeypatch):

@@ -51,6 +51,9 @@ class HypothesesTrainConfig:
     epsilon_end: float = 0.02
     solo_frac: float = 0.2
     score_weight: float = 0.01
+    #: train the heads (and the score) only, the trunk kept as warm-started: a winner then pulls its own head alone,
+    #: instead of every head through the shared trunk (which makes all of them better predictors, not different ones)
+    freeze_trunk: bool = False
     val_every: int = 500
     val_windows: int = 96
     ckpt_every: int = 250
@@ -67,6 +70,8 @@ class HypothesesTrainConfig:
 
 PRESETS = {
     "small": HypothesesTrainConfig(),
+    # the trunk frozen as warm-started, the heads alone trained (quicker per step; see ``freeze_trunk``)
+    "small-heads": HypothesesTrainConfig(preset="small-heads", freeze_trunk=True, steps=3000, lr=1e-3),
     "gpu": HypothesesTrainConfig(preset="gpu", batch_size=256, steps=30_000, val_every=2000, val_windows=512),
     "tiny": HypothesesTrainConfig(preset="tiny", model=HypothesesConfig(
         trunk=HypothesesConfig().trunk.__class__(channels=16, dilations=(1, 2)), heads=2),
@@ -135,7 +140,10 @@ def train_hypotheses(cfg: HypothesesTrainConfig, out: Path, sources, init: Path,
     else:
         model.warm_start(infill)
     model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.freeze_trunk:
+        model.inp.requires_grad_(False)
+        model.blocks.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     if opt_state is not None:
         opt.load_state_dict(opt_state)
     sampler = WindowSampler(data, cfg.window, seed=cfg.seed + step, augment=cfg.body_augment)
