@@ -294,15 +294,17 @@ class RefineRun:
         return text
 
 
-    def _write_set(self, obj, source, merged, alternatives: list, doubt, kinds: list[str]) -> tuple:
+    def _write_set(self, obj, source, merged, alternatives: list, doubt, kinds: list[str] | None = None) -> tuple:
         """Write the answer as ``<base>_refined`` (played) and the alternatives as ``<base>_refined_alt2``, ...,
         ``base`` the capture (``armature_io.refine_root``: a refine of a refined action is named from the capture),
-        each kept by a fake user, stamped for ``obj`` and with its ``kinds`` entry as ``dreamor_kind``. The actions an earlier refine wrote for ``obj`` from that
+        each kept by a fake user, stamped for ``obj`` and with its ``kinds`` entry as ``dreamor_kind`` (default: the
+        answer, then draws). The actions an earlier refine wrote for ``obj`` from that
         capture (``armature_io.refined_set``) are replaced: removed, unless something else uses them or the source
         is one whose capture is gone. -> (the answer, the alternatives' names, the replaced actions' names, the kept
         ones' 'old -> new' names). All or nothing: RefineError (anything unexpected is re-raised after the rollback)."""
         import bpy
 
+        kinds = kinds or ["answer"] + [DRAW_KIND] * len(alternatives)
         ad = obj.animation_data
         slot_before = ad.action_slot if ad is not None else None
         fake_before = source.use_fake_user if source is not None else False
