@@ -23,6 +23,7 @@ never written, so the scene still stays untouched until ``apply``.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 import traceback
@@ -413,13 +414,12 @@ DRAW_KIND = "drawn by the motion prior"
 
 def alternatives_sentence(names: list[str], kinds: list[str]) -> str:
     """The alternatives' names, each run of one kind (HEAD_KIND, DRAW_KIND) followed by what it is."""
-    parts, k = [], 0
-    while k < len(names):
-        j = k
-        while j < len(names) and kinds[j] == kinds[k]:
-            j += 1
-        parts.append(f"{', '.join(names[k:j])} ({kinds[k]}{'s' if j - k > 1 and kinds[k] == HEAD_KIND else ''})")
-        k = j
+    parts, start = [], 0
+    for kind, run in itertools.groupby(kinds):
+        n = len(list(run))
+        plural = "s" if n > 1 and kind == HEAD_KIND else ""
+        parts.append(f"{', '.join(names[start:start + n])} ({kind}{plural})")
+        start += n
     return ", ".join(parts)
 
 

@@ -14,6 +14,7 @@ import functools
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,10 +76,7 @@ class Refined:
 
     def kind_counts(self) -> dict[str, int]:
         """How many of the alternatives are of each kind (the heads come first, then the draws)."""
-        out: dict[str, int] = {}
-        for a in self.alternatives:
-            out[a.kind] = out.get(a.kind, 0) + 1
-        return out
+        return dict(Counter(a.kind for a in self.alternatives))
 
     def sample_arrays(self) -> dict[str, np.ndarray]:
         """The refined clip's extra keys (float32): ``samples`` (N, T, 22, 3) joints, their poses ``sample_trans``
