@@ -60,6 +60,13 @@ CONFIGS: dict[str, tuple] = {
     "paper_no_prior_init": ("dreamor", ["prior_init=false"], "paper"),
     # session 19: the alternatives without the hypotheses network's heads (the window prior's draws only)
     "no_heads": ("dreamor", ["head_alternatives=0"]),
+    # session 21: one head and three draws (the spread / coverage trade-off)
+    "heads1": ("dreamor", ["head_alternatives=1"]),
+    "infill_no_heads": ("infill", ["head_alternatives=0"]),
+    "infill_heads1": ("infill", ["head_alternatives=1"]),
+    "farthest": ("dreamor", ["farthest_draws=true"]),
+    "infill_farthest": ("infill", ["farthest_draws=true"]),
+    "infill_farthest_no_heads": ("infill", ["farthest_draws=true", "head_alternatives=0"]),
 }
 
 

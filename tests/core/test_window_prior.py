@@ -16,7 +16,7 @@ from dreamor.errors import DreamorError
 from dreamor.models.infill import InfillConfig, JointInfill, features, save_infill
 from dreamor.models.window_prior import (SampleConfig, WindowPrior, WindowPriorConfig, load_window_prior,
                                          sample_completions, save_window_prior)
-from dreamor.refine.alternatives import doubt, engine_guess, pairwise_spread, recentred
+from dreamor.refine.alternatives import doubt, engine_guess, farthest_first, pairwise_spread, recentred
 from dreamor.refine.api import MODELS_DIR_ENV, smoothed_start
 from dreamor.refine.config import refine_preset
 
@@ -88,6 +88,18 @@ def test_recentred_draws_keep_their_spread_about_the_mean_guess():
     out = recentred(draws, centre)
     np.testing.assert_allclose(out.mean(0), centre, atol=1e-12)
     assert pairwise_spread(out, hidden) == pytest.approx(pairwise_spread(draws, hidden))
+
+
+def test_farthest_first_picks_the_draws_apart_from_the_answer_and_from_each_other():
+    hidden = np.zeros((4, 22), bool)
+    hidden[:, 5] = True
+    offsets = [0.0, 0.05, 0.5, 0.51, -0.4]  # metres along x of the hidden joint: two near pairs and one apart
+    candidates = np.zeros((5, 4, 22, 3))
+    candidates[:, :, 5, 0] = np.array(offsets)[:, None]
+    candidates[:, :, 0, 1] = 9.0  # a seen joint far apart counts for nothing
+    picked = farthest_first(candidates, np.zeros((1, 4, 22, 3)), 3, hidden)
+    np.testing.assert_allclose(picked[:, 0, 5, 0], [0.51, -0.4, 0.05])  # never the draw beside one picked
+    assert len(farthest_first(candidates, np.zeros((1, 4, 22, 3)), 9, hidden)) == 5
 
 
 def test_the_engines_guess_moves_about_the_mean_guess_and_keeps_what_is_seen(walk):

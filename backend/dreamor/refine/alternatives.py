@@ -11,8 +11,9 @@ are on average and the prior for how they move about it:
   ``RefineConfig.prior_t``), so its hidden limbs move as real ones do instead of the damped average
   while staying, on average, where the mean guess is;
 - ``RefineConfig.samples`` - 1 alternatives are whole draws (from pure noise) re-centred the same
-  way on the mean guess (``recentred``), each posed by IK and put through the same final stages as
-  the answer (visible joints met, pins, locked feet);
+  way on the mean guess (``recentred``), after the hypotheses network's heads where it is loaded,
+  each draw the farthest of them from those before it (``farthest_first``), each posed by IK and put
+  through the same final stages as the answer (visible joints met, pins, locked feet);
 - the doubt of every hidden joint (``doubt``) is how far the raw draws lie from the mean guess:
   their spread and the prior's disagreement with the completion network.
 
@@ -53,6 +54,23 @@ def recentred(draws: np.ndarray, centre: np.ndarray) -> np.ndarray:
     """(M, n, 22, 3) draws -> their deviations from their own mean, around ``centre`` (n, 22, 3). Where the draws
     agree (the seen joints) this is ``centre``; the draws' pairwise distances do not change."""
     return draws - draws.mean(0, keepdims=True) + centre[None]
+
+
+def farthest_first(candidates: np.ndarray, chosen: np.ndarray, num: int, hidden: np.ndarray) -> np.ndarray:
+    """Greedy farthest-point choice: ``num`` of the candidates (M, n, 22, 3), each the one whose mean hidden-joint
+    distance (``hidden`` (n, 22)) to the nearest of ``chosen`` (C, n, 22, 3) and of those picked before is the
+    largest -> (num, n, 22, 3), in the order picked."""
+    def dist(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.linalg.norm(a - b, axis=-1)[hidden].mean()) if hidden.any() else 0.0
+
+    left, picked = list(range(len(candidates))), []
+    nearest = [min((dist(c, x) for x in chosen), default=np.inf) for c in candidates]
+    for _ in range(min(num, len(candidates))):
+        best = max(left, key=lambda i: nearest[i])
+        left.remove(best)
+        picked.append(best)
+        nearest = [min(nearest[i], dist(candidates[i], candidates[best])) for i in range(len(candidates))]
+    return candidates[picked]
 
 
 def _smoothed(draws: np.ndarray, seen: np.ndarray, observed: np.ndarray, sigma: float) -> np.ndarray:

@@ -34,7 +34,7 @@ from ..data.resample import resample_clip
 from ..data.retarget import solve_rotations
 from ..errors import DreamorError
 from .config import RefineConfig, refine_preset
-from .alternatives import doubt, draw_completions, engine_guess, recentred
+from .alternatives import doubt, draw_completions, engine_guess, farthest_first, recentred
 from .foot_lock import lock_feet
 from .gap_doubt import bridged, spline_doubt
 from .optimize import ProgressFn, RefineCancelled, WindowBatch, optimize_windows
@@ -311,6 +311,9 @@ def refine(clip: Clip, visible: np.ndarray | None = None, config: RefineConfig |
         guessed = ~seen
         if draws is not None and len(draws) > 1:  # the alternatives move about the mean guess, as the answer
             alternatives = recentred(draws, centre)
+            if cfg.farthest_draws:
+                chosen = centre[None] if heads is None else np.concatenate([centre[None], heads])
+                alternatives = farthest_first(alternatives, chosen, cfg.samples - len(chosen), ~seen)
         if heads is not None:  # the heads first (most likely first), then the window prior's draws
             alternatives = np.concatenate([heads, alternatives])
         if diffusion_start and cfg.prior_t > 0:  # an answer that moves

@@ -115,7 +115,12 @@ class RefineConfig:
     #: draws only. Best of 5 before the optimisation, 12 clips per split: draws only 0.951 / 0.976 x the mean guess,
     #: 4 heads 0.951 / 0.963, 2 heads + 2 draws 0.944 / 0.961 (docs/benchmarks/hypotheses/).
     head_alternatives: int = 2
-    #: window-prior draws behind the doubt (``Refined.uncertainty``); the alternatives are the first of them.
+    #: the draws among the alternatives: of all ``doubt_draws``, each the farthest from the mean guess, the heads
+    #: and the draws chosen before (``refine.alternatives.farthest_first``); off: the first ones. All 24 clips per
+    #: split, 5 completions: spread 2.98 -> 3.10 / 4.10 -> 4.40 cm, best of 5 0.938 -> 0.939 / 0.969 -> 0.971 x
+    #: ``infill`` (docs/benchmarks/hypotheses/, session 21).
+    farthest_draws: bool = True
+    #: window-prior draws behind the doubt (``Refined.uncertainty``); the alternatives' draws are chosen among them.
     doubt_draws: int = 6
     #: the doubt is this times the draws' RMS distance from the mean guess: on the training's validation windows
     #: that distance was 0.74 (default split) and 0.51 (unseen subjects) of the real error (MODEL_CARD.md).
