@@ -65,6 +65,9 @@ CONFIGS: dict[str, tuple] = {
     "infill_no_heads": ("infill", ["head_alternatives=0"]),
     "infill_heads1": ("infill", ["head_alternatives=1"]),
     "farthest": ("dreamor", ["farthest_draws=true"]),
+    # session 21: the mean guess without its mirror-image average (does averaging damp the legs?)
+    "infill_no_mirror": ("infill", ["mirror_guess=false"]),
+    "no_mirror": ("dreamor", ["mirror_guess=false"]),
     "infill_farthest": ("infill", ["farthest_draws=true"]),
     "infill_farthest_no_heads": ("infill", ["farthest_draws=true", "head_alternatives=0"]),
 }

@@ -288,8 +288,9 @@ def test_the_doubt_line_says_what_each_completion_is():
     u = np.where(vis, 0.0, 0.08)
     line = doubt_summary(u, vis, 30.0, 4, {"head": 2, "draw": 1})
     assert "8.0 cm off on average" in line and "at frame 10" in line
-    assert line.endswith("4 completion(s) in 'samples' (the answer first, then 2 the hypotheses network's likeliest, "
-                         "1 window-prior draws)")
+    assert line.endswith("4 completion(s) in 'samples' (the answer first, then 2 of the hypotheses network's "
+                         "likeliest, 1 window-prior draw)")
+    assert doubt_summary(u, vis, 30.0, 3, {"draw": 2}).endswith("(the answer first, then 2 window-prior draws)")
     assert doubt_summary(u, vis, 30.0, 1, {}).endswith("1 completion(s) in 'samples'")
 
 

@@ -71,8 +71,9 @@ def confidence(clip, noisy_joints: str | None, frames: str | None) -> np.ndarray
 MAX_SAMPLES = 16
 
 
-#: how the summary names each kind of alternative (``Refined.kind``)
-KIND_WORDS = {"head": "the hypotheses network's likeliest", "draw": "window-prior draws", "copy": "copies of the answer"}
+#: how the summary names each kind of alternative (``Refined.kind``): (one, several)
+KIND_WORDS = {"head": ("of the hypotheses network's likeliest",) * 2, "draw": ("window-prior draw", "window-prior draws"),
+              "copy": ("copy of the answer", "copies of the answer")}
 
 
 def doubt_summary(uncertainty: np.ndarray, visible: np.ndarray, fps: float, samples: int,
@@ -84,7 +85,7 @@ def doubt_summary(uncertainty: np.ndarray, visible: np.ndarray, fps: float, samp
     worst = int(np.argmax(per_frame))
     return (f"doubt: hidden joints may be {uncertainty[hidden].mean() * 100:.1f} cm off on average, up to "
             f"{per_frame[worst] * 100:.1f} cm at frame {worst} ({worst / fps:.1f} s); {samples} completion(s) in 'samples'"
-            + (" (the answer first, then " + ", ".join(f"{n} {KIND_WORDS.get(k, k)}" for k, n in kinds.items()) + ")"
+            + (" (the answer first, then " + ", ".join(f"{n} {KIND_WORDS.get(k, (k, k))[n > 1]}" for k, n in kinds.items()) + ")"
                if kinds else ""))
 
 
