@@ -15,6 +15,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .errors import DreamorError
 
+QUIET_HELP = "no progress bar and no summary lines (warnings and errors still print)"
 THREADS_HELP = "torch CPU threads (default or 0: half the cores, one on a 2-core machine: faster for these small networks)"
 SET_HELP = ("override one refinement setting (repeatable), for ablations: a RefineConfig field or weights.TERM, "
             "e.g. --set weights.sds=0 --set t_range=0.3,0.9")
@@ -154,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", help="input file(s) or folder(s)")
     p.add_argument("output", help="output file (.npz or .bvh) or folder")
     p.add_argument("--workers", type=int, default=0, help="processes for folders (default: all cores)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_convert)
 
     p = sub.add_parser("info", help="summarise motion files (.bvh, .bvh.gz, .npz) as SMPL-22 clips")
@@ -245,7 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vae", default=None, help="MotionVAE checkpoint (default: models/vae-small.pt)")
     p.add_argument("--diffusion", default=None, help="diffusion checkpoint (default: models/diffusion-small.pt)")
     p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_refine)
 
     p = sub.add_parser(
@@ -267,7 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "needs pip install 'dreamor[ray]'")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default: cpu)")
     p.add_argument("--set", action="append", metavar="NAME=VALUE", help=SET_HELP)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_clean)
 
     p = sub.add_parser("serve", help="run the refinement backend (ZeroMQ) for the Blender add-on")
@@ -326,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", default=None, help="motion file to loop (default: the bundled sample)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--threads", type=_thread_count, default=None, help=THREADS_HELP)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     p.set_defaults(func=_cmd_bench)
     return parser
 

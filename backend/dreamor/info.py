@@ -18,7 +18,9 @@ def summarize(path: str | Path) -> str:
         bvh = read_bvh(path)
         lines.append(f"  source: BVH, {detect_skeleton(bvh).name} skeleton, {len(bvh.names)} joints (End Sites included), "
                      f"{bvh.num_frames} frames at {bvh.fps:.2f} fps")
-    clip = with_joints_and_contacts(read_motion(path))
+    notes: list[str] = []
+    clip = with_joints_and_contacts(read_motion(path, notes=notes))
+    lines += [f"  note: {n}" for n in notes]
     j = clip.joints
     travel = np.linalg.norm(np.diff(j[:, 0, :2], axis=0), axis=-1).sum()
     lengths = bone_lengths(clip.rest_joints)

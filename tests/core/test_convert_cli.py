@@ -175,3 +175,11 @@ def test_occluded_joints_may_be_nan_in_a_clip_file(tmp_path, mocap_dir):
     joints[0, 0] = np.nan  # a visible joint: refused
     with pytest.raises(InputFileError, match="NaN"):
         save_clip(replace(clip, joints=joints, visible=vis), tmp_path / "bad.npz")
+
+
+def test_info_tells_the_tpose_frame_left_out(mocap_dir, capsys):
+    code, out = _run(capsys, "info", mocap_dir / "cmu_13_10.bvh.gz")
+    assert code == 0
+    assert "note: cmu_13_10.bvh.gz: frame 0 is the skeleton's T-pose" in out.out
+    code, out = _run(capsys, "info", mocap_dir / "dataset-2_run_normal_001.bvh")
+    assert code == 0 and "note:" not in out.out

@@ -1,4 +1,6 @@
 """Retargeting is right, measured on real takes of every supported skeleton."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -98,9 +100,21 @@ def test_retarget_lafan1_layout(lafan_file):
     _check(bvh, walking=True)
 
 
-def test_daz_drops_the_inserted_tpose_frame(mocap_dir):
+def test_daz_drops_the_inserted_tpose_frame_and_says_so(mocap_dir):
     bvh = read_bvh(mocap_dir / "cmu_13_10.bvh.gz")
     assert retarget_bvh(bvh).num_frames == bvh.num_frames - 1
+    notes = []
+    read_motion(mocap_dir / "cmu_13_10.bvh.gz", fps=None, notes=notes)
+    assert len(notes) == 1 and "frame 0 is the skeleton's T-pose" in notes[0] and "the file's frame 1" in notes[0]
+
+
+def test_a_daz_take_cut_after_its_tpose_keeps_its_first_frame(mocap_dir):
+    """A file trimmed by the user no longer starts with the T-pose: its first frame is motion and stays."""
+    bvh = read_bvh(mocap_dir / "cmu_13_10.bvh.gz")
+    cut = replace(bvh, motion=bvh.motion[1:])
+    clip = retarget_bvh(cut)
+    assert clip.num_frames == cut.num_frames
+    np.testing.assert_allclose(clip.pose_body, retarget_bvh(bvh).pose_body, atol=1e-9)
 
 
 def test_skeleton_keeps_source_bone_lengths(mocap_dir):

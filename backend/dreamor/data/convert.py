@@ -88,16 +88,21 @@ def _filled_frames(bvh):
     return replace(bvh, motion=bvh.motion[nearest]), lost
 
 
-def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_nonfinite: bool = False) -> Clip:
+def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_nonfinite: bool = False,
+                notes: list[str] | None = None) -> Clip:
     """Any supported motion file (.bvh, .bvh.gz, .npz) -> Clip at ``fps`` (None: the file's own rate).
 
     A BVH's frame rate is its header's unless a ``manifest.csv`` beside it gives ``capture_fps``.
     allow_nonfinite: NaN/inf motion values are kept (``dreamor clean`` repairs them); resampling then
-    needs ``fps=None``."""
+    needs ``fps=None``. ``notes`` gets a line for the user about what was read differently from the file
+    (a T-pose frame left out)."""
     path = Path(path)
     if is_bvh(path):
         bvh, lost = _filled_frames(read_bvh(path, allow_nonfinite))
         clip = retarget_bvh(bvh, name=clip_stem(path))
+        if clip.num_frames < bvh.num_frames and notes is not None:
+            notes.append(f"{path.name}: frame 0 is the skeleton's T-pose, not motion: left out, so the clip's "
+                         f"frame 0 is the file's frame 1 ({clip.num_frames} of {bvh.num_frames} frames)")
         lost = lost[len(lost) - clip.num_frames :]  # some skeletons' files start with a T-pose frame, dropped
         if lost.any():  # retargeting needs numbers; the frames that had none come back unknown, whole
             clip = replace(clip, trans=np.where(lost[:, None], np.nan, clip.trans),

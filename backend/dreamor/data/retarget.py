@@ -43,7 +43,7 @@ class SkeletonMap:
     unit_to_m: float
     targets: tuple[Target, ...]  # 22 targets in SMPL joint order
     leaf_sources: dict[int, str] = field(default_factory=dict)  # SMPL leaf -> source joint (rotation)
-    drop_first_frame: bool = False  # CMU Daz-friendly files start with an inserted T-pose
+    drop_first_frame: bool = False  # CMU Daz-friendly files start with an inserted T-pose (dropped where it is one)
 
     @property
     def required(self) -> set[str]:
@@ -284,11 +284,25 @@ def floor_height(toe_z: np.ndarray, fps: float) -> float:
     return float(np.percentile(low, 2))
 
 
+#: frame 0 is the skeleton's rest pose when no joint is turned further than this from it, degrees (the frame
+#: CMU Daz-friendly exports insert: body joints ~0, fingers up to ~10)
+REST_FRAME_MAX_DEG = 20.0
+
+
+def is_rest_frame(rot: np.ndarray) -> bool:
+    """Global joint rotations (J, 3, 3) of one frame -> whether every joint lies within REST_FRAME_MAX_DEG of
+    the skeleton's rest orientation."""
+    cos = np.clip((np.trace(rot, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
+    return bool(np.degrees(np.arccos(cos)).max() < REST_FRAME_MAX_DEG)
+
+
 def retarget_bvh(bvh: BVH, name: str = "") -> Clip:
-    """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate."""
+    """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate. A first frame that the
+    skeleton's exporter inserts as its rest pose (``SkeletonMap.drop_first_frame``) is left out where it is one
+    (``is_rest_frame``): the clip is then a frame shorter than the file."""
     m = detect_skeleton(bvh)
     pos, rot = bvh_fk(bvh)
-    if m.drop_first_frame:
+    if m.drop_first_frame and len(rot) > 1 and is_rest_frame(rot[0]):
         pos, rot = pos[1:], rot[1:]
     if pos.shape[0] < 1:
         raise InputFileError(f"{bvh.path}: no motion frames after the T-pose frame")

@@ -118,7 +118,11 @@ def run_refine(args) -> int:
     from .api import load_models, refine
 
     use_threads(args.threads)
-    clip = read_motion(src, fps=None)
+    notes: list[str] = []
+    clip = read_motion(src, fps=None, notes=notes)
+    if not args.quiet:
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     vis = visibility(clip, args.occlude, args.frames, joint_marks)
     clip = replace(clip, confidence=confidence(clip, joint_marks, args.frames))
     models = load_models(args.vae, args.diffusion, device=args.device)
