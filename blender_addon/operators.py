@@ -33,9 +33,14 @@ def frame_span(scene, mode: str, start: int = 0, end: int = 0) -> tuple[int, int
     return scene.frame_start, scene.frame_end
 
 
-def _armature_poll(context) -> bool:
+def _armature_poll(cls, context) -> bool:
+    """Whether the active object is an armature; if not, the reason Blender shows (and a script's error reads)."""
     obj = context.object
-    return obj is not None and obj.type == "ARMATURE"
+    if obj is not None and obj.type == "ARMATURE":
+        return True
+    what = "nothing is active" if obj is None else f"the active object '{obj.name}' is a {obj.type.lower()}"
+    cls.poll_message_set(f"select an SMPL armature first ({what})")
+    return False
 
 
 def _rig_or_report(op, context):
@@ -97,7 +102,7 @@ class DREAMOR_OT_mark_occluded(_MarkOptions, bpy.types.Operator):
     bl_label = "Mark Occluded"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         return self.run(context, 0.0, VISIBLE_PROP, "occluded")
@@ -110,7 +115,7 @@ class DREAMOR_OT_clear_occluded(_MarkOptions, bpy.types.Operator):
     bl_label = "Clear Occluded"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         return self.run(context, 1.0, VISIBLE_PROP, "visible")
@@ -129,7 +134,7 @@ class DREAMOR_OT_mark_noisy(_MarkOptions, bpy.types.Operator):
         default=0.5, min=0.05, max=0.95,
     )  # fmt: skip
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         return self.run(context, self.confidence, CONFIDENCE_PROP, f"noisy (confidence {self.confidence:.2f})")
@@ -147,7 +152,7 @@ class _ClearMarks:
     prop = ""
     what = ""  # the marks, in the report
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         rig = _rig_or_report(self, context)
@@ -174,7 +179,7 @@ class DREAMOR_OT_pin_pose(bpy.types.Operator):
     bl_label = "Pin Pose"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         rig = _rig_or_report(self, context)
@@ -208,7 +213,7 @@ class DREAMOR_OT_select_occluded(bpy.types.Operator):
     frames: EnumProperty(name="Frames", items=FRAME_ITEMS, default="CURRENT")
     extend: BoolProperty(name="Extend", description="Keep the current selection", default=False)
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         rig = _rig_or_report(self, context)
@@ -340,7 +345,7 @@ class DREAMOR_OT_export_clip(bpy.types.Operator, ExportHelper):
     filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
     frames: EnumProperty(name="Frames", items=FRAME_ITEMS[:2], default="SCENE")
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         try:
@@ -365,7 +370,7 @@ class DREAMOR_OT_create_contact_markers(bpy.types.Operator):
     bl_label = "Create Contact Markers"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         try:
@@ -384,7 +389,7 @@ class DREAMOR_OT_remove_contact_markers(bpy.types.Operator):
     bl_label = "Remove Contact Markers"
     bl_options = {"REGISTER", "UNDO"}
 
-    poll = classmethod(lambda cls, context: _armature_poll(context))
+    poll = classmethod(_armature_poll)
 
     def execute(self, context):
         n = overlay.remove_contact_markers(context.object)
@@ -430,7 +435,12 @@ class DREAMOR_OT_refine(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context):
-        return _armature_poll(context) and (refine_run.active is None or refine_run.active.finished)
+        if not _armature_poll(cls, context):
+            return False
+        if refine_run.active is not None and not refine_run.active.finished:
+            cls.poll_message_set("a refine is running; wait for it or press Cancel")
+            return False
+        return True
 
     def _start(self, context) -> refine_run.RefineRun | None:
         settings = context.scene.dreamor

@@ -70,6 +70,17 @@ def _check_mode(obj) -> None:
         raise RefineError(f"'{obj.name}' is in {obj.mode.lower()} mode; leave it (Tab) and press Refine again")
 
 
+def _check_something_hidden(anim, mask: np.ndarray, frames: tuple[int, int]) -> None:
+    """RefineError when Keep Visible Bones would keep every bone of the frames to refine (``mask`` over the
+    animation's frames) as captured: nothing marked occluded or noisy there, so the result would be a copy."""
+    if anim.visible[mask].all() and (anim.confidence is None or (anim.confidence[mask] >= 1.0).all()):
+        raise RefineError(
+            f"nothing to refine on frames {frames[0]}..{frames[1]}: no bone is marked occluded or noisy there and "
+            "Keep Visible Bones keeps every captured bone as it is; mark the lost bones (Occlusion > Mark Occluded), "
+            "or turn Keep Visible Bones off to clean the whole motion"
+        )
+
+
 class RefineRun:
     """One refine job in flight. ``state``: running | done | failed | cancelled; ``error`` says why."""
 
@@ -91,9 +102,11 @@ class RefineRun:
                 f"the frames to refine (the {which} range, {a}..{b}) hold {int(self.mask.sum())} frame(s) of the "
                 f"motion on frames {lo}..{hi}; {fix}"
             )
+        self.frames = (int(self.anim.frame_start + np.argmax(self.mask)), int(self.anim.frame_end - np.argmax(self.mask[::-1])))
+        if keep_visible and not noisy and not lock_feet:
+            _check_something_hidden(self.anim, self.mask, self.frames)
         self.obj_name, self.preset, self.keep_visible = obj.name, preset, keep_visible
         self.action_name = obj.animation_data.action.name if obj.animation_data.action else None
-        self.frames = (int(self.anim.frame_start + np.argmax(self.mask)), int(self.anim.frame_end - np.argmax(self.mask[::-1])))
         self.state, self.error, self.stage, self.fraction = "running", "", "submitting", 0.0
         self.result = None
         #: (T, 22, 3) joints of the partial windows, Blender world units, over the read frames; NaN elsewhere.

@@ -148,6 +148,7 @@ def run_demo(out: Path, staging: Path, work: Path, quick: bool, device: str) -> 
     aio, rotmath, backend, refine = (headless.addon_module(addon, m)
                                      for m in ("armature_io", "rotmath", "backend_process", "refine_run"))
     note(f"Blender {bpy.app.version_string}, add-on {addon.__name__}")
+    note(f"files are written to {staging.name}/ first and moved to {out}/ when the demo has finished")
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
 

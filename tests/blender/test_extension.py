@@ -102,3 +102,16 @@ def test_operator_undo_is_one_step(empty_scene, tmp_path):
     bpy.ops.ed.undo()
     assert "visible" not in bpy.data.objects["c"].pose.bones["left_knee"]
     assert bpy.data.objects["c"].animation_data.action is not None  # the import is still there
+
+
+@pytest.mark.blender
+def test_operators_say_why_they_cannot_run(empty_scene):
+    """A script (or the greyed-out button's tooltip) is told what to select, not Blender's bare 'context is incorrect'."""
+    import bpy
+
+    for op in (bpy.ops.dreamor.refine, bpy.ops.dreamor.mark_occluded):
+        with pytest.raises(RuntimeError, match=r"select an SMPL armature first \(nothing is active\)"):
+            op()
+    bpy.ops.mesh.primitive_cube_add()
+    with pytest.raises(RuntimeError, match=r"select an SMPL armature first \(the active object 'Cube' is a mesh\)"):
+        bpy.ops.dreamor.refine()

@@ -333,6 +333,16 @@ def test_refine_errors_leave_the_scene_unchanged(walk, tiny, prefs, backend_mod,
         assert backend_mod.status(bpy.context)[:2] == ("stopped", "Not running")
         assert not bpy.context.window_manager.dreamor_job.running
 
+    # Nothing marked and Keep Visible Bones on: the result would be a copy, so it is refused before the backend.
+    scene = bpy.context.scene
+    assert bpy.ops.dreamor.clear_occluded(frames="SCENE", bones="lower_body") == {"FINISHED"}
+    state = scene_state(obj)
+    scene.dreamor.keep_visible, scene.dreamor.noisy, scene.dreamor.lock_feet = True, False, False
+    with pytest.raises(RuntimeError, match=r"nothing to refine on frames 1\.\.\d+: no bone is marked occluded or noisy"):
+        bpy.ops.dreamor.refine()
+    assert_same_state(scene_state(obj), state)
+    scene.dreamor.keep_visible = False  # cleaning a whole capture without marks stays possible
+
     # Not an SMPL armature: the message names the missing bones.
     data = bpy.data.armatures.new("Rig")
     other = bpy.data.objects.new("Rig", data)
@@ -362,6 +372,8 @@ def test_cancel_writes_nothing_and_frees_the_backend(walk, tiny, sub, backend_mo
     try:
         run.step()
         assert not run.finished and bpy.ops.dreamor.refine_cancel.poll()
+        with pytest.raises(RuntimeError, match="a refine is running; wait for it or press Cancel"):
+            bpy.ops.dreamor.refine()
         assert bpy.ops.dreamor.refine_cancel() == {"FINISHED"}
         assert run.step() and run.state == "cancelled"
     finally:
