@@ -4,13 +4,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from scipy.spatial.transform import Rotation
 
 from dreamor.body.kinematics import forward_kinematics
 from dreamor.body.rotations import aa_to_mat
 from dreamor.body.skeleton import BONES, Y_UP_TO_Z_UP
 from dreamor.body.state import clip_to_state
 from dreamor.data.bvh import bvh_fk, read_bvh
-from dreamor.data.convert import read_motion
+from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.data.retarget import _target_positions, detect_skeleton, retarget_bvh
 
 from .lafan import write_lafan_like
@@ -180,3 +181,50 @@ def test_retarget_pfnn_bone_lengths(mocap_dir, tmp_path):
     assert detect_skeleton(read_bvh(longer)).name == "cmu"
     thigh = lambda c: np.linalg.norm(c.rest_joints[4] - c.rest_joints[1])  # noqa: E731
     assert thigh(read_motion(longer)) == pytest.approx(1.1 * thigh(read_motion(src)), rel=1e-3)
+
+
+def _tilted(bvh, degrees: float):
+    """The BVH's whole world turned by ``degrees`` about the file's horizontal X axis (a capture floor off level)."""
+    tilt = Rotation.from_euler("x", degrees, degrees=True)
+    motion = bvh.motion.copy()
+    names = bvh.channels[0]
+    pos_cols = [names.index(f"{a}position") for a in "XYZ"]
+    rot_cols = [i for i, c in enumerate(names) if c.endswith("rotation")]
+    order = "".join(names[i][0] for i in rot_cols)
+    motion[:, pos_cols] = tilt.apply(motion[:, pos_cols])
+    root = Rotation.from_euler(order, motion[:, rot_cols], degrees=True)
+    motion[:, rot_cols] = (tilt * root).as_euler(order, degrees=True)
+    return replace(bvh, motion=motion)
+
+
+def test_a_tilted_capture_floor_is_levelled(mocap_dir):
+    """A walk captured on a floor 1.5 deg off level (as the CMU 07/08 walks) comes back with its feet on a level
+    floor; without the levelling its feet would end 4+ cm above or below it."""
+    bvh = read_bvh(mocap_dir / "dataset-2_walk-turn-left_normal_001.bvh")
+    level = retarget_bvh(bvh)
+    tilted = retarget_bvh(_tilted(bvh, 1.5))
+    toes = lambda c: with_joints_and_contacts(c).joints[:, [10, 11], 2].min(1)  # noqa: E731
+    assert np.abs(toes(tilted) - toes(level)).max() < 0.01
+    np.testing.assert_allclose(tilted.pose_body, level.pose_body, atol=0.02)
+
+
+def test_floor_tilt_levels_only_a_small_tilt():
+    """Synthetic feet stepping along x: a plane 1.5 deg off level is levelled; stairs (30 deg) and a level floor
+    are left alone."""
+    from dreamor.data.retarget import floor_tilt
+
+    rng = np.random.default_rng(0)
+    x = np.repeat(np.arange(12) * 0.35, 10)  # 12 footfalls, 10 still frames each (30 Hz)
+    toes = np.zeros((len(x), 2, 3))
+    toes[:, 0, 0], toes[:, 1, 0] = x, x + 0.2
+    toes[:, 1, 2] = 0.1  # the other foot in the air
+    up = np.array([0.0, 0.0, 1.0])
+    for slope_deg, levelled in ((1.5, True), (30.0, False), (0.0, False)):
+        t = toes.copy()
+        t[..., 2] += np.tan(np.radians(slope_deg)) * t[..., 0] + 0.002 * rng.standard_normal(t.shape[:2])
+        rot = floor_tilt(t, 30.0)
+        normal = np.array([-np.tan(np.radians(slope_deg)), 0.0, 1.0]) / np.hypot(np.tan(np.radians(slope_deg)), 1.0)
+        if levelled:
+            np.testing.assert_allclose(rot @ normal, up, atol=2e-3)
+        else:
+            np.testing.assert_allclose(rot, np.eye(3), atol=1e-12)

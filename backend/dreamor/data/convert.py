@@ -99,7 +99,7 @@ def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_no
     path = Path(path)
     if is_bvh(path):
         bvh, lost = _filled_frames(read_bvh(path, allow_nonfinite))
-        clip = retarget_bvh(bvh, name=clip_stem(path))
+        clip = retarget_bvh(bvh, name=clip_stem(path), notes=notes)
         if clip.num_frames < bvh.num_frames and notes is not None:
             notes.append(f"{path.name}: frame 0 is the skeleton's T-pose, not motion: left out, so the clip's "
                          f"frame 0 is the file's frame 1 ({clip.num_frames} of {bvh.num_frames} frames)")

@@ -21,6 +21,7 @@ differ: Bandai and LAFAN1 joint axes run along the bones, CMU rests in a T-pose)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -271,12 +272,56 @@ def _hinge_twist(rot: np.ndarray, targets: np.ndarray, j: int, c: int, g: int, h
     return twist @ rot
 
 
+def _still_lowest_toe(toe_z: np.ndarray, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 2) toe heights -> the lowest toe of each frame (T,) index and whether it is still (T,) bool (moving
+    under 1 cm per 30 Hz frame)."""
+    which = toe_z.argmin(axis=1)
+    speed = np.abs(np.diff(toe_z, axis=0, prepend=toe_z[:1]))[np.arange(len(toe_z)), which] * (fps / 30.0)
+    return which, speed < 0.01
+
+
+#: a floor tilted up to this (degrees) is a capture's calibration, levelled (the CMU 07 / 08 walks rise 1.2-1.5
+#: degrees, 9 cm over 4 m); steeper ground (stairs, ramps) is the motion's own and stays.
+MAX_FLOOR_TILT_DEG = 3.0
+#: ... and only where the still toes lie on the tilted plane within this (m, RMS) ...
+FLOOR_PLANE_FIT_M = 0.02
+#: ... and at most this share of their RMS about one level
+FLOOR_PLANE_GAIN = 0.6
+#: the feet must travel this far (m) along a direction for the floor's slope along it to be measured
+FLOOR_SPAN_M = 1.0
+
+
+def floor_tilt(toes: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2, 3) toe positions (Z up, m) -> the rotation (3, 3) that levels the floor the feet stand on (identity
+    where it is level or cannot be told). The floor is the plane through the still lowest toe, its slope fitted
+    along each principal direction the still toe spans over FLOOR_SPAN_M; it is levelled only where it is
+    tilted at most MAX_FLOOR_TILT_DEG and fits the still toes much better than one level (FLOOR_PLANE_FIT_M,
+    FLOOR_PLANE_GAIN)."""
+    which, still = _still_lowest_toe(toes[..., 2], fps)
+    p = toes[np.arange(len(toes)), which][still]
+    if len(p) < max(10, 0.05 * len(toes)):
+        return np.eye(3)
+    xy = p[:, :2] - p[:, :2].mean(0)
+    axes = np.linalg.svd(xy, full_matrices=False)[2]
+    axes = [a for a in axes if np.ptp(xy @ a) >= FLOOR_SPAN_M]
+    if not axes:
+        return np.eye(3)
+    design = np.column_stack([np.ones(len(p))] + [xy @ a for a in axes])
+    coef = np.linalg.lstsq(design, p[:, 2], rcond=None)[0]
+    fit = np.sqrt(np.mean((p[:, 2] - design @ coef) ** 2))
+    level = np.std(p[:, 2])
+    gradient = sum(c * a for c, a in zip(coef[1:], axes))
+    tilt = np.degrees(np.arctan(np.linalg.norm(gradient)))
+    if tilt > MAX_FLOOR_TILT_DEG or fit > FLOOR_PLANE_FIT_M or fit > FLOOR_PLANE_GAIN * level:
+        return np.eye(3)
+    normal = unit(np.array([-gradient[0], -gradient[1], 1.0]))
+    return smallest_rotation(normal, np.array([0.0, 0.0, 1.0]))
+
+
 def floor_height(toe_z: np.ndarray, fps: float) -> float:
     """Floor estimate (m) from (T, 2) toe heights: a low percentile of the lowest toe while it is still."""
     low = toe_z.min(axis=1)
-    which = toe_z.argmin(axis=1)
-    speed = np.abs(np.diff(toe_z, axis=0, prepend=toe_z[:1]))[np.arange(len(low)), which] * (fps / 30.0)
-    still = speed < 0.01
+    _, still = _still_lowest_toe(toe_z, fps)
     # A low percentile, not the median: feet may rest on a stool rung or a stair for
     # most of a take, while the floor is the lowest level a foot stands still on.
     if still.sum() >= max(3, 0.05 * len(low)):
@@ -296,10 +341,11 @@ def is_rest_frame(rot: np.ndarray) -> bool:
     return bool(np.degrees(np.arccos(cos)).max() < REST_FRAME_MAX_DEG)
 
 
-def retarget_bvh(bvh: BVH, name: str = "") -> Clip:
+def retarget_bvh(bvh: BVH, name: str = "", notes: list[str] | None = None) -> Clip:
     """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate. A first frame that the
     skeleton's exporter inserts as its rest pose (``SkeletonMap.drop_first_frame``) is left out where it is one
-    (``is_rest_frame``): the clip is then a frame shorter than the file."""
+    (``is_rest_frame``): the clip is then a frame shorter than the file. A capture floor slightly off level is
+    levelled (``floor_tilt``); ``notes`` gets a line for the user when it was."""
     m = detect_skeleton(bvh)
     pos, rot = bvh_fk(bvh)
     if m.drop_first_frame and len(rot) > 1 and is_rest_frame(rot[0]):
@@ -311,11 +357,18 @@ def retarget_bvh(bvh: BVH, name: str = "") -> Clip:
     fps = bvh.fps
     if abs(fps - round(fps)) < 0.01:
         fps = float(round(fps))
+    level = floor_tilt(targets[:, [10, 11]], fps)  # a tilted capture floor levelled, about the feet's mean
+    tilt = np.degrees(np.arccos(np.clip(level[2, 2], -1.0, 1.0)))
+    if tilt > 0 and notes is not None:
+        notes.append(f"{Path(bvh.path).name or 'the BVH'}: its floor was {tilt:.1f} deg off level (the feet "
+                     f"rise or sink along the take): levelled")
+    centre = targets[:, [10, 11]].reshape(-1, 3).mean(0)
+    targets = (targets - centre) @ level.T + centre
     targets[..., 2] -= floor_height(targets[:, [10, 11], 2], fps)
 
     rest = skeleton_from_targets(targets)
-    # Leaves: source world rotations in the Z-up frame (the body's native frame is Y-up).
-    leaf_globals = {j: Y_UP_TO_Z_UP @ rot[:, idx[src]] for j, src in m.leaf_sources.items()}
+    # Leaves: source world rotations in the Z-up frame (the body's native frame is Y-up), levelled as the joints.
+    leaf_globals = {j: level @ Y_UP_TO_Z_UP @ rot[:, idx[src]] for j, src in m.leaf_sources.items()}
     glob = solve_rotations(targets, rest, leaf_globals)
     local = glob.copy()
     for j in range(1, NUM_JOINTS):
