@@ -341,19 +341,26 @@ def is_rest_frame(rot: np.ndarray) -> bool:
     return bool(np.degrees(np.arccos(cos)).max() < REST_FRAME_MAX_DEG)
 
 
-def retarget_bvh(bvh: BVH, name: str = "", notes: list[str] | None = None) -> Clip:
-    """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate. A first frame that the
-    skeleton's exporter inserts as its rest pose (``SkeletonMap.drop_first_frame``) is left out where it is one
-    (``is_rest_frame``): the clip is then a frame shorter than the file. A capture floor slightly off level is
-    levelled (``floor_tilt``); ``notes`` gets a line for the user when it was."""
+def bvh_targets(bvh: BVH) -> tuple[SkeletonMap, np.ndarray, np.ndarray]:
+    """The BVH's skeleton map, the SMPL-22 joints' target positions (T, 22, 3) in metres, Z up, as captured (floor
+    neither levelled nor at 0), and the source joints' global rotations (T, J, 3, 3); an inserted T-pose frame left
+    out (``is_rest_frame``)."""
     m = detect_skeleton(bvh)
     pos, rot = bvh_fk(bvh)
     if m.drop_first_frame and len(rot) > 1 and is_rest_frame(rot[0]):
         pos, rot = pos[1:], rot[1:]
     if pos.shape[0] < 1:
         raise InputFileError(f"{bvh.path}: no motion frames after the T-pose frame")
+    return m, np.einsum("ij,tkj->tki", Y_UP_TO_Z_UP, _target_positions(m, bvh, pos)) * m.unit_to_m, rot
+
+
+def retarget_bvh(bvh: BVH, name: str = "", notes: list[str] | None = None) -> Clip:
+    """A BVH of a known skeleton -> Clip on SMPL-22 at the file's own frame rate. A first frame that the
+    skeleton's exporter inserts as its rest pose (``SkeletonMap.drop_first_frame``) is left out where it is one
+    (``is_rest_frame``): the clip is then a frame shorter than the file. A capture floor slightly off level is
+    levelled (``floor_tilt``); ``notes`` gets a line for the user when it was."""
+    m, targets, rot = bvh_targets(bvh)
     idx = {n: i for i, n in enumerate(bvh.names)}
-    targets = np.einsum("ij,tkj->tki", Y_UP_TO_Z_UP, _target_positions(m, bvh, pos)) * m.unit_to_m
     fps = bvh.fps
     if abs(fps - round(fps)) < 0.01:
         fps = float(round(fps))
