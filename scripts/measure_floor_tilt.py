@@ -7,8 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
+from dreamor.body.rotations import rotation_angle_deg
 from dreamor.data import retarget
 from dreamor.data.bvh import read_bvh
 
@@ -19,8 +18,7 @@ def tilt_degrees(path: Path) -> float:
     """The floor tilt (degrees) the retargeting levels in one take (0: left as captured)."""
     bvh = read_bvh(path)
     targets = retarget.bvh_targets(bvh)[1]
-    level = retarget.floor_tilt(targets[:, [10, 11]], bvh.fps)
-    return float(np.degrees(np.arccos(np.clip(level[2, 2], -1.0, 1.0))))
+    return float(rotation_angle_deg(retarget.floor_tilt(targets[:, [10, 11]], bvh.fps)))
 
 
 def main() -> int:

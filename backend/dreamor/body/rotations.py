@@ -90,5 +90,10 @@ def smallest_rotation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return Rotation.from_rotvec(rotvec.reshape(-1, 3)).as_matrix().reshape(*a.shape[:-1], 3, 3)
 
 
+def rotation_angle_deg(rot: np.ndarray) -> np.ndarray:
+    """Rotation matrices (..., 3, 3) -> how far each turns, degrees (...)."""
+    return np.degrees(np.arccos(np.clip((np.trace(rot, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)))
+
+
 def unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12)

@@ -95,14 +95,11 @@ def read_motion(path: str | os.PathLike, fps: float | None = MODEL_FPS, allow_no
     A BVH's frame rate is its header's unless a ``manifest.csv`` beside it gives ``capture_fps``.
     allow_nonfinite: NaN/inf motion values are kept (``dreamor clean`` repairs them); resampling then
     needs ``fps=None``. ``notes`` gets a line for the user about what was read differently from the file
-    (a T-pose frame left out)."""
+    (a T-pose frame left out, a floor levelled: ``retarget_bvh``)."""
     path = Path(path)
     if is_bvh(path):
         bvh, lost = _filled_frames(read_bvh(path, allow_nonfinite))
         clip = retarget_bvh(bvh, name=clip_stem(path), notes=notes)
-        if clip.num_frames < bvh.num_frames and notes is not None:
-            notes.append(f"{path.name}: frame 0 is the skeleton's T-pose, not motion: left out, so the clip's "
-                         f"frame 0 is the file's frame 1 ({clip.num_frames} of {bvh.num_frames} frames)")
         lost = lost[len(lost) - clip.num_frames :]  # some skeletons' files start with a T-pose frame, dropped
         if lost.any():  # retargeting needs numbers; the frames that had none come back unknown, whole
             clip = replace(clip, trans=np.where(lost[:, None], np.nan, clip.trans),

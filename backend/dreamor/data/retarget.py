@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..body.rotations import smallest_rotation, unit
+from ..body.rotations import rotation_angle_deg, smallest_rotation, unit
 from ..body.skeleton import CHILDREN, JOINT_NAMES, NUM_JOINTS, PARENTS, SMPL_NEUTRAL_REST_JOINTS, Y_UP_TO_Z_UP, rest_offsets
 from ..errors import InputFileError
 from .bvh import BVH, bvh_fk
@@ -337,8 +337,7 @@ REST_FRAME_MAX_DEG = 20.0
 def is_rest_frame(rot: np.ndarray) -> bool:
     """Global joint rotations (J, 3, 3) of one frame -> whether every joint lies within REST_FRAME_MAX_DEG of
     the skeleton's rest orientation."""
-    cos = np.clip((np.trace(rot, axis1=-2, axis2=-1) - 1.0) / 2.0, -1.0, 1.0)
-    return bool(np.degrees(np.arccos(cos)).max() < REST_FRAME_MAX_DEG)
+    return bool(rotation_angle_deg(rot).max() < REST_FRAME_MAX_DEG)
 
 
 def bvh_targets(bvh: BVH) -> tuple[SkeletonMap, np.ndarray, np.ndarray]:
@@ -365,10 +364,15 @@ def retarget_bvh(bvh: BVH, name: str = "", notes: list[str] | None = None) -> Cl
     if abs(fps - round(fps)) < 0.01:
         fps = float(round(fps))
     level = floor_tilt(targets[:, [10, 11]], fps)  # a tilted capture floor levelled, about the feet's mean
-    tilt = np.degrees(np.arccos(np.clip(level[2, 2], -1.0, 1.0)))
-    if tilt > 0 and notes is not None:
-        notes.append(f"{Path(bvh.path).name or 'the BVH'}: its floor was {tilt:.1f} deg off level (the feet "
-                     f"rise or sink along the take): levelled")
+    tilt = float(rotation_angle_deg(level))
+    if notes is not None:
+        file = Path(bvh.path).name or "the BVH"
+        if tilt > 0:
+            notes.append(f"{file}: its floor was {tilt:.1f} deg off level (the feet rise or sink along the take): "
+                         "levelled")
+        if len(targets) < bvh.num_frames:
+            notes.append(f"{file}: frame 0 is the skeleton's T-pose, not motion: left out, so the clip's frame 0 "
+                         f"is the file's frame 1 ({len(targets)} of {bvh.num_frames} frames)")
     centre = targets[:, [10, 11]].reshape(-1, 3).mean(0)
     targets = (targets - centre) @ level.T + centre
     targets[..., 2] -= floor_height(targets[:, [10, 11], 2], fps)
