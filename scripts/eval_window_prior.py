@@ -2,11 +2,12 @@
 """The window prior's draws on fixed validation windows, against the joint-completion network (models/MODEL_CARD.md).
 
     python scripts/eval_window_prior.py [--prior models/window-prior-small.pt] [--windows 64] [--draws 5]
-                                        [--steps 10,20] [--smooth 0,1,2,3] [--out docs/benchmarks/prior12/draws.json]
+                                        [--steps 10,20] [--eta 0,1] [--guidance 1,2] [--smooth 0,1,2,3]
+                                        [--out docs/benchmarks/prior12/draws.json]
 
 Lower body hidden on ``--windows`` 96-frame windows of the default split (the takes' own bodies) and of the
-unseen-subject split (random bodies), the same windows as training's validation. For every (DDIM steps, smoothing
-sigma in frames) the draws' figures (``train_window_prior.sample_metrics``: one draw's hidden error, the draws' mean,
+unseen-subject split (random bodies), the same windows as training's validation. For every (DDIM steps, eta,
+classifier-free guidance, start, smoothing sigma in frames) the draws' figures (``train_window_prior.sample_metrics``: one draw's hidden error, the draws' mean,
 the best draw, their spread, leg-speed ratio, energy score) and the Spearman correlation over windows of the draws'
 RMS distance from the completion network's answer (the doubt) with that answer's real error; the completion
 network's own hidden error and leg-speed ratio on the same windows are the baseline. Reads ../shared/data/mocap.
@@ -44,6 +45,8 @@ def main() -> int:
     ap.add_argument("--windows", type=int, default=64)
     ap.add_argument("--draws", type=int, default=5)
     ap.add_argument("--steps", default="10")
+    ap.add_argument("--eta", default="0", help="comma-separated DDIM eta: 0 deterministic, 1 as DDPM")
+    ap.add_argument("--guidance", default="1", help="comma-separated classifier-free guidance scales (1: none)")
     ap.add_argument("--smooth", default="0,1,2,3")
     ap.add_argument("--t-start", default="1.0", help="comma-separated fractions of T: below 1 the draws start "
                     "from the completion network's answer noised to it (SDEdit)")
@@ -67,7 +70,10 @@ def main() -> int:
                "infill_leg_speed_ratio": (leg_speed(mean, hidden) / leg_speed(target, hidden).clamp(min=1e-6)).mean().item(),
                "configs": []}
         t_starts = [float(x) for x in args.t_start.split(",")]
-        for steps, t_start in [(int(k), t) for k in args.steps.split(",") for t in t_starts]:
+        grid = [(int(k), t, float(e), float(g)) for k in args.steps.split(",") for t in t_starts
+                for e in args.eta.split(",") for g in args.guidance.split(",")]
+        for steps, t_start, eta, guidance in grid:
+            sample_cfg = SampleConfig(steps=steps, t_start=t_start, eta=eta, guidance=guidance)
             t0 = time.perf_counter()
             gen = torch.Generator().manual_seed(0)
             ts = prior.schedule.timestep_at(t_start)
@@ -76,7 +82,7 @@ def main() -> int:
                 noise = randn((len(feat), feat.shape[1], 66), gen, feat)
                 if t_start < 1.0:
                     noise = prior.schedule.add_noise(prior.normalise(mean), noise, torch.full((len(feat),), ts))
-                raws.append(denoise_local(prior, feat, noise, ts, SampleConfig(steps=steps, t_start=t_start), gen))
+                raws.append(denoise_local(prior, feat, noise, ts, sample_cfg, gen))
             raw = torch.stack(raws)
             secs = time.perf_counter() - t0
             for sigma in map(float, args.smooth.split(",")):
@@ -91,10 +97,11 @@ def main() -> int:
                         / hidden.sum((-1, -2)).clamp(min=1)
                     m["doubt_spearman"] = spearman(spread.numpy(), per_window_err.numpy())
                     m["doubt_over_error"] = float(spread.mean() / per_window_err.mean())
-                    res["configs"].append({"steps": steps, "t_start": t_start, "smooth": sigma, "recentre": recentre,
+                    res["configs"].append({"steps": steps, "t_start": t_start, "eta": eta, "guidance": guidance,
+                                           "smooth": sigma, "recentre": recentre,
                                            "seconds": round(secs, 2),
                                            **{k: round(v, 4) if v is not None else None for k, v in m.items()}})
-                    print(split, f"K={steps} t={t_start} sigma={sigma} recentre={recentre}",
+                    print(split, f"K={steps} t={t_start} eta={eta} w={guidance} sigma={sigma} recentre={recentre}",
                           {k: round(v, 2) for k, v in m.items() if v is not None}, flush=True)
         print(split, "infill", round(res["infill_cm"], 3), round(res["infill_leg_speed_ratio"], 3), flush=True)
         out["splits"][split] = res
