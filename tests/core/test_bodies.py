@@ -20,7 +20,7 @@ from dreamor.body.proportions import (
     scale_clip,
 )
 from dreamor.body.skeleton import SMPL_NEUTRAL_REST_JOINTS, bone_lengths
-from dreamor.body.state import STATE_SLICES, clip_to_state, contact_labels
+from dreamor.body.state import STATE_SLICES, angular_velocity, clip_to_state, contact_labels, state_rotmats
 from dreamor.data.convert import read_motion, with_joints_and_contacts
 from dreamor.data.dataset import WindowSampler, build_motion_data, is_unseen_subject
 
@@ -141,6 +141,36 @@ def test_augmented_windows_are_consistent(mocap_dir, tmp_path):
     flat = states[..., STATE_SLICES["joints"]]
     np.testing.assert_allclose(vel[:, 1:], (flat[:, 1:] - flat[:, :-1]) * 30, atol=2e-3)
     assert not np.allclose(rest[0], rest[1])  # every window its own body
+
+
+def test_tempo_augmented_windows_are_the_take_played_faster_and_consistent(mocap_dir, tmp_path):
+    data = build_motion_data([(mocap_dir, 1.0)], tmp_path / "cache", workers=1, quiet=True)
+    aug = BodyAugment(p_native=1.0, smpl_mix=(0.0, 0.0), proportion=0.0, trunk_jitter_m=0.0, hip_height_m=(0.0, 0.0),
+                      p_tempo=1.0, tempo=(2.0, 2.0))
+    sampler = WindowSampler(data, 12, seed=0, augment=aug)
+    pick = np.array([0, len(sampler) - 1])  # the first window of a take and the last one of another
+    states, _ = sampler._retimed_rows(pick)
+    trans = STATE_SLICES["trans"]
+    for b in range(2):
+        c = sampler.clips[pick[b]]
+        first, last = data.clip_starts[c], data.clip_starts[c + 1] - 1
+        # tempo 2 reads every other frame; the last window starts earlier so it stays inside its take
+        start = min(sampler.starts[pick[b]], last - 2 * 12)
+        assert start >= first
+        np.testing.assert_allclose(states[b, :, trans], data.states[start + 2 * np.arange(13), trans], atol=1e-6)
+    fast, contacts, rest = sampler.take(pick)
+    slow, _, _ = WindowSampler(data, 12, seed=0, augment=replace(aug, p_tempo=0.0)).take(pick[:1])
+    speed = lambda x: np.linalg.norm(x[..., STATE_SLICES["trans_vel"]], axis=-1).mean()
+    assert speed(fast[:1]) == pytest.approx(2 * speed(slow), rel=0.05)
+    # what training sees is still one consistent motion at the model rate
+    joints = fast[..., STATE_SLICES["joints"]].reshape(2, 12, 22, 3)
+    np.testing.assert_allclose(bone_lengths(joints), np.repeat(bone_lengths(rest)[:, None], 12, 1), atol=1e-4)
+    flat = fast[..., STATE_SLICES["joints"]]
+    np.testing.assert_allclose(fast[:, 1:, STATE_SLICES["joints_vel"]], (flat[:, 1:] - flat[:, :-1]) * 30, atol=2e-3)
+    rot = state_rotmats(torch.from_numpy(fast).double())[..., 0, :, :]
+    np.testing.assert_allclose(fast[:, 1:, STATE_SLICES["root_orient_vel"]],
+                               angular_velocity(rot, 30.0)[:, 1:].numpy(), atol=1e-3)
+    assert (contacts[:, 1:] != contact_labels(joints)[:, 1:]).mean() < 1e-3
 
 
 def test_unseen_subject_split(mocap_dir, tmp_path):

@@ -67,7 +67,8 @@ def scale_clip(clip, factor: float):
 # ----------------------------------------------------------------------------- random bodies
 @dataclass
 class BodyAugment:
-    """Ranges of the random bodies training puts each window on (see ``random_body``)."""
+    """How training windows are varied: the ranges of the random bodies each is put on (see ``random_body``),
+    mirroring and tempo (``data.dataset.WindowSampler``)."""
 
     #: blend of the clip's own bone offsets towards SMPL neutral's (0 = own rig, 1 = SMPL's).
     smpl_mix: tuple[float, float] = (0.0, 1.0)
@@ -84,6 +85,11 @@ class BodyAugment:
     p_native: float = 0.15
     #: share of windows mirrored left/right first (``mirror_states``); 0 for validation sets.
     p_mirror: float = 0.0
+    #: share of windows played faster or slower: read at a tempo drawn log-uniformly in ``tempo`` (1.25: 1.25 s of
+    #: the take in 1 s; the velocities and contact labels re-derived), so the networks meet legs faster (and slower)
+    #: than the captured performers moved them; 0 for validation sets.
+    p_tempo: float = 0.0
+    tempo: tuple[float, float] = (0.8, 1.5)
 
 
 def _from_offsets(off: np.ndarray) -> np.ndarray:

@@ -64,12 +64,12 @@ def _backward_diff(x: torch.Tensor, fps: float) -> torch.Tensor:
 
 
 def angular_velocity(rotmats: torch.Tensor, fps: float) -> torch.Tensor:
-    """(T, 3, 3) world rotations -> (T, 3) world angular velocity (rad/s), backward differences."""
-    if rotmats.shape[0] < 2:
-        return rotmats.new_zeros(rotmats.shape[0], 3)
-    rel = rotmats[1:] @ rotmats[:-1].transpose(-1, -2)
+    """(..., T, 3, 3) world rotations -> (..., T, 3) world angular velocity (rad/s), backward differences."""
+    if rotmats.shape[-3] < 2:
+        return rotmats.new_zeros(*rotmats.shape[:-2], 3)
+    rel = rotmats[..., 1:, :, :] @ rotmats[..., :-1, :, :].transpose(-1, -2)
     w = mat_to_aa(rel) * fps
-    return torch.cat([w[:1], w], dim=0)
+    return torch.cat([w[..., :1, :], w], dim=-2)
 
 
 def motion_to_state(

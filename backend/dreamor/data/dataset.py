@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..body.skeleton import MODEL_FPS
 from ..errors import DreamorError, InputFileError
 from ..files import atomic_write
 from .convert import clip_stem, find_motion_files, read_motion
@@ -249,14 +250,15 @@ class WindowSampler:
         return self.take(pick)
 
     def take(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = self.starts[pick][:, None] + np.arange(self._span)
-        states, contacts, rest = self.data.states[rows], self.data.contacts[rows], self.data.rest_joints[self.clips[pick]]
+        rest = self.data.rest_joints[self.clips[pick]]
         if self.augment is None:
-            return states, contacts, rest
+            rows = self.starts[pick][:, None] + np.arange(self._span)
+            return self.data.states[rows], self.data.contacts[rows], rest
         import torch
 
         from ..body.proportions import mirror_states, random_body, repose_states
 
+        states, contacts = self._retimed_rows(pick)
         states, rest = torch.from_numpy(states), torch.from_numpy(rest).double()
         flip = torch.from_numpy(self.rng.random(len(pick)) < self.augment.p_mirror)
         if flip.any():
@@ -265,3 +267,43 @@ class WindowSampler:
         new_rest = np.stack([random_body(r, self.rng, self.augment) for r in rest.numpy()])
         x, c = repose_states(states, rest, torch.from_numpy(new_rest))
         return x[:, 1:].numpy(), c[:, 1:].numpy(), new_rest.astype(np.float32)
+
+    def _retimed_rows(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The picked windows' states (B, span, 273) and contacts (B, span, 9), a share ``augment.p_tempo`` of them
+        read at a random tempo s (frames at start + i s of the same take, linearly interpolated; the 6D rotations
+        re-orthonormalised and the root's angular velocity re-derived, the rest ``repose_states`` re-derives). A
+        window too near its take's end starts earlier; a take too short for the tempo is read as fast as it allows.
+        """
+        import torch
+
+        from ..body.rotations import mat_to_r6d
+        from ..body.state import STATE_SLICES, angular_velocity, state_rotmats
+
+        n, span = len(pick), self._span
+        start = self.starts[pick].astype(np.float64)
+        aug = self.augment
+        tempo = np.ones(n)
+        on = self.rng.random(n) < aug.p_tempo
+        if not on.any():
+            rows = self.starts[pick][:, None] + np.arange(span)
+            return self.data.states[rows], self.data.contacts[rows]
+        lo, hi = np.log(aug.tempo[0]), np.log(aug.tempo[1])
+        tempo[on] = np.exp(self.rng.uniform(lo, hi, on.sum()))
+        first = self.data.clip_starts[self.clips[pick]].astype(np.float64)
+        last = self.data.clip_starts[self.clips[pick] + 1].astype(np.float64) - 1
+        tempo = np.minimum(tempo, (last - first) / (span - 1))
+        start = np.clip(start, first, last - (span - 1) * tempo)
+        pos = start[:, None] + np.arange(span) * tempo[:, None]
+        i0 = np.minimum(np.floor(pos).astype(np.int64), last.astype(np.int64)[:, None])
+        i1 = np.minimum(i0 + 1, last.astype(np.int64)[:, None])
+        w = (pos - i0)[..., None].astype(np.float32)
+        states = (1 - w) * self.data.states[i0] + w * self.data.states[i1]
+        contacts = self.data.contacts[np.where(w[..., 0] < 0.5, i0, i1)]
+        x = torch.from_numpy(states[on]).double()
+        rot = state_rotmats(x)
+        x[..., STATE_SLICES["root_orient"]] = mat_to_r6d(rot[..., 0, :, :])
+        x[..., STATE_SLICES["pose_body"]] = mat_to_r6d(rot[..., 1:, :, :]).flatten(-2)
+        x[..., STATE_SLICES["root_orient_vel"]] = angular_velocity(rot[..., 0, :, :], MODEL_FPS)
+        states[on] = x.float().numpy()
+        return states, contacts
+

@@ -76,7 +76,7 @@ def body_validation_samplers(data, length: int, augment: BodyAugment | None = No
     for name, split in (("val_bodies", "val"), ("unseen", "unseen")):
         try:
             out[name] = WindowSampler(data, length, split=split, seed=seed,
-                                      augment=replace(augment or BodyAugment(), p_mirror=0.0))
+                                      augment=replace(augment or BodyAugment(), p_mirror=0.0, p_tempo=0.0))
         except DreamorError:
             continue
     return out

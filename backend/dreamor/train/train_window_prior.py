@@ -68,6 +68,9 @@ class WindowPriorTrainConfig:
 
 PRESETS = {
     "small": WindowPriorTrainConfig(),
+    # half the windows played at 0.8-1.6 x their speed (``BodyAugment.p_tempo``): for a fine-tune of ``small``
+    "small-tempo": WindowPriorTrainConfig(preset="small-tempo",
+                                          body_augment=BodyAugment(p_mirror=0.5, p_tempo=0.5, tempo=(0.8, 1.6))),
     "gpu": WindowPriorTrainConfig(preset="gpu", batch_size=256, steps=40_000, val_every=2000, val_windows=512),
     "tiny": WindowPriorTrainConfig(preset="tiny", model=WindowPriorConfig(
         trunk=WindowPriorConfig().trunk.__class__(channels=16, dilations=(1, 2)), time_dim=16),
