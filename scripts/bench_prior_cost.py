@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """What the window prior costs a refine (docs/benchmarks/prior12): one 300-frame clip, lower body hidden over its
-middle 150 frames, each configuration ``--repeats`` times in this one process, median seconds.
+middle 150 frames, each configuration ``--repeats`` times in this one process (round robin), median seconds.
 
     python scripts/bench_prior_cost.py [--preset default] [--repeats 3] [--out docs/benchmarks/prior12/cost.json]
 
@@ -60,20 +60,22 @@ def main() -> int:
         "infill + window prior, 5 samples": (with_prior, {"method": "infill", "samples": 5}),
         "vae_only": (without, {"method": "vae_only"}),
     }
-    rows = {}
-    for name, (models, over) in configs.items():
-        times = []
-        for _ in range(args.repeats):
+    # round robin: every repeat runs each configuration once, so a machine that slows down or speeds up over the
+    # minutes (seen: 13 % between two runs of the same work) weighs on all of them alike
+    times: dict[str, list[float]] = {name: [] for name in configs}
+    for r in range(args.repeats):
+        for name, (models, over) in configs.items():
             t0 = time.perf_counter()
             refine(clip, vis, refine_preset(args.preset, **over), models=models)
-            times.append(time.perf_counter() - t0)
-        rows[name] = round(statistics.median(times), 3)
-        print(f"{name}: {rows[name]:.2f} s", flush=True)
+            times[name].append(time.perf_counter() - t0)
+            print(f"repeat {r + 1}, {name}: {times[name][-1]:.2f} s", flush=True)
+    rows = {name: round(statistics.median(t), 3) for name, t in times.items()}
     base = rows["no window prior (before #28)"]
     out = {"preset": args.preset, "frames": 300, "hidden": "lower body, frames 75..224", "repeats": args.repeats,
            "device": f"cpu ({platform.processor() or platform.machine()}), 1 torch thread",
            "command": "python scripts/bench_prior_cost.py " + " ".join(sys.argv[1:]),
-           "seconds": rows, "ratio_to_no_prior": {k: round(v / base, 3) for k, v in rows.items()}}
+           "seconds": rows, "all_seconds": {k: [round(x, 3) for x in v] for k, v in times.items()},
+           "ratio_to_no_prior": {k: round(v / base, 3) for k, v in rows.items()}}
     print(json.dumps(out["ratio_to_no_prior"], indent=1))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
