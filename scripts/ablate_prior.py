@@ -5,12 +5,12 @@
 
 Lower body hidden (or ``--protocol noisy``: 4 cm noise on every joint, nothing hidden), 150-frame clips, the native
 bodies; the clips are the first ``--clips`` of each split's list in scripts/eval_bodies.sh. Every configuration is a
-list of ``--set`` settings (``CONFIGS``); ``infill`` (the first guess) is always run: the
-ratios' baseline. Writes OUT/<config>/<split>/report.* and OUT/ablation.md / .json: hidden-joint error per split
-(all joints under ``noisy``), its ratio to the baseline (``infill``; ``input`` under ``noisy``) and to the engine
-without the prior (``no_sds``, where ``--only`` names it), visible error and acceleration error; the leg-speed ratio
-and toe skating; with ``--samples N`` (the engine's methods draw N completions) best-of-N, their spread and the
-doubt's calibration (Spearman over clips, clips over 20 cm flagged).
+list of ``--set`` settings (``CONFIGS``); ``infill`` (the first guess) is always run: the ratios' baseline. Writes
+OUT/<config>/<split>/report.* and OUT/ablation.md / .json: hidden-joint error per split (all joints under
+``noisy``), its ratio to the baseline (``infill``; ``input`` under ``noisy``) and to the engine without the prior
+(``no_sds``, where ``--only`` names it), visible error and acceleration error; the leg-speed ratio and toe skating;
+with ``--samples N`` (the engine's methods draw N completions) best-of-N, their spread and the doubt's calibration
+(Spearman over clips, clips over 20 cm flagged).
 ``--bodies`` puts every clip on other bodies too (one table per body).
 """
 from __future__ import annotations

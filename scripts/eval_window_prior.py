@@ -7,10 +7,11 @@
 
 Lower body hidden on ``--windows`` 96-frame windows of the default split (the takes' own bodies) and of the
 unseen-subject split (random bodies), the same windows as training's validation. For every (DDIM steps, eta,
-classifier-free guidance, start, smoothing sigma in frames) the draws' figures (``train_window_prior.sample_metrics``: one draw's hidden error, the draws' mean,
-the best draw, their spread, leg-speed ratio, energy score) and the Spearman correlation over windows of the draws'
-RMS distance from the completion network's answer (the doubt) with that answer's real error; the completion
-network's own hidden error and leg-speed ratio on the same windows are the baseline. Reads ../shared/data/mocap.
+classifier-free guidance, start, smoothing sigma in frames) the draws' figures
+(``train_window_prior.sample_metrics``: one draw's hidden error, the draws' mean, the best draw, their spread,
+leg-speed ratio, energy score) and the Spearman correlation over windows of the draws' RMS distance from the
+completion network's answer (the doubt) with that answer's real error; the completion network's own hidden error and
+leg-speed ratio on the same windows are the baseline. Reads ../shared/data/mocap.
 """
 from __future__ import annotations
 

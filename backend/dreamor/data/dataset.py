@@ -252,8 +252,7 @@ class WindowSampler:
     def take(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rest = self.data.rest_joints[self.clips[pick]]
         if self.augment is None:
-            rows = self.starts[pick][:, None] + np.arange(self._span)
-            return self.data.states[rows], self.data.contacts[rows], rest
+            return (*self._rows(pick), rest)
         import torch
 
         from ..body.proportions import mirror_states, random_body, repose_states
@@ -268,6 +267,11 @@ class WindowSampler:
         x, c = repose_states(states, rest, torch.from_numpy(new_rest))
         return x[:, 1:].numpy(), c[:, 1:].numpy(), new_rest.astype(np.float32)
 
+    def _rows(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The picked windows' states (B, span, 273) and contacts (B, span, 9) as captured."""
+        rows = self.starts[pick][:, None] + np.arange(self._span)
+        return self.data.states[rows], self.data.contacts[rows]
+
     def _retimed_rows(self, pick: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The picked windows' states (B, span, 273) and contacts (B, span, 9), a share ``augment.p_tempo`` of them
         read at a random tempo s (frames at start + i s of the same take, linearly interpolated; the 6D rotations
@@ -279,14 +283,13 @@ class WindowSampler:
         from ..body.rotations import mat_to_r6d
         from ..body.state import STATE_SLICES, angular_velocity, state_rotmats
 
-        n, span = len(pick), self._span
-        start = self.starts[pick].astype(np.float64)
-        aug = self.augment
-        tempo = np.ones(n)
+        n, span, aug = len(pick), self._span, self.augment
+        if aug.p_tempo <= 0:  # no draw: the random stream (mirroring, bodies) stays as without tempo
+            return self._rows(pick)
         on = self.rng.random(n) < aug.p_tempo
         if not on.any():
-            rows = self.starts[pick][:, None] + np.arange(span)
-            return self.data.states[rows], self.data.contacts[rows]
+            return self._rows(pick)
+        start, tempo = self.starts[pick].astype(np.float64), np.ones(n)
         lo, hi = np.log(aug.tempo[0]), np.log(aug.tempo[1])
         tempo[on] = np.exp(self.rng.uniform(lo, hi, on.sum()))
         first = self.data.clip_starts[self.clips[pick]].astype(np.float64)
@@ -306,4 +309,3 @@ class WindowSampler:
         x[..., STATE_SLICES["root_orient_vel"]] = angular_velocity(rot[..., 0, :, :], MODEL_FPS)
         states[on] = x.float().numpy()
         return states, contacts
-
