@@ -21,12 +21,34 @@ class ClipFileError(ValueError):
     """A clip file that cannot be read or written; the message says what is wrong."""
 
 
+#: what Import Clip says of motion files it cannot read itself (the backend converts them)
+CONVERT_HINT = "convert it to a clip first: dreamor convert IN.bvh OUT.npz (the backend's command line)"
+
+
+def _check_npz_file(path: Path) -> None:
+    """ClipFileError naming the problem when ``path`` is not a file holding a NumPy archive: missing, a folder,
+    empty, a BVH (with how to convert it) or anything else."""
+    if not path.exists():
+        raise ClipFileError(f"{path}: no such file")
+    if path.is_dir():
+        raise ClipFileError(f"{path}: is a folder, not a clip file (.npz)")
+    name = path.name.lower()
+    if name.endswith((".bvh", ".bvh.gz")):
+        raise ClipFileError(f"{path}: a BVH file; Import Clip reads clip files (.npz): {CONVERT_HINT}")
+    with path.open("rb") as f:
+        head = f.read(4)
+    if head != b"PK\x03\x04":  # every .npz is a zip archive
+        why = "the file is empty" if not head else "not a NumPy .npz archive"
+        raise ClipFileError(f"{path}: not a readable .npz clip ({why})")
+
+
 def load_clip_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read and check a clip ``.npz``: {'trans', 'root_orient', 'pose_body', 'fps', optional keys}.
 
     ``rest_joints`` is None when the file has none (the caller picks a default skeleton).
     """
     path = Path(path)
+    _check_npz_file(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}

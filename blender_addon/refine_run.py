@@ -103,7 +103,7 @@ class RefineRun:
                 f"motion on frames {lo}..{hi}; {fix}"
             )
         self.frames = (int(self.anim.frame_start + np.argmax(self.mask)), int(self.anim.frame_end - np.argmax(self.mask[::-1])))
-        if keep_visible and not noisy and not lock_feet:
+        if keep_visible and not noisy:  # Lock Feet alone changes nothing: visible feet stay where captured
             _check_something_hidden(self.anim, self.mask, self.frames)
         self.obj_name, self.preset, self.keep_visible = obj.name, preset, keep_visible
         self.action_name = obj.animation_data.action.name if obj.animation_data.action else None

@@ -337,10 +337,12 @@ def test_refine_errors_leave_the_scene_unchanged(walk, tiny, prefs, backend_mod,
     scene = bpy.context.scene
     assert bpy.ops.dreamor.clear_occluded(frames="SCENE", bones="lower_body") == {"FINISHED"}
     state = scene_state(obj)
-    scene.dreamor.keep_visible, scene.dreamor.noisy, scene.dreamor.lock_feet = True, False, False
-    with pytest.raises(RuntimeError, match=r"nothing to refine on frames 1\.\.\d+: no bone is marked occluded or noisy"):
-        bpy.ops.dreamor.refine()
-    assert_same_state(scene_state(obj), state)
+    # Lock Feet (on by default) changes nothing either: the visible feet are put where they were captured.
+    for lock in (False, True):
+        scene.dreamor.keep_visible, scene.dreamor.noisy, scene.dreamor.lock_feet = True, False, lock
+        with pytest.raises(RuntimeError, match=r"nothing to refine on frames 1\.\.\d+: no bone is marked occluded or noisy"):
+            bpy.ops.dreamor.refine()
+        assert_same_state(scene_state(obj), state)
     scene.dreamor.keep_visible = False  # cleaning a whole capture without marks stays possible
 
     # Not an SMPL armature: the message names the missing bones.

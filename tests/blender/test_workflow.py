@@ -162,8 +162,16 @@ def test_import_errors_leave_nothing_behind(empty_scene, tmp_path):
     np.savez(bad, trans=np.zeros((10, 3)), root_orient=np.full((10, 3), np.nan), pose_body=np.zeros((10, 63)), mocap_framerate=30.0)
     with pytest.raises(RuntimeError, match="NaN"):
         bpy.ops.dreamor.import_clip(filepath=str(bad))
-    with pytest.raises(RuntimeError, match="not a readable .npz"):
+    with pytest.raises(RuntimeError, match="missing.npz: no such file"):
         bpy.ops.dreamor.import_clip(filepath=str(tmp_path / "missing.npz"))
+    # the messages a new user meets first: the bundled sample is a BVH; numpy's own wording never shows
+    for name, content, why in (("walk.bvh", b"HIERARCHY\nROOT Hips\n", "a BVH file; Import Clip reads clip files \\(.npz\\): convert"),
+                               ("empty.npz", b"", "not a readable .npz clip \\(the file is empty\\)"),
+                               ("notes.txt", b"hello", "not a readable .npz clip \\(not a NumPy .npz archive\\)")):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RuntimeError, match=why) as err:
+            bpy.ops.dreamor.import_clip(filepath=str(tmp_path / name))
+        assert not any(w in str(err.value) for w in ("ValueError", "EOFError", "pickle"))
     assert (len(bpy.data.objects), len(bpy.data.armatures), len(bpy.data.actions)) == counts
 
 
