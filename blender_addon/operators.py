@@ -89,6 +89,11 @@ class _MarkOptions:
             self.report({"ERROR"}, "no SMPL bones selected; select bones in Pose Mode (or pass bones='lower_body')")
             return {"CANCELLED"}
         lo, hi = frame_span(context.scene, self.frames, self.frame_start, self.frame_end)
+        keys = refine_run.keyed_range(context.object)
+        if keys is not None and (hi < keys[0] or lo > keys[1]):  # a mark there would mark nothing of the motion
+            self.report({"ERROR"}, f"frames {lo}..{hi} lie outside the motion (frames {keys[0]}..{keys[1]}); "
+                                   "choose frames over the motion (the scene or preview range, or Custom)")
+            return {"CANCELLED"}
         names = [rig.bone_names[j] for j in joints]
         marks.set_mark(context.object, names, lo, hi, value, prop)
         self.report({"INFO"}, f"marked {len(names)} bone(s) {what} on frames {lo}..{hi}")

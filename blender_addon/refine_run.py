@@ -42,15 +42,23 @@ class RefineError(RuntimeError):
     """A refine that cannot start or did not finish; the message is the report."""
 
 
+def keyed_range(obj) -> tuple[int, int] | None:
+    """The first and last frame keyed on the armature's bone transforms (None: no such key)."""
+    bag = armature_io.active_channelbag(obj)
+    spans = [fc.range() for fc in (bag.fcurves if bag is not None else ())
+             if fc.data_path.startswith("pose.bones[") and fc.data_path.endswith(_TRANSFORM_SUFFIXES)
+             and len(fc.keyframe_points)]
+    if not spans:
+        return None
+    return int(math.floor(min(a for a, _ in spans))), int(math.ceil(max(b for _, b in spans)))
+
+
 def read_range(obj, scene) -> tuple[int, int]:
     """The scene range widened to the keys of the armature's bone transforms (nothing is dropped)."""
     lo, hi = scene.frame_start, scene.frame_end
-    bag = armature_io.active_channelbag(obj)
-    if bag is not None:
-        for fc in bag.fcurves:
-            if fc.data_path.startswith("pose.bones[") and fc.data_path.endswith(_TRANSFORM_SUFFIXES) and len(fc.keyframe_points):
-                a, b = fc.range()
-                lo, hi = min(lo, math.floor(a)), max(hi, math.ceil(b))
+    keys = keyed_range(obj)
+    if keys is not None:
+        lo, hi = min(lo, keys[0]), max(hi, keys[1])
     return int(lo), int(hi)
 
 

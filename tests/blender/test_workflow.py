@@ -234,6 +234,12 @@ def test_operator_errors_are_sentences(empty_scene, imported):
         bpy.ops.dreamor.mark_occluded()
     with pytest.raises(RuntimeError, match="unknown joint or group name"):
         bpy.ops.dreamor.mark_occluded(bones="left_tail")
+    # a range beside the motion marks nothing of it: refused, and no key is added out there
+    end = int(obj.animation_data.action.frame_range[1])
+    with pytest.raises(RuntimeError, match=f"frames {end + 400}..{end + 500} lie outside the motion \\(frames 1..{end}\\)"):
+        bpy.ops.dreamor.mark_occluded(frames="CUSTOM", frame_start=end + 400, frame_end=end + 500, bones="lower_body")
+    assert int(obj.animation_data.action.frame_range[1]) == end
+    assert bpy.ops.dreamor.mark_occluded(frames="CUSTOM", frame_start=end - 2, frame_end=end + 50, bones="left_knee") == {"FINISHED"}
 
 
 def test_contact_preview_and_markers(imported, sub):

@@ -344,3 +344,12 @@ def test_doubt_runs_name_the_frames_in_doubt():
     got = doubt_runs(u)
     assert got["runs"] == [[10, 20]] and got["max_cm"] == pytest.approx(100 * (DOUBT_M + 0.05))
     assert doubt_runs(np.zeros((5, 22))) == {} and doubt_runs(None) == {}
+
+
+def test_a_run_without_faults_leaves_no_earlier_fault_plot(tmp_path):
+    from dreamor.clean.report import write_report
+
+    (tmp_path / "faults.png").write_bytes(b"an earlier run's plot")
+    rows = [{"take": "a", "source": "a.npz", "status": "failed", "reason": "not a readable .npz clip"}]
+    write_report(tmp_path, rows, {"occlude": "auto", "preset": "fast", "device": "cpu"}, 1.0, 1)
+    assert (tmp_path / "report.json").is_file() and not (tmp_path / "faults.png").exists()

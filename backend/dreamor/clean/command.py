@@ -200,6 +200,6 @@ def run_clean(args) -> int:
             print(f"failed: {reason if r['source'] in reason else r['source'] + ': ' + reason}", file=sys.stderr)
     if not args.quiet:
         print(f"{t['ok']} of {t['takes']} takes cleaned ({t['skipped_up_to_date']} were up to date), {t['failed']} "
-              f"failed; wrote {out_dir}/ (report.md, report.json)")
+              f"failed; wrote {out_dir}/ (report.md, report.json{', faults.png' if (out_dir / 'faults.png').exists() else ''})")
     return 0 if t["failed"] == 0 else 1
 

@@ -122,11 +122,13 @@ def fault_plot(rows: list[dict], path: Path, most: int = 8) -> Path | None:
 
 
 def write_report(out_dir: Path, rows: list[dict], settings: dict, seconds: float, workers: int) -> dict:
-    """Write report.json, report.md and faults.png into ``out_dir``; returns the report."""
+    """Write report.json, report.md and faults.png (where any take had faults) into ``out_dir``; returns the
+    report."""
     report = {"settings": settings, "totals": totals(rows, seconds, workers), "takes": rows}
     with atomic_write(out_dir / "report.json", "w", encoding="utf-8") as fh:
         json.dump(report, fh, indent=1)
     with atomic_write(out_dir / "report.md", "w", encoding="utf-8") as fh:
         fh.write(markdown(report))
-    fault_plot(rows, out_dir / "faults.png")
+    if fault_plot(rows, out_dir / "faults.png") is None:  # no fault found: an earlier run's plot would mislead
+        (out_dir / "faults.png").unlink(missing_ok=True)
     return report
