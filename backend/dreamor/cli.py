@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                 "data cache folder (default: cache/ in the repository)")
     t.add_argument("--prior-steps", type=int, default=None, help="steps fitting the conditional prior")
     t.add_argument("--batch-size", type=int, default=None, help="windows per step and process")
+    t.add_argument("--contact-steps", type=int, default=None,
+                   help="afterwards, refit only the decoder's contact outputs to the current contact labels for this "
+                        "many steps (with --resume on a trained checkpoint: new labels without training again)")
     t.set_defaults(func=_cmd_train_vae)
 
     t = train_sub.add_parser(

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from dreamor.body.frame import Frame, canonical_frame, transform_state
+from dreamor.body.frame import Frame, canonical_frame, canonical_pairs, transform_state
 from dreamor.body.kinematics import project_bone_lengths
 from dreamor.body.rotations import mat_to_r6d, r6d_to_mat
 from dreamor.body.skeleton import BONES, SMPL_NEUTRAL_REST_JOINTS, bone_lengths
@@ -306,6 +306,22 @@ def test_fitting_the_prior_beats_the_standard_normal(vae, data, cfg):
     assert not any(p.requires_grad for p in vae.parameters())
 
 
+def test_refitting_the_contacts_learns_the_labels_and_leaves_the_motion_alone(vae, data, cfg):
+    states, contacts, rest = windows(data, cfg.window, n=64, seed=5)
+    prev_c, cur_c, _ = canonical_pairs(states[:, :-1], states[:, 1:], rest)
+    with torch.no_grad():
+        mu, _ = vae.posterior_c(prev_c, cur_c)
+        motion0, logits0 = vae.decode_c(prev_c, mu)
+    labels = contacts[:, 1:]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    tv.refit_contacts(vae, WindowSampler(data, cfg.window, seed=1), 150, torch.device("cpu"), lr=3e-3, batch_size=32)
+    with torch.no_grad():
+        motion1, logits1 = vae.decode_c(prev_c, mu)
+    assert bce(logits1, labels) < 0.7 * bce(logits0, labels)
+    assert torch.equal(motion0, motion1)  # only the contact outputs moved
+    assert not any(p.requires_grad for p in vae.parameters())
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def test_checkpoint_save_load_gives_identical_outputs(vae, data, cfg, tmp_path):
     with torch.no_grad():
@@ -370,6 +386,11 @@ def test_train_then_resume(data, tmp_path):
     # a finished run resumes to a no-op
     tv.train_vae(preset("tiny"), out, data=data, resume=True, quiet=True)
     assert read_vae(out)["step"] == 5
+    # ... or, asked to, refits its contact outputs only and says so in the checkpoint
+    m3 = tv.train_vae(preset("tiny"), out, data=data, resume=True, quiet=True, contact_steps=3)
+    ckpt3 = read_vae(out)
+    assert ckpt3["step"] == 5 and ckpt3["prior_fitted"] and m3["contact_refit_steps"] == 3
+    assert [h["stage"] for h in m3["history"]][-2:] == ["before contacts", "contacts"]
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -209,6 +209,43 @@ def fit_prior(vae: MotionVAE, sampler: WindowSampler, cfg: TrainConfig, device: 
     return opt
 
 
+def refit_contacts(vae: MotionVAE, sampler: WindowSampler, steps: int, device: torch.device, lr: float = 1e-3,
+                   batch_size: int = 256, on_step=None) -> None:
+    """Fit the decoder's contact outputs (the last 9 rows of ``decoder.out``) to the sampler's contact labels, by
+    binary cross-entropy of the one-step decode from x_{t-1} and the posterior mean; every other weight frozen,
+    so the decoded motion, the latents and both priors stay as they are. For new contact labels
+    (``body.state.contact_labels``) without training the VAE again. ``on_step(step, loss)`` after each step."""
+    from ..body.state import STATE_DIM
+
+    vae.requires_grad_(False)
+    vae.eval()
+    head = vae.decoder.out
+    head.requires_grad_(True)
+    keep = torch.zeros_like(head.bias, dtype=torch.bool)
+    keep[STATE_DIM:] = True
+    hooks = [head.weight.register_hook(lambda g: g * keep[:, None]), head.bias.register_hook(lambda g: g * keep)]
+    opt = torch.optim.Adam(head.parameters(), lr=lr)  # no weight decay: the motion rows get no update at all
+    try:
+        for step in range(steps):
+            for g in opt.param_groups:
+                g["lr"] = lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / max(steps - 1, 1))))
+            states, contacts, rest = to_batch(sampler.sample(batch_size), device)
+            with torch.no_grad():
+                prev_c, cur_c, _ = canonical_pairs(states[:, :-1], states[:, 1:], rest)
+                mu, _ = vae.posterior_c(prev_c, cur_c)
+            _, logits = vae.decode_c(prev_c, mu)
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, contacts[:, 1:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if on_step is not None:
+                on_step(step + 1, float(loss.detach()))
+    finally:
+        for h in hooks:
+            h.remove()
+        head.requires_grad_(False)
+
+
 # ----------------------------------------------------------------------------- the run
 def _dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
@@ -240,6 +277,7 @@ def train_vae(
     workers: int = 0,
     quiet: bool = False,
     vertices: VertexFn | None = None,
+    contact_steps: int = 0,
 ) -> dict:
     """Train (or resume) a MotionVAE and its prior; write the checkpoint to ``out``.
 
@@ -247,6 +285,8 @@ def train_vae(
     (e.g. ``{"steps": 20000}``) replace top-level fields of ``cfg`` -- or, with ``resume``
     and an existing ``out``, of the checkpoint's own config, from whose step training
     continues (a longer ``steps`` extends a finished run; its prior is then refitted).
+    ``contact_steps`` > 0: afterwards, refit the decoder's contact outputs to today's contact labels for that
+    many steps (``refit_contacts``) and save again.
     Returns the final metrics dict (also stored in the checkpoint).
     """
     rank, world, local_rank = _dist_env()
@@ -385,9 +425,27 @@ def train_vae(
                 save(optimizer=last_opt, prior_optimizer=popt.state_dict(), prior_fitted=prior_fitted)
                 if not quiet:
                     print(f"wrote {out}", file=sys.stderr)
-        elif main and not quiet:
+        elif main and not quiet and not contact_steps:
             print(f"{out} is already trained to step {step} with its prior; pass --steps N to train longer",
                   file=sys.stderr)
+
+        # --- stage 3 (on request): the contact outputs refitted to today's labels
+        if contact_steps > 0 and main:
+            validate("before contacts")
+            cbar = tqdm(total=contact_steps, desc="refit contacts", unit="step", disable=quiet, file=sys.stderr,
+                        dynamic_ncols=True)
+
+            def on_contact_step(s: int, loss: float) -> None:
+                cbar.update()
+                cbar.set_postfix(bce=f"{loss:.3g}", refresh=False)
+
+            refit_contacts(vae, sampler, contact_steps, dev, on_step=on_contact_step)
+            cbar.close()
+            metrics["contact_refit_steps"] = int(metrics.get("contact_refit_steps", 0)) + contact_steps
+            validate("contacts")
+            save(optimizer=last_opt, prior_fitted=prior_fitted)
+            if not quiet:
+                print(f"wrote {out}", file=sys.stderr)
         if distributed:
             dist.barrier()
         return metrics
@@ -408,10 +466,13 @@ def run_train(args) -> int:
             raise DreamorError(f"--{k.replace('_', '-')} must be at least 1")
     if overrides.get("prior_steps", 0) < 0:
         raise DreamorError("--prior-steps must be >= 0")
+    contact_steps = args.contact_steps or 0
+    if contact_steps < 0:
+        raise DreamorError("--contact-steps must be >= 0")
     cfg = preset(args.preset)
     sources, out, cache = training_paths(args, "vae", cfg.preset)
     metrics = train_vae(cfg, out, sources=sources, resume=args.resume, overrides=overrides, device=args.device, cache_dir=cache,
-                        workers=args.workers, quiet=args.quiet)
+                        workers=args.workers, quiet=args.quiet, contact_steps=contact_steps)
     if _dist_env()[0] == 0 and "val" in metrics:
         v = metrics["val"]
         print("validation: " + ", ".join(f"{k} {v[k]:.3g}" for k in
