@@ -716,11 +716,12 @@ def test_no_alternatives_are_written_when_nothing_is_hidden(empty_scene, walk_np
     assert bpy.ops.dreamor.import_clip(filepath=str(walk_npz)) == {"FINISHED"}
     scene = bpy.context.scene
     tiny()
-    scene.dreamor.alternatives = 3
+    scene.dreamor.alternatives, keep = 3, scene.dreamor.keep_visible
+    scene.dreamor.keep_visible = False  # with it on, a refine with nothing marked is refused (a copy)
     try:
         assert bpy.ops.dreamor.refine() == {"FINISHED"}
     finally:
-        scene.dreamor.alternatives = 1
+        scene.dreamor.alternatives, scene.dreamor.keep_visible = 1, keep
     assert sorted(a.name for a in bpy.data.actions if "_refined" in a.name) == ["walk_refined"]
 
 
