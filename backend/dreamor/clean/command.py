@@ -199,7 +199,8 @@ def run_clean(args) -> int:
             reason = r["reason"].splitlines()[0]
             print(f"failed: {reason if r['source'] in reason else r['source'] + ': ' + reason}", file=sys.stderr)
     if not args.quiet:
+        written = ", ".join(n for n in ("report.md", "report.json", "faults.png") if (out_dir / n).exists())
         print(f"{t['ok']} of {t['takes']} takes cleaned ({t['skipped_up_to_date']} were up to date), {t['failed']} "
-              f"failed; wrote {out_dir}/ (report.md, report.json{', faults.png' if (out_dir / 'faults.png').exists() else ''})")
+              f"failed; wrote {out_dir}/ ({written})")
     return 0 if t["failed"] == 0 else 1
 

@@ -213,7 +213,8 @@ def _observations(clip: Clip, visible: np.ndarray | None) -> tuple[np.ndarray, n
         aa = torch.as_tensor(clip.local_aa, dtype=torch.float64)
         joints = forward_kinematics(aa_to_mat(aa), torch.as_tensor(clip.rest_joints), torch.as_tensor(clip.trans)).joints.numpy()
     if t / clip.fps * MODEL_FPS < MIN_FRAMES:
-        raise DreamorError(f"the clip is too short: {t} frame{'' if t == 1 else 's'} at {clip.fps:g} fps; refinement needs at least "
+        frames = f"{t} frame{'' if t == 1 else 's'}"
+        raise DreamorError(f"the clip is too short: {frames} at {clip.fps:g} fps; refinement needs at least "
                            f"{MIN_FRAMES / MODEL_FPS:.2f} s ({math.ceil(MIN_FRAMES / MODEL_FPS * clip.fps - 1e-9)} frames at {clip.fps:g} fps)")
     return joints, vis, weight, pinned
 
